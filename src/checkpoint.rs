@@ -1,0 +1,97 @@
+//! Checkpoint files: safetensors holding a model's weights and its scaler, checked against the
+//! sha256 and size the database recorded for them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use crate::features::Scaler;
+use crate::model::{ModelConfig, Net, NetShape};
+use crate::store::{CheckpointRecord, RunRecord, Store};
+
+/// The file name of a checkpoint inside its folder.
+pub const FILE: &str = "model.safetensors";
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes weights and scaler to `dir/model.safetensors`; returns the path, sha256 and size.
+pub fn save(dir: &Path, weights: &HashMap<String, Tensor>, scaler: &Scaler) -> anyhow::Result<(PathBuf, String, i64)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut all = weights.clone();
+    let n = scaler.mean.len();
+    all.insert("scaler.mean".into(), Tensor::from_slice(&scaler.mean, n, &Device::Cpu)?);
+    all.insert("scaler.std".into(), Tensor::from_slice(&scaler.std, n, &Device::Cpu)?);
+    let all: HashMap<String, Tensor> =
+        all.into_iter().map(|(k, v)| Ok((k, v.to_device(&Device::Cpu)?))).collect::<candle_core::Result<_>>()?;
+    let path = std::fs::canonicalize(dir)?.join(FILE);
+    Net::save(&all, &path).with_context(|| format!("writing {}", path.display()))?;
+    let bytes = std::fs::read(&path)?;
+    Ok((path, sha256_hex(&bytes), bytes.len() as i64))
+}
+
+/// A model loaded from a recorded checkpoint, with what it needs to predict.
+pub struct LoadedModel {
+    pub net: Net,
+    pub scaler: Scaler,
+    pub config: ModelConfig,
+    pub run: RunRecord,
+    pub checkpoint: CheckpointRecord,
+}
+
+/// Loads a checkpoint file (or the folder holding `model.safetensors`), refusing a file whose
+/// bytes differ from what the database recorded for it.
+pub fn load(store: &Store, path: &Path, device: &Device) -> anyhow::Result<LoadedModel> {
+    let file = if path.is_dir() { path.join(FILE) } else { path.to_path_buf() };
+    let file = std::fs::canonicalize(&file).with_context(|| format!("cannot read checkpoint {}", file.display()))?;
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read checkpoint {}", file.display()))?;
+    let sha = sha256_hex(&bytes);
+    let Some(record) = store.checkpoint_at(&file.to_string_lossy())? else {
+        bail!(
+            "{} is not a checkpoint recorded in {}; pass a model trained with this database",
+            file.display(),
+            store.path().display()
+        );
+    };
+    if record.sha256 != sha {
+        let what = if bytes.len() as i64 != record.size_bytes {
+            format!("it is {} bytes, {} were recorded (truncated or replaced)", bytes.len(), record.size_bytes)
+        } else {
+            "its content changed".to_string()
+        };
+        bail!(
+            "checkpoint {} does not match its record in {}: {what}; sha256 {sha}, recorded {}. Retrain, or restore the file",
+            file.display(),
+            store.path().display(),
+            record.sha256
+        );
+    }
+    let mut tensors =
+        candle_core::safetensors::load_buffer(&bytes, device).with_context(|| format!("reading {}", file.display()))?;
+    let take = |t: &mut HashMap<String, Tensor>, k: &str| -> anyhow::Result<Vec<f32>> {
+        Ok(t.remove(k).with_context(|| format!("{} has no {k}", file.display()))?.to_vec1::<f32>()?)
+    };
+    let scaler = Scaler { mean: take(&mut tensors, "scaler.mean")?, std: take(&mut tensors, "scaler.std")? };
+    let run = store.run(&record.run_id)?;
+    let config =
+        ModelConfig::from_json(&run.run.config_json).map_err(|e| anyhow::anyhow!("run {}: {e}", record.run_id))?;
+    let shape = NetShape {
+        model_type: config.model_type,
+        seq_len: config.seq_len,
+        inputs: scaler.mean.len(),
+        outputs: run.run.tickers.len(),
+        hidden_size: config.hidden_size,
+        num_layers: config.num_layers,
+        dropout: config.dropout,
+    };
+    // The initial values are replaced by the checkpoint's.
+    let net = Net::new(shape, &mut ChaCha8Rng::seed_from_u64(0), device)?;
+    net.restore(&tensors)?;
+    Ok(LoadedModel { net, scaler, config, run, checkpoint: record })
+}

@@ -1,0 +1,67 @@
+//! The command line: parse the arguments, resolve them into the settings each command needs, and
+//! run it. One file per command.
+
+mod data;
+mod query;
+mod train;
+mod tune;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hptune",
+    version,
+    about = "Tune, validate, train and backtest next-day direction models; every stage recorded in one DuckDB file."
+)]
+pub struct Cli {
+    /// The experiments database (a DuckDB file; created on first use).
+    #[arg(long, global = true, env = "HPTUNE_DB", default_value = "experiments.db")]
+    pub db: PathBuf,
+
+    /// Seconds to wait for another hptune process that holds the database before giving up.
+    #[arg(long, global = true, env = "HPTUNE_LOCK_TIMEOUT", default_value_t = 60.0, value_name = "SECS")]
+    pub lock_timeout: f64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import, generate and describe market data.
+    Data(data::Args),
+    /// Run a named view or read-only SQL on the database.
+    Query(query::Args),
+    /// Stage 1: tune hyperparameters in three phases (random, Bayesian, fine-tuning).
+    Tune(tune::Args),
+    /// Stage 4: train one configuration on the training span and export final_model/.
+    Train(train::Args),
+}
+
+impl Cli {
+    pub fn run(self) -> anyhow::Result<()> {
+        if !(self.lock_timeout.is_finite() && self.lock_timeout >= 0.0) {
+            anyhow::bail!("--lock-timeout must be a number of seconds >= 0, got {}", self.lock_timeout);
+        }
+        let store = Store::new(self.db, Duration::from_secs_f64(self.lock_timeout));
+        match self.command {
+            Command::Data(args) => data::run(args, &store),
+            Command::Query(args) => query::run(args, &store),
+            Command::Train(args) => train::run(args, &store),
+            Command::Tune(args) => {
+                // One thread per trial: keep candle's matrix products single-threaded when trials
+                // run side by side.
+                if args.jobs > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+                    std::env::set_var("RAYON_NUM_THREADS", "1");
+                }
+                tune::run(args, &store)
+            }
+        }
+    }
+}

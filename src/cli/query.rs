@@ -1,0 +1,81 @@
+//! `hptune query`: named views and ad-hoc read-only SQL, as a table, CSV, JSON or Parquet.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use crate::output::{self, Format};
+use crate::store::{self, Store};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A view name (see --list) or a SQL statement, run on a read-only connection.
+    #[arg(required_unless_present = "list")]
+    pub query: Option<String>,
+
+    /// List the named views with what each holds.
+    #[arg(long, conflicts_with = "query")]
+    pub list: bool,
+
+    /// Output format: table on a terminal, csv otherwise. parquet needs --output.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write the result to this file instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    if args.list {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(["view", "what it holds"]);
+        for v in store::VIEWS {
+            table.add_row([v.name, v.description()]);
+        }
+        println!("{table}");
+        return Ok(());
+    }
+    let text = args.query.unwrap();
+    let sql = resolve(&text)?;
+    let format = args.format.unwrap_or(if args.output.is_none() && std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Csv
+    });
+    match (format, &args.output) {
+        (Format::Parquet, None) => bail!("--format parquet writes a file: add --output FILE.parquet"),
+        (Format::Parquet, Some(path)) => {
+            let rows = store.query_to_parquet(&sql, path)?;
+            eprintln!("wrote {rows} rows to {}", path.display());
+        }
+        (_, Some(path)) => {
+            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let rows = store.query_arrow(&sql, |schema, batches| output::write(format, schema, batches, &mut out))?;
+            out.flush().with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {rows} rows to {}", path.display());
+        }
+        (_, None) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            store.query_arrow(&sql, |schema, batches| output::write(format, schema, batches, &mut out))?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// A view name becomes `SELECT * FROM view`; anything with a space is SQL.
+fn resolve(text: &str) -> anyhow::Result<String> {
+    let text = text.trim();
+    if let Some(view) = store::views_find(text) {
+        return Ok(view.select());
+    }
+    if !text.contains(char::is_whitespace) {
+        bail!("no view named '{text}'; `hptune query --list` shows the views, or pass a SQL statement");
+    }
+    Ok(text.to_string())
+}

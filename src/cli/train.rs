@@ -1,0 +1,84 @@
+//! `hptune train`: final training of one configuration (stage 4).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use crate::checkpoint::sha256_hex;
+use crate::data::SHIPPED;
+use crate::model::ModelConfig;
+use crate::stages::train::{self, Request, DEFAULT_HOLDOUT};
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file: the hyperparameters as a JSON object, or a file with a top-level
+    /// `config` object (best_config.json). Default: the selection recorded by `hptune analyze`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Maximum epochs (overrides the configuration's `epochs`).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Dataset to train on.
+    #[arg(long, default_value = SHIPPED[0].name)]
+    pub dataset: String,
+    /// Seed of every random draw: the same seed gives the same weights and metrics on CPU.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of the most recent dates reserved for the backtest, never trained on.
+    #[arg(long, default_value_t = DEFAULT_HOLDOUT)]
+    pub holdout: f64,
+    /// cpu, or cuda (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Output folder (an existing one is moved aside with a timestamp).
+    #[arg(long, default_value = "final_model")]
+    pub out: PathBuf,
+}
+
+pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    let Some(path) = &args.config else {
+        bail!(
+            "no --config given and no best configuration is selected in {}: run `hptune analyze` first \
+             (after `hptune tune` and `hptune extend`), or pass --config FILE",
+            store.path().display()
+        );
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --config {}", path.display()))?;
+    let mut config = ModelConfig::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Some(epochs) = args.epochs {
+        if epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        config.epochs = epochs;
+    }
+    let request = Request {
+        config,
+        config_source: format!("file {} (sha256 {})", path.display(), sha256_hex(text.as_bytes())),
+        dataset: args.dataset,
+        seed: args.seed,
+        holdout: args.holdout,
+        device: args.device,
+        out_dir: args.out,
+    };
+    let outcome = train::run(store, &request)?;
+    if let Some(old) = &outcome.moved_aside {
+        println!("kept the previous {} as {}", outcome.out_dir.display(), old.display());
+    }
+    let rec = store.run(&outcome.run_id)?;
+    println!(
+        "run {}: {} epochs, best epoch {} (val loss {:.4}, val accuracy {:.2}%), trained {} .. {}, validated {} .. {}, holdout from {}",
+        outcome.run_id,
+        outcome.epochs_run,
+        outcome.best_epoch,
+        rec.best_val_loss.unwrap_or(f64::NAN),
+        100.0 * rec.best_val_accuracy.unwrap_or(f64::NAN),
+        rec.run.train_span.0,
+        rec.run.train_span.1,
+        rec.run.val_span.0,
+        rec.run.val_span.1,
+        rec.run.holdout_start.map_or("(none)".into(), |d| d.to_string()),
+    );
+    println!("wrote {}/: config.json, best_model/, final_model/, training_results.json", outcome.out_dir.display());
+    Ok(())
+}

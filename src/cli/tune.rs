@@ -1,0 +1,121 @@
+//! `hptune tune`: three-phase hyperparameter tuning (stage 1).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use crate::data::SHIPPED;
+use crate::stages::train::DEFAULT_HOLDOUT;
+use crate::stages::tune::{self, Request};
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Study name; an existing study is joined (another worker) or resumed. Default: a new study
+    /// named after the time.
+    #[arg(long)]
+    pub study: Option<String>,
+    /// Dataset to tune on (new studies).
+    #[arg(long, default_value = SHIPPED[0].name)]
+    pub dataset: String,
+    /// Finished trials (COMPLETE or PRUNED) to reach. Split 30% random, 50% Bayesian, 20%
+    /// fine-tuning unless the phase flags say otherwise.
+    #[arg(long, default_value_t = 30)]
+    pub trials: usize,
+    #[arg(long)]
+    pub random_trials: Option<usize>,
+    #[arg(long)]
+    pub bayesian_trials: Option<usize>,
+    #[arg(long)]
+    pub finetune_trials: Option<usize>,
+    /// Trials run at once in this process (one thread each).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Seed of the sampler and of every trial's training.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Most epochs a trial trains (early stopping and pruning may stop it sooner).
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Share of the most recent dates no trial sees (kept for the backtest).
+    #[arg(long, default_value_t = DEFAULT_HOLDOUT)]
+    pub holdout: f64,
+    /// Turn off the median pruner.
+    #[arg(long)]
+    pub no_pruning: bool,
+    /// Search space (TOML) replacing the default.
+    #[arg(long)]
+    pub space: Option<PathBuf>,
+    /// cpu, or cuda (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Output folder (an earlier study's is moved aside with a timestamp).
+    #[arg(long, default_value = "hyperparameter_tuning_results")]
+    pub out: PathBuf,
+}
+
+pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    if args.jobs == 0 {
+        anyhow::bail!("--jobs must be at least 1");
+    }
+    if args.epochs == 0 {
+        anyhow::bail!("--epochs must be at least 1");
+    }
+    let space_toml = match &args.space {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --space {}", path.display()))?;
+            let space = crate::search::Space::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            tune::check_space(&space).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Some(text)
+        }
+        None => None,
+    };
+    let request = Request {
+        study: args.study,
+        dataset: args.dataset,
+        trials: args.trials,
+        phases: [args.random_trials, args.bayesian_trials, args.finetune_trials],
+        jobs: args.jobs,
+        seed: args.seed,
+        epochs: args.epochs,
+        holdout: args.holdout,
+        pruning: !args.no_pruning,
+        space_toml,
+        device: args.device,
+        out_dir: args.out.clone(),
+    };
+    let summary = tune::run(store, &request)?;
+    if !summary.orphans_failed.is_empty() {
+        println!("marked orphaned RUNNING trials {:?} as FAIL (their worker had stopped)", summary.orphans_failed);
+    }
+    let count = |s: &str| summary.trials.iter().filter(|t| t.state == s).count();
+    println!(
+        "study {}: {} complete, {} pruned, {} failed, {} running elsewhere",
+        summary.study,
+        count("COMPLETE"),
+        count("PRUNED"),
+        count("FAIL"),
+        count("RUNNING")
+    );
+    let mut best: Vec<_> = summary.trials.iter().filter(|t| t.state == "COMPLETE").collect();
+    best.sort_by(|a, b| b.value.unwrap_or(0.0).total_cmp(&a.value.unwrap_or(0.0)).then(a.number.cmp(&b.number)));
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(["trial", "phase", "val accuracy", "val loss", "params"]);
+    for t in best.iter().take(5) {
+        let params: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        table.add_row(vec![
+            t.number.to_string(),
+            t.phase.clone(),
+            format!("{:.2}%", 100.0 * t.value.unwrap_or(f64::NAN)),
+            format!("{:.4}", t.val_loss.unwrap_or(f64::NAN)),
+            params.join(" "),
+        ]);
+    }
+    println!("{table}");
+    println!(
+        "wrote {}/: trial_results.json, optimization_history.json, optimization_history.png, optimization_study.db, checkpoints/",
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,259 @@
+//! The networks: `mlp`, `lstm` and `gru`, on candle, with PyTorch's shapes and gate orders.
+//!
+//! Weights are created from our own seeded generator (candle cannot seed its CPU generator), with
+//! PyTorch's default initialisation, and named as PyTorch names them, so a checkpoint is a plain
+//! safetensors file that a reader of either can map. Dropout masks also come from our generator.
+//!
+//! Why hand-written recurrences: the input-to-hidden products of a whole sequence are one matrix
+//! product before the time loop; only the hidden-to-hidden product stays inside it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::ModelType;
+
+/// The shape of a network: what it reads, what it outputs and its size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NetShape {
+    pub model_type: ModelType,
+    pub seq_len: usize,
+    /// Features per time step (tickers x features per ticker).
+    pub inputs: usize,
+    /// One logit per ticker.
+    pub outputs: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub dropout: f64,
+}
+
+pub struct Net {
+    pub shape: NetShape,
+    /// Parameters in creation order, with their PyTorch-style names.
+    params: Vec<(String, Var)>,
+    device: Device,
+}
+
+fn uniform(rng: &mut ChaCha8Rng, shape: &[usize], bound: f64, device: &Device) -> Result<Var> {
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| rng.gen_range(-bound..bound) as f32).collect();
+    Var::from_tensor(&Tensor::from_vec(values, shape, device)?)
+}
+
+impl Net {
+    pub fn new(shape: NetShape, rng: &mut ChaCha8Rng, device: &Device) -> Result<Self> {
+        let mut params = Vec::new();
+        let h = shape.hidden_size;
+        // PyTorch's Linear initialisation: U(+-1/sqrt(fan_in)) for weight and bias.
+        let linear = |params: &mut Vec<(String, Var)>, rng: &mut ChaCha8Rng, name: &str, fan_in: usize, out: usize| -> Result<()> {
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            params.push((format!("{name}.weight"), uniform(rng, &[out, fan_in], bound, device)?));
+            params.push((format!("{name}.bias"), uniform(rng, &[out], bound, device)?));
+            Ok(())
+        };
+        match shape.model_type {
+            ModelType::Mlp => {
+                let mut fan_in = shape.seq_len * shape.inputs;
+                for l in 0..shape.num_layers {
+                    linear(&mut params, rng, &format!("layers.{l}"), fan_in, h)?;
+                    fan_in = h;
+                }
+                linear(&mut params, rng, "head", fan_in, shape.outputs)?;
+            }
+            ModelType::Lstm | ModelType::Gru => {
+                let gates = if shape.model_type == ModelType::Lstm { 4 } else { 3 };
+                let bound = 1.0 / (h as f64).sqrt();
+                for l in 0..shape.num_layers {
+                    let fan_in = if l == 0 { shape.inputs } else { h };
+                    params.push((format!("rnn.weight_ih_l{l}"), uniform(rng, &[gates * h, fan_in], bound, device)?));
+                    params.push((format!("rnn.weight_hh_l{l}"), uniform(rng, &[gates * h, h], bound, device)?));
+                    params.push((format!("rnn.bias_ih_l{l}"), uniform(rng, &[gates * h], bound, device)?));
+                    params.push((format!("rnn.bias_hh_l{l}"), uniform(rng, &[gates * h], bound, device)?));
+                }
+                linear(&mut params, rng, "head", h, shape.outputs)?;
+            }
+        }
+        Ok(Self { shape, params, device: device.clone() })
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        self.params.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    fn p(&self, name: &str) -> &Tensor {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_tensor()).expect("parameter exists")
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// x: [B, seq_len, inputs] -> logits [B, outputs]. `dropout` is Some(rng) in training.
+    pub fn forward(&self, x: &Tensor, mut dropout: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
+        let s = self.shape;
+        let mut dropout_layer = |t: Tensor| -> Result<Tensor> {
+            match dropout.as_deref_mut() {
+                Some(rng) if s.dropout > 0.0 => apply_dropout(&t, s.dropout, rng),
+                _ => Ok(t),
+            }
+        };
+        let hidden = match s.model_type {
+            ModelType::Mlp => {
+                let mut h = x.flatten_from(1)?;
+                for l in 0..s.num_layers {
+                    h = linear(&h, self.p(&format!("layers.{l}.weight")), self.p(&format!("layers.{l}.bias")))?
+                        .relu()?;
+                    h = dropout_layer(h)?;
+                }
+                h
+            }
+            ModelType::Lstm | ModelType::Gru => {
+                // Time-major input: [T, B, I].
+                let mut seq = x.transpose(0, 1)?.contiguous()?;
+                let mut last = None;
+                for l in 0..s.num_layers {
+                    let keep_seq = l + 1 < s.num_layers;
+                    let (out, h) = self.rnn_layer(l, &seq, keep_seq)?;
+                    last = Some(h);
+                    if let Some(out) = out {
+                        seq = dropout_layer(out)?;
+                    }
+                }
+                dropout_layer(last.unwrap())?
+            }
+        };
+        linear(&hidden, self.p("head.weight"), self.p("head.bias"))
+    }
+
+    /// One recurrent layer over time-major `seq` [T, B, I]; returns the output sequence (when asked)
+    /// and the last hidden state [B, H].
+    fn rnn_layer(&self, l: usize, seq: &Tensor, keep_seq: bool) -> Result<(Option<Tensor>, Tensor)> {
+        let (t_len, b, i) = seq.dims3()?;
+        let h_size = self.shape.hidden_size;
+        let w_ih = self.p(&format!("rnn.weight_ih_l{l}"));
+        let w_hh_t = self.p(&format!("rnn.weight_hh_l{l}")).t()?;
+        let b_ih = self.p(&format!("rnn.bias_ih_l{l}"));
+        let b_hh = self.p(&format!("rnn.bias_hh_l{l}"));
+        let gates = w_ih.dim(0)?;
+        // All input projections at once: [T*B, I] x [I, G*H] -> [T, B, G*H].
+        let xp = seq.reshape((t_len * b, i))?.matmul(&w_ih.t()?)?.broadcast_add(b_ih)?.reshape((t_len, b, gates))?;
+        let mut h = Tensor::zeros((b, h_size), DType::F32, &self.device)?;
+        let mut c = h.clone();
+        let mut outs = Vec::with_capacity(if keep_seq { t_len } else { 0 });
+        for t in 0..t_len {
+            let x_t = xp.get(t)?;
+            let hp = h.matmul(&w_hh_t)?.broadcast_add(b_hh)?;
+            match self.shape.model_type {
+                ModelType::Lstm => {
+                    let g = (x_t + hp)?;
+                    let i_g = candle_nn::ops::sigmoid(&g.narrow(1, 0, h_size)?)?;
+                    let f_g = candle_nn::ops::sigmoid(&g.narrow(1, h_size, h_size)?)?;
+                    let g_g = g.narrow(1, 2 * h_size, h_size)?.tanh()?;
+                    let o_g = candle_nn::ops::sigmoid(&g.narrow(1, 3 * h_size, h_size)?)?;
+                    c = ((f_g * &c)? + (i_g * g_g)?)?;
+                    h = (o_g * c.tanh()?)?;
+                }
+                _ => {
+                    let rz = candle_nn::ops::sigmoid(&(x_t.narrow(1, 0, 2 * h_size)? + hp.narrow(1, 0, 2 * h_size)?)?)?;
+                    let r = rz.narrow(1, 0, h_size)?;
+                    let z = rz.narrow(1, h_size, h_size)?;
+                    let n = (x_t.narrow(1, 2 * h_size, h_size)? + (r * hp.narrow(1, 2 * h_size, h_size)?)?)?.tanh()?;
+                    // h' = (1 - z) * n + z * h = n + z * (h - n)
+                    h = (&n + (z * (&h - &n)?)?)?;
+                }
+            }
+            if keep_seq {
+                outs.push(h.clone());
+            }
+        }
+        let out = if keep_seq { Some(Tensor::stack(&outs, 0)?) } else { None };
+        Ok((out, h))
+    }
+
+    /// Logits for many samples, in batches, without gradients.
+    pub fn predict(&self, x: &[f32], n: usize, batch: usize) -> Result<Vec<f32>> {
+        let s = self.shape;
+        let per = s.seq_len * s.inputs;
+        let mut out = Vec::with_capacity(n * s.outputs);
+        for start in (0..n).step_by(batch.max(1)) {
+            let end = (start + batch).min(n);
+            let xb = Tensor::from_slice(&x[start * per..end * per], (end - start, s.seq_len, s.inputs), &self.device)?;
+            let logits = self.forward(&xb, None)?.detach();
+            out.extend(logits.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+
+    /// The current weights by name (copies, so later training steps do not change them).
+    pub fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
+        self.params.iter().map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?))).collect()
+    }
+
+    pub fn restore(&self, weights: &HashMap<String, Tensor>) -> Result<()> {
+        for (name, var) in &self.params {
+            let w = weights
+                .get(name)
+                .ok_or_else(|| candle_core::Error::Msg(format!("the checkpoint has no parameter {name}")))?;
+            if w.dims() != var.dims() {
+                return Err(candle_core::Error::Msg(format!(
+                    "parameter {name} has shape {:?} in the checkpoint, {:?} in the model",
+                    w.dims(),
+                    var.dims()
+                )));
+            }
+            var.set(&w.to_device(&self.device)?)?;
+        }
+        Ok(())
+    }
+
+    pub fn save(weights: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+        candle_core::safetensors::save(weights, path)
+    }
+
+    pub fn load_weights(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+        candle_core::safetensors::load(path, device)
+    }
+
+    pub fn n_params(&self) -> usize {
+        self.params.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+}
+
+fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    x.matmul(&w.t()?)?.broadcast_add(b)
+}
+
+/// Inverted dropout with a mask from our generator.
+fn apply_dropout(x: &Tensor, p: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let keep = 1.0 / (1.0 - p);
+    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.gen::<f64>() < p { 0.0 } else { keep as f32 }).collect();
+    x * Tensor::from_vec(mask, x.dims(), x.device())?
+}
+
+/// Mean binary cross-entropy on logits: max(z,0) - z*y + log(1 + exp(-|z|)).
+pub fn bce_with_logits(z: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let loss = ((z.relu()? - (z * y)?)? + z.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?)?;
+    loss.mean_all()
+}
+
+/// Share of (sample, ticker) cells whose sign of logit matches the label.
+pub fn accuracy(logits: &[f32], labels: &[f32]) -> f64 {
+    let hits = logits.iter().zip(labels).filter(|(z, y)| (**z > 0.0) == (**y > 0.5)).count();
+    hits as f64 / labels.len().max(1) as f64
+}
+
+/// Mean BCE of logits against labels, in plain Rust (evaluation needs no graph).
+pub fn bce_mean(logits: &[f32], labels: &[f32]) -> f64 {
+    let sum: f64 = logits
+        .iter()
+        .zip(labels)
+        .map(|(&z, &y)| {
+            let (z, y) = (z as f64, y as f64);
+            z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()
+        })
+        .sum();
+    sum / labels.len().max(1) as f64
+}

@@ -1,0 +1,181 @@
+//! Training: samples from the feature table, AdamW, early stopping on validation loss.
+//!
+//! Every random draw (initial weights, shuffles, dropout masks) comes from generators seeded by
+//! the run seed, so the same seed gives the same weights and metrics on CPU.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use candle_core::Tensor;
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::net::{accuracy, bce_mean, bce_with_logits, Net};
+use crate::features::{FeatureTable, Scaler};
+
+/// Windows and labels, flattened: x is [n, seq_len, inputs], y is [n, outputs].
+#[derive(Debug, Clone)]
+pub struct Samples {
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+    pub n: usize,
+    pub seq_len: usize,
+    pub inputs: usize,
+    pub outputs: usize,
+    /// The date index each sample ends at (its decision date).
+    pub ends: Vec<usize>,
+}
+
+/// Builds the samples ending at each date index in `ends` (each >= WARMUP + seq_len - 1, and
+/// < dates - 1 so it has a label), scaled with `scaler`.
+pub fn build_samples(table: &FeatureTable, scaler: &Scaler, ends: std::ops::Range<usize>, seq_len: usize) -> Samples {
+    let w = table.width();
+    let outputs = table.tickers.len();
+    let first_row = ends.start + 1 - seq_len;
+    let mut scaled = Vec::with_capacity((ends.end - first_row) * w);
+    for t in first_row..ends.end {
+        scaler.apply(table.row(t), &mut scaled);
+    }
+    let n = ends.len();
+    let mut x = Vec::with_capacity(n * seq_len * w);
+    let mut y = Vec::with_capacity(n * outputs);
+    for t in ends.clone() {
+        let lo = (t + 1 - seq_len - first_row) * w;
+        x.extend_from_slice(&scaled[lo..lo + seq_len * w]);
+        y.extend(table.labels(t));
+    }
+    Samples { x, y, n, seq_len, inputs: w, outputs, ends: ends.collect() }
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub patience: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub seconds: f64,
+}
+
+pub struct TrainOutcome {
+    /// Weights with the lowest validation loss, and the epoch they come from.
+    pub best: HashMap<String, Tensor>,
+    pub best_epoch: usize,
+    /// Weights after the last epoch run.
+    pub last: HashMap<String, Tensor>,
+    pub epochs_run: usize,
+    pub stopped_early: bool,
+}
+
+/// One pass over `samples` in the order `order`, one AdamW step per batch; returns the mean
+/// training loss. Batches are gathered inside the loop, as PyTorch's `X[idx]` is.
+pub fn run_epoch(
+    net: &Net,
+    opt: &mut AdamW,
+    samples: &Samples,
+    order: &[usize],
+    batch_size: usize,
+    dropout_rng: &mut ChaCha8Rng,
+) -> anyhow::Result<f64> {
+    let device = net.device().clone();
+    let per_x = samples.seq_len * samples.inputs;
+    let mut xb = Vec::with_capacity(batch_size * per_x);
+    let mut yb = Vec::with_capacity(batch_size * samples.outputs);
+    let mut loss_sum = 0.0;
+    for batch in order.chunks(batch_size) {
+        xb.clear();
+        yb.clear();
+        for &i in batch {
+            xb.extend_from_slice(&samples.x[i * per_x..(i + 1) * per_x]);
+            yb.extend_from_slice(&samples.y[i * samples.outputs..(i + 1) * samples.outputs]);
+        }
+        let b = batch.len();
+        let x = Tensor::from_slice(&xb, (b, samples.seq_len, samples.inputs), &device)?;
+        let y = Tensor::from_slice(&yb, (b, samples.outputs), &device)?;
+        let logits = net.forward(&x, Some(dropout_rng))?;
+        let loss = bce_with_logits(&logits, &y)?;
+        let value = loss.to_scalar::<f32>()? as f64;
+        if !value.is_finite() {
+            bail!("training diverged: the loss is {value}");
+        }
+        opt.backward_step(&loss)?;
+        loss_sum += value * b as f64;
+    }
+    Ok(loss_sum / order.len().max(1) as f64)
+}
+
+/// AdamW as PyTorch's defaults have it (betas 0.9, 0.999, eps 1e-8), decoupled weight decay.
+pub fn adamw(net: &Net, learning_rate: f64, weight_decay: f64) -> anyhow::Result<AdamW> {
+    let params = ParamsAdamW { lr: learning_rate, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay };
+    Ok(AdamW::new(net.vars(), params)?)
+}
+
+/// Trains `net` on `train`, early-stopping on `val`; calls `on_epoch` after each epoch (to record
+/// it) and stops with an error if it fails or the loss stops being finite.
+pub fn train(
+    net: &Net,
+    train: &Samples,
+    val: &Samples,
+    s: &TrainSettings,
+    mut on_epoch: impl FnMut(&EpochMetrics) -> anyhow::Result<()>,
+) -> anyhow::Result<TrainOutcome> {
+    if train.n == 0 || val.n == 0 {
+        bail!("no training or validation samples ({} and {})", train.n, val.n);
+    }
+    let mut opt = adamw(net, s.learning_rate, s.weight_decay)?;
+    let mut shuffle_rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0x5348_5546_464c_4531);
+    let mut dropout_rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0x4452_4f50_4f55_5431);
+    let mut order: Vec<usize> = (0..train.n).collect();
+    let mut best = (f64::INFINITY, 0usize, net.snapshot()?);
+    let mut since_best = 0;
+    let mut epochs_run = 0;
+    for epoch in 1..=s.epochs {
+        let started = Instant::now();
+        order.shuffle(&mut shuffle_rng);
+        let train_loss = run_epoch(net, &mut opt, train, &order, s.batch_size, &mut dropout_rng)
+            .with_context(|| format!("epoch {epoch}"))?;
+        let logits = net.predict(&val.x, val.n, 256).context("validating")?;
+        let val_loss = bce_mean(&logits, &val.y);
+        if !val_loss.is_finite() {
+            bail!("training diverged: the validation loss is {val_loss} at epoch {epoch}");
+        }
+        let metrics = EpochMetrics {
+            epoch,
+            train_loss,
+            val_loss,
+            val_accuracy: accuracy(&logits, &val.y),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        on_epoch(&metrics)?;
+        epochs_run = epoch;
+        if val_loss < best.0 {
+            best = (val_loss, epoch, net.snapshot()?);
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= s.patience {
+                break;
+            }
+        }
+    }
+    Ok(TrainOutcome {
+        best: best.2,
+        best_epoch: best.1,
+        last: net.snapshot()?,
+        stopped_early: epochs_run < s.epochs,
+        epochs_run,
+    })
+}

@@ -1,0 +1,117 @@
+//! Writing query results: a table on a terminal, CSV, JSON, from a stream of Arrow record batches.
+//!
+//! Every format streams: CSV and JSON write each batch as it arrives, and the table keeps only the
+//! first and last rows it shows, so a result of any size runs in bounded memory.
+
+use std::collections::VecDeque;
+use std::io::Write;
+
+use anyhow::Context;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
+use duckdb::arrow::array::RecordBatch;
+use duckdb::arrow::datatypes::SchemaRef;
+use duckdb::arrow::util::display::{ArrayFormatter, FormatOptions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+}
+
+/// Rows a table shows at each end of a long result (DuckDB's CLI does the same).
+const TABLE_EDGE_ROWS: usize = 20;
+
+pub type Batches<'a> = &'a mut dyn Iterator<Item = duckdb::Result<RecordBatch>>;
+
+/// Writes a streamed result; returns the number of rows.
+pub fn write(format: Format, schema: SchemaRef, batches: Batches, out: &mut dyn Write) -> anyhow::Result<u64> {
+    match format {
+        Format::Table => write_table(schema, batches, out),
+        Format::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            // An empty first batch writes the header even when the result has no rows.
+            w.write(&RecordBatch::new_empty(schema))?;
+            let mut rows = 0;
+            for batch in batches {
+                let batch = batch.context("reading the query result")?;
+                rows += batch.num_rows() as u64;
+                w.write(&batch)?;
+            }
+            Ok(rows)
+        }
+        Format::Json => {
+            let mut rows = 0;
+            {
+                let mut w = arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow::json::writer::JsonArray>(&mut *out);
+                for batch in batches {
+                    let batch = batch.context("reading the query result")?;
+                    rows += batch.num_rows() as u64;
+                    w.write(&batch)?;
+                }
+                // Writes "[]" for an empty result.
+                w.finish()?;
+            }
+            writeln!(out)?;
+            Ok(rows)
+        }
+        Format::Parquet => anyhow::bail!("parquet is written to a file by the store, not to a stream"),
+    }
+}
+
+fn format_rows(batch: &RecordBatch, rows: impl Iterator<Item = usize>) -> anyhow::Result<Vec<Vec<String>>> {
+    let options = FormatOptions::default().with_null("NULL");
+    let formatters: Vec<ArrayFormatter> =
+        batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<_, _>>()?;
+    Ok(rows.map(|r| formatters.iter().map(|f| f.value(r).to_string()).collect()).collect())
+}
+
+fn write_table(schema: SchemaRef, batches: Batches, out: &mut dyn Write) -> anyhow::Result<u64> {
+    let mut head: Vec<Vec<String>> = Vec::new();
+    let mut tail: VecDeque<Vec<String>> = VecDeque::new();
+    let mut total = 0u64;
+    for batch in batches {
+        let batch = batch.context("reading the query result")?;
+        let n = batch.num_rows();
+        let take_head = (TABLE_EDGE_ROWS - head.len().min(TABLE_EDGE_ROWS)).min(n);
+        head.extend(format_rows(&batch, 0..take_head)?);
+        let tail_from = take_head.max(n.saturating_sub(TABLE_EDGE_ROWS));
+        for row in format_rows(&batch, tail_from..n)? {
+            if tail.len() == TABLE_EDGE_ROWS {
+                tail.pop_front();
+            }
+            tail.push_back(row);
+        }
+        total += n as u64;
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    table.set_header(schema.fields().iter().map(|f| Cell::new(f.name())));
+    let numeric: Vec<bool> = schema.fields().iter().map(|f| f.data_type().is_numeric()).collect();
+    let add =
+        |table: &mut Table, row: Vec<String>| {
+            table.add_row(row.into_iter().zip(&numeric).map(|(v, &num)| {
+                Cell::new(v).set_alignment(if num { CellAlignment::Right } else { CellAlignment::Left })
+            }));
+        };
+    let shown = head.len() + tail.len();
+    for row in head {
+        add(&mut table, row);
+    }
+    if (shown as u64) < total {
+        table.add_row(schema.fields().iter().map(|_| Cell::new("…")));
+    }
+    for row in tail {
+        add(&mut table, row);
+    }
+    writeln!(out, "{table}")?;
+    if (shown as u64) < total {
+        writeln!(out, "{total} rows ({shown} shown; --format csv or --output FILE for all)")?;
+    } else {
+        writeln!(out, "{total} row{}", if total == 1 { "" } else { "s" })?;
+    }
+    Ok(total)
+}

@@ -1,0 +1,106 @@
+//! Samplers for the three tuning phases: quasi-random (Halton), Bayesian (TPE), fine-tuning (TPE
+//! inside the box around the best trials). Plain numeric code: it sees trial parameters and
+//! values, never the database.
+
+pub mod qmc;
+pub mod space;
+pub mod tpe;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use space::{Distribution, Param, Params, Space};
+pub use tpe::Observation;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Random,
+    Bayesian,
+    Finetune,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Random => "random",
+            Phase::Bayesian => "bayesian",
+            Phase::Finetune => "finetune",
+        }
+    }
+}
+
+/// How many trials each phase gets. Default split of N: 30% random (at least 1), 20% fine-tuning,
+/// the rest Bayesian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhasePlan {
+    pub random: usize,
+    pub bayesian: usize,
+    pub finetune: usize,
+}
+
+impl PhasePlan {
+    pub fn split(total: usize) -> Self {
+        let random = ((0.3 * total as f64).round() as usize).max(1).min(total);
+        let finetune = ((0.2 * total as f64).round() as usize).min(total - random);
+        Self { random, bayesian: total - random - finetune, finetune }
+    }
+
+    pub fn total(&self) -> usize {
+        self.random + self.bayesian + self.finetune
+    }
+
+    /// The phase of trial `number` (0-based).
+    pub fn phase_of(&self, number: usize) -> Phase {
+        if number < self.random {
+            Phase::Random
+        } else if number < self.random + self.bayesian {
+            Phase::Bayesian
+        } else {
+            Phase::Finetune
+        }
+    }
+}
+
+/// A past trial as the sampler sees it: parameters, and the objective value when it finished
+/// (None while running; failed trials are left out by the caller).
+#[derive(Debug, Clone)]
+pub struct Past {
+    pub params: Params,
+    pub value: Option<f64>,
+}
+
+/// Share of finished trials whose box phase 3 samples in (at least 3 trials).
+const FINETUNE_TOP: f64 = 0.2;
+
+/// Parameters for trial `number` of a study. Deterministic in (seed, number, history).
+pub fn suggest(space: &Space, plan: &PhasePlan, seed: u64, number: usize, maximize: bool, history: &[Past]) -> (Phase, Params) {
+    let phase = plan.phase_of(number);
+    let observations: Vec<Observation> = history
+        .iter()
+        .filter_map(|p| {
+            let x = space
+                .params
+                .iter()
+                .map(|prm| p.params.get(&prm.name).and_then(|v| prm.dist.to_internal(v)))
+                .collect::<Option<Vec<f64>>>()?;
+            Some(Observation { x, loss: p.value.map(|v| if maximize { -v } else { v }) })
+        })
+        .collect();
+    let finished = observations.iter().filter(|o| o.loss.is_some()).count();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ number as u64);
+    let x: Vec<f64> = if phase == Phase::Random || finished < 2 {
+        let u = qmc::halton(seed, number as u64, space.params.len());
+        space.bounds().iter().zip(u).map(|((lo, hi), u)| lo + u * (hi - lo)).collect()
+    } else {
+        let region = if phase == Phase::Finetune {
+            let k = ((FINETUNE_TOP * finished as f64).ceil() as usize).max(3);
+            tpe::narrowed_region(space, &observations, k)
+        } else {
+            space.bounds()
+        };
+        tpe::suggest(space, &observations, &region, &mut rng)
+    };
+    let params = space.params.iter().zip(x).map(|(p, u)| (p.name.clone(), p.dist.from_internal(u))).collect();
+    (phase, params)
+}

@@ -1,0 +1,191 @@
+//! Compatibility files, written from database rows: a stage's JSON can always be written again.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::store::Store;
+
+/// Writes a file whole or not at all (a temporary file renamed into place), so that two workers
+/// exporting the same study never leave a mixed file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = partial_path(path);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A temporary name beside `path`, unique to this process.
+pub fn partial_path(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.partial", std::process::id()))
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    write_atomic(path, text.as_bytes())
+}
+
+/// `final_model/config.json` and `final_model/training_results.json` of a final-training run.
+pub fn final_model(store: &Store, run_id: &str, dir: &Path) -> anyhow::Result<()> {
+    let rec = store.run(run_id)?;
+    let r = &rec.run;
+    let dataset = store.datasets()?.into_iter().find(|d| d.dataset_id == r.dataset_id);
+    let config: serde_json::Value = serde_json::from_str(&r.config_json)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_json(
+        &dir.join("config.json"),
+        &json!({
+            "config": config,
+            "tickers": r.tickers,
+            "dataset": {
+                "name": dataset.as_ref().map(|d| d.name.clone()),
+                "dataset_id": r.dataset_id,
+                "content_hash": dataset.as_ref().map(|d| d.content_hash.clone()),
+            },
+            "train": { "start": r.train_span.0.to_string(), "end": r.train_span.1.to_string() },
+            "validation": { "start": r.val_span.0.to_string(), "end": r.val_span.1.to_string() },
+            "holdout_start": r.holdout_start.map(|d| d.to_string()),
+            "run_id": r.run_id,
+            "seed": r.seed,
+            "config_source": r.config_source,
+            "hptune_version": rec.hptune_version,
+        }),
+    )?;
+    let history: Vec<_> = store
+        .epoch_metrics(run_id)?
+        .into_iter()
+        .map(|m| {
+            json!({"epoch": m.epoch, "train_loss": m.train_loss, "val_loss": m.val_loss,
+                   "val_accuracy": m.val_accuracy, "seconds": m.seconds})
+        })
+        .collect();
+    let checkpoints: Vec<_> = store
+        .checkpoints(run_id)?
+        .into_iter()
+        .map(|c| json!({"role": c.role, "epoch": c.epoch, "path": c.path, "sha256": c.sha256, "size_bytes": c.size_bytes}))
+        .collect();
+    write_json(
+        &dir.join("training_results.json"),
+        &json!({
+            "run_id": run_id,
+            "status": rec.status,
+            "epochs_run": rec.epochs_run,
+            "best_epoch": rec.best_epoch,
+            "best_val_loss": rec.best_val_loss,
+            "best_val_accuracy": rec.best_val_accuracy,
+            "history": history,
+            "checkpoints": checkpoints,
+        }),
+    )
+}
+
+/// `hyperparameter_tuning_results/`: `trial_results.json`, `optimization_history.json`,
+/// `optimization_history.png` and `optimization_study.db` (Optuna storage), from the study's rows.
+/// The trials' checkpoints are already in `checkpoints/`.
+pub fn tuning(store: &Store, study_name: &str, dir: &Path) -> anyhow::Result<()> {
+    let study = store.study(study_name)?.with_context(|| format!("no study {study_name} in {}", store.path().display()))?;
+    let space = crate::search::Space::from_toml(&study.space_toml).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let trials = store.trials(study_name)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let best = trials
+        .iter()
+        .filter(|t| t.state == "COMPLETE" && t.value.is_some())
+        .max_by(|a, b| a.value.unwrap().total_cmp(&b.value.unwrap()).then(b.number.cmp(&a.number)));
+    let mut checkpoints = std::collections::HashMap::new();
+    for t in &trials {
+        if let Some(run) = &t.run_id {
+            if let Some(c) = store.checkpoints(run)?.into_iter().next() {
+                checkpoints.insert(t.number, c);
+            }
+        }
+    }
+    let trial_json = |t: &crate::store::TrialRecord| {
+        json!({
+            "number": t.number,
+            "phase": t.phase,
+            "state": t.state,
+            "value": t.value,
+            "val_loss": t.val_loss,
+            "params": t.params,
+            "pruned_epoch": t.pruned_epoch,
+            "reason": t.reason,
+            "started_at": t.started_at.to_string(),
+            "finished_at": t.finished_at.map(|d| d.to_string()),
+            "duration_s": t.duration_s,
+            "run_id": t.run_id,
+            "checkpoint": checkpoints.get(&t.number).map(|c| json!({"path": c.path, "sha256": c.sha256})),
+        })
+    };
+    write_json(
+        &dir.join("trial_results.json"),
+        &json!({
+            "study": study.study_name,
+            "direction": study.direction,
+            "metric": "val_accuracy",
+            "seed": study.seed,
+            "n_trials": study.n_trials,
+            "phases": {"random": study.plan.random, "bayesian": study.plan.bayesian, "finetune": study.plan.finetune},
+            "best_trial": best.map(trial_json),
+            "trials": trials.iter().map(trial_json).collect::<Vec<_>>(),
+        }),
+    )?;
+    let mut best_so_far = f64::NEG_INFINITY;
+    let history: Vec<_> = trials
+        .iter()
+        .map(|t| {
+            if t.state == "COMPLETE" {
+                best_so_far = best_so_far.max(t.value.unwrap_or(f64::NEG_INFINITY));
+            }
+            json!({"number": t.number, "phase": t.phase, "state": t.state, "value": t.value,
+                   "best_value": best_so_far.is_finite().then_some(best_so_far)})
+        })
+        .collect();
+    write_json(&dir.join("optimization_history.json"), &json!({"study": study.study_name, "history": history}))?;
+    history_png(&trials, &dir.join("optimization_history.png"))?;
+    let intermediate = |t: &crate::store::TrialRecord| -> Vec<(usize, f64)> {
+        t.run_id
+            .as_ref()
+            .and_then(|r| store.epoch_metrics(r).ok())
+            .map(|ms| ms.into_iter().map(|m| (m.epoch, m.val_accuracy)).collect())
+            .unwrap_or_default()
+    };
+    super::optuna_export::write(&dir.join("optimization_study.db"), &study, &space, &trials, &intermediate)
+}
+
+/// Trial values (dots, coloured by phase; pruned in red) and the best so far (line).
+fn history_png(trials: &[crate::store::TrialRecord], path: &Path) -> anyhow::Result<()> {
+    use crate::plot::*;
+    let points: Vec<(f64, f64, &str, &str)> = trials
+        .iter()
+        .filter_map(|t| t.value.map(|v| (t.number as f64, v, t.phase.as_str(), t.state.as_str())))
+        .collect();
+    let mut canvas = Canvas::new(800, 450);
+    let (lo, hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+    let (lo, hi) = if points.is_empty() { (0.0, 1.0) } else { (lo - 0.01, hi + 0.01) };
+    let frame = Frame { x: (0.0, trials.len().max(2) as f64 - 1.0), y: (lo, hi), margin: 30 };
+    canvas.axes(&frame, 5);
+    let mut best: Option<(i64, i64)> = None;
+    let mut best_value = f64::NEG_INFINITY;
+    for &(x, y, phase, state) in &points {
+        let colour = match (state, phase) {
+            ("PRUNED", _) => RED,
+            (_, "random") => GREY,
+            (_, "bayesian") => BLUE,
+            _ => ORANGE,
+        };
+        canvas.dot(canvas.at(&frame, x, y), 3, colour);
+        if state == "COMPLETE" && y > best_value {
+            best_value = y;
+        }
+        if best_value.is_finite() {
+            let p = canvas.at(&frame, x, best_value);
+            if let Some(prev) = best {
+                canvas.line(prev, (p.0, prev.1), BLACK);
+                canvas.line((p.0, prev.1), p, BLACK);
+            }
+            best = Some(p);
+        }
+    }
+    write_atomic(path, &canvas.png())
+}

@@ -1,0 +1,160 @@
+//! Stage 4, final training: one configuration on the training span of a dataset, the latest part
+//! of it validating for early stopping, the most recent `holdout` share reserved for the backtest.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::checkpoint;
+use crate::features::{self, Scaler};
+use crate::model::{self, build_samples, ModelConfig, Net, NetShape, TrainSettings};
+use crate::progress::Progress;
+use crate::split::Split;
+use crate::store::{CheckpointRecord, NewRun, Store};
+
+/// Share of the most recent dates reserved for the backtest by default.
+pub const DEFAULT_HOLDOUT: f64 = 0.2;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub config: ModelConfig,
+    /// Where the configuration came from, for lineage.
+    pub config_source: String,
+    pub dataset: String,
+    pub seed: u64,
+    pub holdout: f64,
+    pub device: String,
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub run_id: String,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub out_dir: PathBuf,
+    pub moved_aside: Option<PathBuf>,
+}
+
+pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
+    let device = model::device(&req.device)?;
+    let (dataset_id, panel) = store.load_panel(&req.dataset)?;
+    let table = features::compute(&panel);
+    let cfg = &req.config;
+    let split =
+        Split::new(&table, cfg.seq_len, req.holdout).map_err(|e| anyhow::anyhow!("dataset {}: {e}", req.dataset))?;
+    // The scaler sees the feature rows of training decision dates only.
+    let scaler = Scaler::fit(&table, features::WARMUP..split.train.end);
+    let train_set = build_samples(&table, &scaler, split.train.clone(), cfg.seq_len);
+    let val_set = build_samples(&table, &scaler, split.val.clone(), cfg.seq_len);
+
+    let run_id = format!("train-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f"));
+    let d = |i: usize| table.dates[i];
+    store.begin_run(&NewRun {
+        run_id: run_id.clone(),
+        stage: "train".into(),
+        dataset_id,
+        model_type: cfg.model_type.name().into(),
+        config_json: cfg.to_json().to_string(),
+        config_source: req.config_source.clone(),
+        seed: req.seed,
+        device: req.device.clone(),
+        tickers: table.tickers.clone(),
+        train_span: (d(split.train.start), d(split.train.end - 1)),
+        val_span: (d(split.val.start), d(split.val.end - 1)),
+        holdout_start: (split.holdout_start < table.dates.len()).then(|| d(split.holdout_start)),
+    })?;
+
+    let result = (|| -> anyhow::Result<Outcome> {
+        let shape = NetShape {
+            model_type: cfg.model_type,
+            seq_len: cfg.seq_len,
+            inputs: table.width(),
+            outputs: table.tickers.len(),
+            hidden_size: cfg.hidden_size,
+            num_layers: cfg.num_layers,
+            dropout: cfg.dropout,
+        };
+        let net = Net::new(shape, &mut ChaCha8Rng::seed_from_u64(req.seed), &device)?;
+        let settings = TrainSettings {
+            epochs: cfg.epochs,
+            batch_size: cfg.batch_size,
+            learning_rate: cfg.learning_rate,
+            weight_decay: cfg.weight_decay,
+            patience: cfg.patience,
+            seed: req.seed,
+        };
+        let progress = Progress::new(format!("train {}", cfg.model_type.name()), cfg.epochs);
+        let outcome = model::train(&net, &train_set, &val_set, &settings, |m| {
+            store.record_epoch(&run_id, m)?;
+            progress.step(
+                m.epoch,
+                &format!("loss {:.4} val {:.4} acc {:.1}%", m.train_loss, m.val_loss, 100.0 * m.val_accuracy),
+            );
+            Ok(())
+        })?;
+        progress.finish();
+
+        let old_abs = std::fs::canonicalize(&req.out_dir).ok();
+        let moved_aside =
+            super::move_aside(&req.out_dir).with_context(|| format!("moving {} aside", req.out_dir.display()))?;
+        if let (Some(old), Some(new)) = (old_abs, &moved_aside) {
+            let new = std::fs::canonicalize(new)?;
+            store.relocate_checkpoints(&old.to_string_lossy(), &new.to_string_lossy())?;
+        }
+        let mut records = Vec::new();
+        for (role, weights, epoch) in
+            [("best", &outcome.best, outcome.best_epoch), ("final", &outcome.last, outcome.epochs_run)]
+        {
+            let (path, sha256, size_bytes) =
+                checkpoint::save(&req.out_dir.join(format!("{role}_model")), weights, &scaler)?;
+            records.push(CheckpointRecord {
+                checkpoint_id: format!("{run_id}/{role}"),
+                run_id: run_id.clone(),
+                role: role.into(),
+                epoch: epoch as i32,
+                path: path.to_string_lossy().into_owned(),
+                sha256,
+                size_bytes,
+            });
+        }
+        store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, &records)?;
+        super::export::final_model(store, &run_id, &req.out_dir)?;
+        Ok(Outcome {
+            run_id: run_id.clone(),
+            epochs_run: outcome.epochs_run,
+            best_epoch: outcome.best_epoch,
+            out_dir: req.out_dir.clone(),
+            moved_aside,
+        })
+    })();
+    if let Err(e) = &result {
+        // The failure is data: the run stays, marked failed with its reason.
+        let _ = store.fail_run(&run_id, &format!("{e:#}"));
+    }
+    result
+}
+
+/// Recomputes a recorded run's validation loss and accuracy from a checkpoint file: the check
+/// that a reloaded model predicts what the trained one did.
+pub fn evaluate_checkpoint(store: &Store, path: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    let loaded = checkpoint::load(store, path, &candle_core::Device::Cpu)?;
+    let datasets = store.datasets()?;
+    let name = datasets
+        .iter()
+        .find(|d| d.dataset_id == loaded.run.run.dataset_id)
+        .map(|d| d.name.clone())
+        .context("the run's dataset is no longer in the database")?;
+    let (_, panel) = store.load_panel(&name)?;
+    let table = features::compute(&panel);
+    let first =
+        table.dates.iter().position(|d| *d == loaded.run.run.val_span.0).context("validation start not in data")?;
+    let last =
+        table.dates.iter().position(|d| *d == loaded.run.run.val_span.1).context("validation end not in data")?;
+    let val = build_samples(&table, &loaded.scaler, first..last + 1, loaded.config.seq_len);
+    let logits = loaded.net.predict(&val.x, val.n, 256)?;
+    let loss = model::bce_mean(&logits, &val.y);
+    Ok((loss, model::accuracy(&logits, &val.y)))
+}

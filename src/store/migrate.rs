@@ -1,0 +1,95 @@
+//! Schema migrations: `migrations/NNNN_name.sql`, applied in order, each in its own transaction,
+//! recorded with a checksum. A landed migration is never edited; a database written by a newer
+//! hptune is refused rather than guessed at.
+
+use std::path::Path;
+
+use duckdb::Connection;
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. A test checks this list against the files in `migrations/`.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "datasets", sql: include_str!("../../migrations/0001_datasets.sql") },
+    Migration { version: 2, name: "training", sql: include_str!("../../migrations/0002_training.sql") },
+    Migration { version: 3, name: "tuning", sql: include_str!("../../migrations/0003_tuning.sql") },
+];
+
+pub fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+const LEDGER: &str = "CREATE TABLE IF NOT EXISTS hptune_migrations (
+    version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, checksum VARCHAR NOT NULL,
+    applied_at TIMESTAMP NOT NULL, hptune_version VARCHAR NOT NULL)";
+
+/// The highest applied version, or None when the file has no ledger yet. Works read-only.
+pub fn applied_version(conn: &Connection) -> Result<Option<i32>, StoreError> {
+    let has_ledger: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM information_schema.tables WHERE table_name = 'hptune_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_ledger {
+        return Ok(None);
+    }
+    Ok(conn.query_row("SELECT max(version) FROM hptune_migrations", [], |r| r.get(0))?)
+}
+
+/// Refuses a file whose schema is newer than this binary's.
+pub fn check_not_newer(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    match applied_version(conn)? {
+        Some(found) if found > latest() => {
+            Err(StoreError::NewerSchema { path: path.to_path_buf(), found, known: latest() })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Applies pending migrations; returns true when the first one was applied now (a new database).
+pub fn run(conn: &mut Connection, path: &Path) -> Result<bool, StoreError> {
+    conn.execute_batch(LEDGER)?;
+    check_not_newer(conn, path)?;
+    let applied: Vec<(i32, String, String)> = conn
+        .prepare("SELECT version, name, checksum FROM hptune_migrations ORDER BY version")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (version, name, recorded) in &applied {
+        let Some(m) = MIGRATIONS.iter().find(|m| m.version == *version) else { continue };
+        let current = checksum(m.sql);
+        if &current != recorded {
+            return Err(StoreError::MigrationChanged {
+                path: path.to_path_buf(),
+                migration: format!("{:04}_{}.sql", version, name),
+                recorded: recorded.clone(),
+                current,
+            });
+        }
+    }
+    let mut created = false;
+    for m in MIGRATIONS.iter().filter(|m| !applied.iter().any(|a| a.0 == m.version)) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(m.sql).map_err(|e| StoreError::MigrationFailed {
+            migration: format!("{:04}_{}.sql", m.version, m.name),
+            source: e,
+        })?;
+        tx.execute(
+            "INSERT INTO hptune_migrations VALUES (?, ?, ?, current_timestamp::TIMESTAMP, ?)",
+            duckdb::params![m.version, m.name, checksum(m.sql), crate::VERSION],
+        )?;
+        tx.commit()?;
+        created |= m.version == 1;
+    }
+    Ok(created)
+}

@@ -1,0 +1,365 @@
+//! The store: `experiments.db`, a DuckDB file, and the only module that holds SQL besides `sql/`
+//! and `migrations/`.
+//!
+//! Why it opens the file per operation: DuckDB lets one process hold a file read-write, and a
+//! read-only open fails while a writer holds it. So the store holds the file only while it reads
+//! or writes, and on a lock conflict waits (with backoff) up to the lock timeout before it gives
+//! up with a message naming what it waited for. A `hptune query` in a second terminal, or a second
+//! worker, then interleaves with a long-running job instead of failing.
+
+mod migrate;
+mod training;
+mod tuning;
+mod views;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use duckdb::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
+use duckdb::arrow::datatypes::SchemaRef;
+use duckdb::{params, AccessMode, Config, Connection};
+
+pub use migrate::{Migration, MIGRATIONS};
+pub use training::{CheckpointRecord, NewRun, RunRecord};
+pub use tuning::{StudyRecord, TrialEnd, TrialRecord};
+pub use views::{find as views_find, View, VIEWS};
+
+use crate::data::{self, Panel};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "gave up after {waited:.1} s waiting for {path}: another process holds it ({detail}). \
+         Run again when that process finishes, or wait longer with --lock-timeout SECS"
+    )]
+    Locked { path: PathBuf, waited: f64, detail: String },
+    #[error(
+        "{path} was written by a newer hptune (schema version {found}; this hptune knows up to {known}). \
+         Upgrade hptune to open it"
+    )]
+    NewerSchema { path: PathBuf, found: i32, known: i32 },
+    #[error(
+        "{path}: migration {migration} differs from the one applied to this database \
+         (checksum {recorded} there, {current} in this hptune). A landed migration is never edited: \
+         restore it and put the change in a new migration"
+    )]
+    MigrationChanged { path: PathBuf, migration: String, recorded: String, current: String },
+    #[error("migration {migration} failed")]
+    MigrationFailed { migration: String, source: duckdb::Error },
+    #[error("the name '{name}' is taken by a different dataset ({dataset_id}) in {path}; choose another --name")]
+    NameTaken { name: String, dataset_id: String, path: PathBuf },
+    #[error("no dataset named '{name}' in {path}; `hptune data list` shows the datasets there")]
+    NoDataset { name: String, path: PathBuf },
+    #[error(
+        "hptune query runs SQL on a read-only connection, so this statement was refused ({0}). \
+         Change data with hptune's commands (data import, ...)"
+    )]
+    ReadOnly(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    TooManyFailures(String),
+    #[error("the database holds inconsistent data: {0}")]
+    Corrupt(String),
+    #[error("{path}: {source}")]
+    Duckdb { path: PathBuf, source: duckdb::Error },
+    #[error(transparent)]
+    Sql(#[from] duckdb::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What importing a panel did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    New {
+        dataset_id: String,
+    },
+    /// The same content is already stored, under this name.
+    AlreadyPresent {
+        dataset_id: String,
+        name: String,
+    },
+}
+
+/// A dataset's description, as `hptune data show` prints it.
+#[derive(Debug, Clone)]
+pub struct DatasetInfo {
+    pub name: String,
+    pub dataset_id: String,
+    pub content_hash: String,
+    pub source: String,
+    pub tickers: Vec<String>,
+    pub first_date: NaiveDate,
+    pub last_date: NaiveDate,
+    pub n_dates: i64,
+    pub rows: i64,
+    pub missing_cells: i64,
+    pub has_ohlcv: bool,
+}
+
+/// Per-ticker coverage of a dataset.
+#[derive(Debug, Clone)]
+pub struct TickerCoverage {
+    pub ticker: String,
+    pub first_date: NaiveDate,
+    pub last_date: NaiveDate,
+    pub rows: i64,
+    pub missing_dates: i64,
+}
+
+pub struct Store {
+    path: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl Store {
+    pub fn new(path: impl Into<PathBuf>, lock_timeout: Duration) -> Self {
+        Self { path: path.into(), lock_timeout }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens the file, waiting out other processes' locks up to the lock timeout.
+    fn open(&self, mode: AccessMode) -> Result<Connection> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(5);
+        loop {
+            let config = Config::default().access_mode(match mode {
+                AccessMode::ReadOnly => AccessMode::ReadOnly,
+                _ => AccessMode::ReadWrite,
+            })?;
+            match Connection::open_with_flags(&self.path, config) {
+                Ok(conn) => return Ok(conn),
+                Err(e) if e.to_string().contains("Could not set lock") => {
+                    let waited = start.elapsed();
+                    if waited >= self.lock_timeout {
+                        let msg = e.to_string();
+                        let detail = msg
+                            .split_once("Conflicting lock is held in ")
+                            .map(|(_, rest)| format!("held by {}", rest.split(". See").next().unwrap_or(rest)))
+                            .unwrap_or(msg);
+                        return Err(StoreError::Locked {
+                            path: self.path.clone(),
+                            waited: waited.as_secs_f64(),
+                            detail,
+                        });
+                    }
+                    std::thread::sleep(delay.min(self.lock_timeout - waited));
+                    delay = (delay * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => return Err(StoreError::Duckdb { path: self.path.clone(), source: e }),
+            }
+        }
+    }
+
+    /// A read-write connection on an up-to-date schema. A new file gets the shipped datasets.
+    fn writer(&self) -> Result<Connection> {
+        let mut conn = self.open(AccessMode::ReadWrite)?;
+        let created = migrate::run(&mut conn, &self.path)?;
+        views::apply(&conn)?;
+        if created {
+            for shipped in data::SHIPPED {
+                let panel = data::read_long_csv(shipped.csv.as_bytes(), Path::new(shipped.file))
+                    .expect("shipped data is valid");
+                insert_panel(&mut conn, &self.path, shipped.name, &format!("{} (shipped)", shipped.file), &panel)?;
+            }
+        }
+        Ok(conn)
+    }
+
+    /// A read-only connection. Creates or upgrades the file first when it needs it.
+    fn reader(&self) -> Result<Connection> {
+        if !self.path.exists() {
+            drop(self.writer()?);
+        }
+        let conn = self.open(AccessMode::ReadOnly)?;
+        migrate::check_not_newer(&conn, &self.path)?;
+        if migrate::applied_version(&conn)? != Some(migrate::latest()) {
+            drop(conn);
+            drop(self.writer()?);
+            return self.open(AccessMode::ReadOnly);
+        }
+        Ok(conn)
+    }
+
+    /// Creates the file if needed and brings its schema and views up to date.
+    pub fn init(&self) -> Result<()> {
+        self.writer().map(drop)
+    }
+
+    /// Stores a panel under `name` in one transaction. The same content twice adds nothing.
+    pub fn import_panel(&self, name: &str, source: &str, panel: &Panel) -> Result<Imported> {
+        let mut conn = self.writer()?;
+        insert_panel(&mut conn, &self.path, name, source, panel)
+    }
+
+    /// Every dataset, in import order (the `datasets_overview` view).
+    pub fn datasets(&self) -> Result<Vec<DatasetInfo>> {
+        let conn = self.reader()?;
+        let rows = conn
+            .prepare(
+                "SELECT o.name, o.dataset_id, d.content_hash, o.source, o.tickers, o.first_date, o.last_date,
+                        o.n_dates, o.rows, o.missing_cells, o.has_ohlcv
+                 FROM datasets_overview o JOIN datasets d USING (dataset_id)",
+            )?
+            .query_map([], |r| {
+                let tickers: String = r.get(4)?;
+                Ok(DatasetInfo {
+                    name: r.get(0)?,
+                    dataset_id: r.get(1)?,
+                    content_hash: r.get(2)?,
+                    source: r.get(3)?,
+                    tickers: tickers.split(',').map(str::to_string).collect(),
+                    first_date: r.get(5)?,
+                    last_date: r.get(6)?,
+                    n_dates: r.get(7)?,
+                    rows: r.get(8)?,
+                    missing_cells: r.get(9)?,
+                    has_ohlcv: r.get(10)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn dataset(&self, name: &str) -> Result<DatasetInfo> {
+        self.datasets()?
+            .into_iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| StoreError::NoDataset { name: name.to_string(), path: self.path.clone() })
+    }
+
+    pub fn ticker_coverage(&self, name: &str) -> Result<Vec<TickerCoverage>> {
+        let conn = self.reader()?;
+        let rows = conn
+            .prepare(
+                "SELECT ticker, first_date, last_date, rows, missing_dates
+                 FROM ticker_coverage WHERE dataset = ? ORDER BY position",
+            )?
+            .query_map([name], |r| {
+                Ok(TickerCoverage {
+                    ticker: r.get(0)?,
+                    first_date: r.get(1)?,
+                    last_date: r.get(2)?,
+                    rows: r.get(3)?,
+                    missing_dates: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Runs `sql` on a read-only connection and hands its result, streamed as Arrow record
+    /// batches, to `sink`. The file is held until `sink` returns.
+    pub fn query_arrow<T>(
+        &self,
+        sql: &str,
+        sink: impl FnOnce(SchemaRef, &mut dyn Iterator<Item = duckdb::Result<RecordBatch>>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(sql).map_err(read_only_hint)?;
+        let mut stream = stmt.stream_arrow([]).map_err(read_only_hint)?;
+        let schema = stream.get_schema();
+        sink(schema, &mut stream)
+    }
+
+    /// Writes the result of `sql` to a Parquet file with DuckDB's own writer (streamed).
+    pub fn query_to_parquet(&self, sql: &str, out: &Path) -> Result<u64> {
+        let conn = self.reader()?;
+        let target = out.to_string_lossy().replace('\'', "''");
+        let sql = sql.trim().trim_end_matches(';');
+        conn.execute(&format!("COPY ({sql}) TO '{target}' (FORMAT parquet)"), [])
+            .map(|n| n as u64)
+            .map_err(|e| read_only_hint(e).into())
+    }
+}
+
+/// DuckDB's read-only refusal, with what to do instead.
+fn read_only_hint(e: duckdb::Error) -> StoreError {
+    let msg = e.to_string();
+    if msg.contains("read-only mode") || msg.contains("read only mode") {
+        return StoreError::ReadOnly(msg);
+    }
+    e.into()
+}
+
+fn days_since_epoch(d: NaiveDate) -> i32 {
+    d.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+}
+
+fn insert_panel(conn: &mut Connection, path: &Path, name: &str, source: &str, panel: &Panel) -> Result<Imported> {
+    let hash = panel.content_hash();
+    let dataset_id = hash[..16].to_string();
+    let tx = conn.transaction()?;
+    let existing: Option<String> = tx
+        .query_row("SELECT name FROM datasets WHERE content_hash = ?", [&hash], |r| r.get(0))
+        .map(Some)
+        .or_else(|e| if matches!(e, duckdb::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })?;
+    if let Some(existing) = existing {
+        return Ok(Imported::AlreadyPresent { dataset_id, name: existing });
+    }
+    let taken: Option<String> = tx
+        .query_row("SELECT dataset_id FROM datasets WHERE name = ?", [name], |r| r.get(0))
+        .map(Some)
+        .or_else(|e| if matches!(e, duckdb::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })?;
+    if let Some(other) = taken {
+        return Err(StoreError::NameTaken { name: name.to_string(), dataset_id: other, path: path.to_path_buf() });
+    }
+    tx.execute(
+        "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
+        params![
+            dataset_id,
+            name,
+            hash,
+            source,
+            panel.has_ohlcv(),
+            panel.tickers.len() as i32,
+            panel.n_dates() as i32,
+            panel.bars.len() as i64,
+            panel.first_date(),
+            panel.last_date(),
+            crate::VERSION,
+        ],
+    )?;
+    {
+        let mut app = tx.appender("dataset_tickers")?;
+        for (i, t) in panel.tickers.iter().enumerate() {
+            app.append_row(params![dataset_id, i as i32, t])?;
+        }
+        app.flush()?;
+    }
+    {
+        // Arrow batches through the appender: several times faster than row-by-row appends.
+        let mut app = tx.appender("prices")?;
+        const CHUNK: usize = 1 << 16;
+        for bars in panel.bars.chunks(CHUNK) {
+            let n = bars.len();
+            let opt = |f: fn(&data::Bar) -> Option<f64>| -> ArrayRef {
+                Arc::new(bars.iter().map(f).collect::<Float64Array>())
+            };
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(vec![dataset_id.as_str(); n])),
+                Arc::new(Date32Array::from_iter_values(bars.iter().map(|b| days_since_epoch(b.date)))),
+                Arc::new(StringArray::from_iter_values(bars.iter().map(|b| &panel.tickers[b.ticker as usize]))),
+                opt(|b| b.open),
+                opt(|b| b.high),
+                opt(|b| b.low),
+                Arc::new(Float64Array::from_iter_values(bars.iter().map(|b| b.close))),
+                opt(|b| b.volume),
+            ];
+            let batch = RecordBatch::try_from_iter(
+                ["dataset_id", "date", "ticker", "open", "high", "low", "close", "volume"].into_iter().zip(columns),
+            )
+            .expect("columns have equal lengths");
+            app.append_record_batch(batch)?;
+        }
+        app.flush()?;
+    }
+    tx.commit()?;
+    Ok(Imported::New { dataset_id })
+}

@@ -1,0 +1,254 @@
+//! Training runs, per-epoch metrics and checkpoint references.
+
+use chrono::NaiveDate;
+use duckdb::{params, OptionalExt};
+
+use super::{Result, Store, StoreError};
+use crate::data::{Bar, Panel};
+use crate::model::EpochMetrics;
+
+/// A run as it starts: everything needed to repeat it.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub run_id: String,
+    pub stage: String,
+    pub dataset_id: String,
+    pub model_type: String,
+    pub config_json: String,
+    pub config_source: String,
+    pub seed: u64,
+    pub device: String,
+    pub tickers: Vec<String>,
+    pub train_span: (NaiveDate, NaiveDate),
+    pub val_span: (NaiveDate, NaiveDate),
+    pub holdout_start: Option<NaiveDate>,
+}
+
+/// A run as recorded.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run: NewRun,
+    pub status: String,
+    pub reason: Option<String>,
+    pub epochs_run: Option<i32>,
+    pub best_epoch: Option<i32>,
+    pub best_val_loss: Option<f64>,
+    pub best_val_accuracy: Option<f64>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub hptune_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointRecord {
+    pub checkpoint_id: String,
+    pub run_id: String,
+    pub role: String,
+    pub epoch: i32,
+    pub path: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+}
+
+impl Store {
+    /// The bars of a dataset, with its tickers in canonical order.
+    pub fn load_panel(&self, name: &str) -> Result<(String, Panel)> {
+        let info = self.dataset(name)?;
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(
+            "SELECT p.date, t.position, p.open, p.high, p.low, p.close, p.volume
+             FROM prices p JOIN dataset_tickers t ON t.dataset_id = p.dataset_id AND t.ticker = p.ticker
+             WHERE p.dataset_id = ? ORDER BY p.date, t.position",
+        )?;
+        let bars = stmt
+            .query_map([&info.dataset_id], |r| {
+                Ok(Bar {
+                    date: r.get(0)?,
+                    ticker: r.get::<_, i32>(1)? as u32,
+                    open: r.get(2)?,
+                    high: r.get(3)?,
+                    low: r.get(4)?,
+                    close: r.get(5)?,
+                    volume: r.get(6)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let panel = Panel::new(info.tickers, bars).map_err(|e| StoreError::Corrupt(format!("dataset {name}: {e}")))?;
+        Ok((info.dataset_id, panel))
+    }
+
+    pub fn begin_run(&self, r: &NewRun) -> Result<()> {
+        let conn = self.writer()?;
+        conn.execute(
+            "INSERT INTO training_runs (run_id, stage, dataset_id, model_type, config_json, config_source, seed, device,
+                 tickers_json, train_start, train_end, val_start, val_end, holdout_start, status, started_at, hptune_version)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp::TIMESTAMP, ?)",
+            params![
+                r.run_id,
+                r.stage,
+                r.dataset_id,
+                r.model_type,
+                r.config_json,
+                r.config_source,
+                r.seed as i64,
+                r.device,
+                serde_json::to_string(&r.tickers).unwrap(),
+                r.train_span.0,
+                r.train_span.1,
+                r.val_span.0,
+                r.val_span.1,
+                r.holdout_start,
+                crate::VERSION,
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn record_epoch(&self, run_id: &str, m: &EpochMetrics) -> Result<()> {
+        let conn = self.writer()?;
+        conn.execute(
+            "INSERT INTO epoch_metrics VALUES (?, ?, ?, ?, ?, ?)",
+            params![run_id, m.epoch as i32, m.train_loss, m.val_loss, m.val_accuracy, m.seconds],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a run finished and records its checkpoints, in one transaction.
+    pub fn finish_run(
+        &self,
+        run_id: &str,
+        epochs_run: usize,
+        best_epoch: usize,
+        checkpoints: &[CheckpointRecord],
+    ) -> Result<()> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        for c in checkpoints {
+            tx.execute(
+                "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
+                params![c.checkpoint_id, c.run_id, c.role, c.epoch, c.path, c.sha256, c.size_bytes],
+            )?;
+        }
+        tx.execute(
+            "UPDATE training_runs SET status = 'finished', epochs_run = ?, best_epoch = ?,
+                 best_val_loss = m.val_loss, best_val_accuracy = m.val_accuracy,
+                 finished_at = current_timestamp::TIMESTAMP
+             FROM (SELECT val_loss, val_accuracy FROM epoch_metrics WHERE run_id = ? AND epoch = ?) m
+             WHERE run_id = ?",
+            params![epochs_run as i32, best_epoch as i32, run_id, best_epoch as i32, run_id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn fail_run(&self, run_id: &str, reason: &str) -> Result<()> {
+        let conn = self.writer()?;
+        conn.execute(
+            "UPDATE training_runs SET status = 'failed', reason = ?, finished_at = current_timestamp::TIMESTAMP,
+                 epochs_run = (SELECT count(*) FROM epoch_metrics WHERE run_id = ?)
+             WHERE run_id = ?",
+            params![reason, run_id, run_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn run(&self, run_id: &str) -> Result<RunRecord> {
+        let conn = self.reader()?;
+        conn.query_row(
+            "SELECT run_id, stage, dataset_id, model_type, config_json, config_source, seed, device, tickers_json,
+                    train_start, train_end, val_start, val_end, holdout_start, status, reason, epochs_run,
+                    best_epoch, best_val_loss, best_val_accuracy, started_at::VARCHAR, finished_at::VARCHAR, hptune_version
+             FROM training_runs WHERE run_id = ?",
+            [run_id],
+            |r| {
+                let tickers: String = r.get(8)?;
+                Ok(RunRecord {
+                    run: NewRun {
+                        run_id: r.get(0)?,
+                        stage: r.get(1)?,
+                        dataset_id: r.get(2)?,
+                        model_type: r.get(3)?,
+                        config_json: r.get(4)?,
+                        config_source: r.get(5)?,
+                        seed: r.get::<_, i64>(6)? as u64,
+                        device: r.get(7)?,
+                        tickers: serde_json::from_str(&tickers).unwrap_or_default(),
+                        train_span: (r.get(9)?, r.get(10)?),
+                        val_span: (r.get(11)?, r.get(12)?),
+                        holdout_start: r.get(13)?,
+                    },
+                    status: r.get(14)?,
+                    reason: r.get(15)?,
+                    epochs_run: r.get(16)?,
+                    best_epoch: r.get(17)?,
+                    best_val_loss: r.get(18)?,
+                    best_val_accuracy: r.get(19)?,
+                    started_at: r.get(20)?,
+                    finished_at: r.get(21)?,
+                    hptune_version: r.get(22)?,
+                })
+            },
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("no training run {run_id} in {}", self.path.display())))
+    }
+
+    pub fn epoch_metrics(&self, run_id: &str) -> Result<Vec<EpochMetrics>> {
+        let conn = self.reader()?;
+        let rows = conn
+            .prepare("SELECT epoch, train_loss, val_loss, val_accuracy, seconds FROM epoch_metrics WHERE run_id = ? ORDER BY epoch")?
+            .query_map([run_id], |r| {
+                Ok(EpochMetrics {
+                    epoch: r.get::<_, i32>(0)? as usize,
+                    train_loss: r.get(1)?,
+                    val_loss: r.get(2)?,
+                    val_accuracy: r.get(3)?,
+                    seconds: r.get(4)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Points the checkpoint records under folder `from` to the same files under `to` (absolute
+    /// paths), after the folder was moved aside, so lineage survives.
+    pub fn relocate_checkpoints(&self, from: &str, to: &str) -> Result<usize> {
+        let conn = self.writer()?;
+        let n = conn.execute(
+            "UPDATE checkpoints SET path = ? || substr(path, length(?) + 1) WHERE starts_with(path, ? || '/')",
+            params![to, from, from],
+        )?;
+        Ok(n)
+    }
+
+    pub fn checkpoints(&self, run_id: &str) -> Result<Vec<CheckpointRecord>> {
+        self.checkpoints_where("run_id = ?", run_id)
+    }
+
+    /// The checkpoint recorded for a file path (absolute), if any.
+    pub fn checkpoint_at(&self, path: &str) -> Result<Option<CheckpointRecord>> {
+        Ok(self.checkpoints_where("path = ?", path)?.into_iter().next())
+    }
+
+    fn checkpoints_where(&self, condition: &str, value: &str) -> Result<Vec<CheckpointRecord>> {
+        let conn = self.reader()?;
+        let rows = conn
+            .prepare(&format!(
+                "SELECT checkpoint_id, run_id, role, epoch, path, sha256, size_bytes FROM checkpoints
+                 WHERE {condition} ORDER BY created_at DESC, role"
+            ))?
+            .query_map([value], |r| {
+                Ok(CheckpointRecord {
+                    checkpoint_id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    role: r.get(2)?,
+                    epoch: r.get(3)?,
+                    path: r.get(4)?,
+                    sha256: r.get(5)?,
+                    size_bytes: r.get(6)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,287 @@
+//! Tuning studies and trials. Trial numbers are claimed inside a write transaction, so workers in
+//! any number of processes never take the same number, and each sees the others' running trials.
+
+use chrono::NaiveDateTime;
+use duckdb::{params, OptionalExt};
+use serde_json::Value as Json;
+
+use super::{Result, Store, StoreError};
+use crate::search::{Params, Phase, PhasePlan};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudyRecord {
+    pub study_name: String,
+    pub direction: String,
+    pub dataset_id: String,
+    pub space_toml: String,
+    pub n_trials: usize,
+    pub plan: PhasePlan,
+    pub seed: u64,
+    pub epochs: usize,
+    pub holdout: f64,
+    pub pruning: bool,
+    pub sampler_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRecord {
+    pub number: usize,
+    pub phase: String,
+    pub state: String,
+    pub value: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub run_id: Option<String>,
+    pub worker: String,
+    pub pruned_epoch: Option<i32>,
+    pub reason: Option<String>,
+    pub started_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+    pub duration_s: Option<f64>,
+    pub params: Params,
+    /// Seconds since the trial's last heartbeat (as the database clock sees it).
+    pub heartbeat_age_s: f64,
+}
+
+/// How a trial ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialEnd {
+    pub state: &'static str,
+    pub value: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub pruned_epoch: Option<i32>,
+    pub reason: Option<String>,
+}
+
+fn read_trials(conn: &duckdb::Connection, study: &str) -> Result<Vec<TrialRecord>> {
+    let mut trials: Vec<TrialRecord> = conn
+        .prepare(
+            "SELECT number, phase, state, value, val_loss, run_id, worker, pruned_epoch, reason, started_at,
+                    finished_at, duration_s, epoch(current_timestamp::TIMESTAMP - heartbeat_at)
+             FROM trials WHERE study_name = ? ORDER BY number",
+        )?
+        .query_map([study], |r| {
+            Ok(TrialRecord {
+                number: r.get::<_, i32>(0)? as usize,
+                phase: r.get(1)?,
+                state: r.get(2)?,
+                value: r.get(3)?,
+                val_loss: r.get(4)?,
+                run_id: r.get(5)?,
+                worker: r.get(6)?,
+                pruned_epoch: r.get(7)?,
+                reason: r.get(8)?,
+                started_at: r.get(9)?,
+                finished_at: r.get(10)?,
+                duration_s: r.get(11)?,
+                params: Params::new(),
+                heartbeat_age_s: r.get(12)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare("SELECT number, name, value_json FROM trial_params WHERE study_name = ? ORDER BY number")?;
+    let rows = stmt.query_map([study], |r| Ok((r.get::<_, i32>(0)? as usize, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    for row in rows {
+        let (number, name, value) = row?;
+        if let Some(t) = trials.iter_mut().find(|t| t.number == number) {
+            t.params.insert(name, serde_json::from_str(&value).unwrap_or(Json::Null));
+        }
+    }
+    Ok(trials)
+}
+
+impl Store {
+    pub fn study(&self, name: &str) -> Result<Option<StudyRecord>> {
+        let conn = self.reader()?;
+        Ok(conn
+            .query_row(
+                "SELECT study_name, direction, dataset_id, space_toml, n_trials, plan_random, plan_bayesian, plan_finetune,
+                        seed, epochs, holdout, pruning, sampler_json FROM studies WHERE study_name = ?",
+                [name],
+                |r| {
+                    Ok(StudyRecord {
+                        study_name: r.get(0)?,
+                        direction: r.get(1)?,
+                        dataset_id: r.get(2)?,
+                        space_toml: r.get(3)?,
+                        n_trials: r.get::<_, i32>(4)? as usize,
+                        plan: PhasePlan {
+                            random: r.get::<_, i32>(5)? as usize,
+                            bayesian: r.get::<_, i32>(6)? as usize,
+                            finetune: r.get::<_, i32>(7)? as usize,
+                        },
+                        seed: r.get::<_, i64>(8)? as u64,
+                        epochs: r.get::<_, i32>(9)? as usize,
+                        holdout: r.get(10)?,
+                        pruning: r.get(11)?,
+                        sampler_json: r.get(12)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The most recently created study, if any.
+    pub fn latest_study(&self) -> Result<Option<String>> {
+        let conn = self.reader()?;
+        Ok(conn.query_row("SELECT study_name FROM studies ORDER BY created_at DESC LIMIT 1", [], |r| r.get(0)).optional()?)
+    }
+
+    /// Creates the study unless it exists; returns the stored record either way.
+    pub fn create_study(&self, s: &StudyRecord) -> Result<StudyRecord> {
+        {
+            let conn = self.writer()?;
+            conn.execute(
+                "INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)
+                 ON CONFLICT DO NOTHING",
+                params![
+                    s.study_name,
+                    s.direction,
+                    s.dataset_id,
+                    s.space_toml,
+                    s.n_trials as i32,
+                    s.plan.random as i32,
+                    s.plan.bayesian as i32,
+                    s.plan.finetune as i32,
+                    s.seed as i64,
+                    s.epochs as i32,
+                    s.holdout,
+                    s.pruning,
+                    s.sampler_json,
+                    crate::VERSION,
+                ],
+            )?;
+        }
+        self.study(&s.study_name)?.ok_or_else(|| StoreError::NotFound(format!("study {}", s.study_name)))
+    }
+
+    /// Raises a study's trial budget (the phase split stays as created).
+    pub fn set_study_trials(&self, study: &str, n_trials: usize) -> Result<()> {
+        let conn = self.writer()?;
+        conn.execute("UPDATE studies SET n_trials = ? WHERE study_name = ?", params![n_trials as i32, study])?;
+        Ok(())
+    }
+
+    pub fn trials(&self, study: &str) -> Result<Vec<TrialRecord>> {
+        let conn = self.reader()?;
+        read_trials(&conn, study)
+    }
+
+    /// Marks RUNNING trials that `orphaned` says have no live worker as FAIL; returns their numbers.
+    pub fn fail_orphans(&self, study: &str, orphaned: impl Fn(&TrialRecord) -> bool) -> Result<Vec<usize>> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        let mut failed = Vec::new();
+        for t in read_trials(&tx, study)?.iter().filter(|t| t.state == "RUNNING" && orphaned(t)) {
+            let reason = format!("orphaned: worker {} stopped while the trial was RUNNING", t.worker);
+            tx.execute(
+                "UPDATE trials SET state = 'FAIL', reason = ?, finished_at = current_timestamp::TIMESTAMP
+                 WHERE study_name = ? AND number = ?",
+                params![reason, study, t.number as i32],
+            )?;
+            if let Some(run) = &t.run_id {
+                tx.execute(
+                    "UPDATE training_runs SET status = 'failed', reason = ?, finished_at = current_timestamp::TIMESTAMP
+                     WHERE run_id = ? AND status = 'running'",
+                    params![reason, run],
+                )?;
+            }
+            failed.push(t.number);
+        }
+        tx.commit()?;
+        Ok(failed)
+    }
+
+    /// Claims the next trial number and records it RUNNING with the parameters `sample` picks
+    /// from the study's history, all in one transaction. None when the budget is met (counting
+    /// trials still running).
+    pub fn claim_trial(
+        &self,
+        study: &StudyRecord,
+        worker: &str,
+        max_failures: usize,
+        sample: impl FnOnce(usize, &[TrialRecord]) -> (Phase, Params),
+    ) -> Result<Option<(usize, Phase, Params)>> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        let n_trials: i32 =
+            tx.query_row("SELECT n_trials FROM studies WHERE study_name = ?", [&study.study_name], |r| r.get(0))?;
+        let trials = read_trials(&tx, &study.study_name)?;
+        let count = |s: &str| trials.iter().filter(|t| t.state == s).count();
+        if count("COMPLETE") + count("PRUNED") + count("RUNNING") >= n_trials as usize {
+            return Ok(None);
+        }
+        if count("FAIL") > max_failures {
+            return Err(StoreError::TooManyFailures(format!(
+                "study {} has {} failed trials (more than {max_failures}); see `hptune query optimization_history` for the reasons",
+                study.study_name,
+                count("FAIL")
+            )));
+        }
+        let number = trials.last().map_or(0, |t| t.number + 1);
+        let (phase, params) = sample(number, &trials);
+        tx.execute(
+            "INSERT INTO trials (study_name, number, phase, state, worker, started_at, heartbeat_at)
+             VALUES (?, ?, ?, 'RUNNING', ?, current_timestamp::TIMESTAMP, current_timestamp::TIMESTAMP)",
+            params![study.study_name, number as i32, phase.name(), worker],
+        )?;
+        for (name, value) in &params {
+            let num = value.as_f64();
+            tx.execute(
+                "INSERT INTO trial_params VALUES (?, ?, ?, ?, ?)",
+                params![study.study_name, number as i32, name, value.to_string(), num],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Some((number, phase, params)))
+    }
+
+    pub fn set_trial_run(&self, study: &str, number: usize, run_id: &str) -> Result<()> {
+        let conn = self.writer()?;
+        conn.execute(
+            "UPDATE trials SET run_id = ? WHERE study_name = ? AND number = ?",
+            params![run_id, study, number as i32],
+        )?;
+        Ok(())
+    }
+
+    /// Records an epoch of a trial's training and its heartbeat, in one transaction.
+    pub fn record_trial_epoch(&self, study: &str, number: usize, run_id: &str, m: &crate::model::EpochMetrics) -> Result<()> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO epoch_metrics VALUES (?, ?, ?, ?, ?, ?)",
+            params![run_id, m.epoch as i32, m.train_loss, m.val_loss, m.val_accuracy, m.seconds],
+        )?;
+        tx.execute(
+            "UPDATE trials SET heartbeat_at = current_timestamp::TIMESTAMP WHERE study_name = ? AND number = ?",
+            params![study, number as i32],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The validation accuracy at `epoch` of the study's COMPLETE trials (for the median pruner).
+    pub fn completed_values_at(&self, study: &str, epoch: usize) -> Result<Vec<f64>> {
+        let conn = self.reader()?;
+        let rows = conn
+            .prepare(
+                "SELECT m.val_accuracy FROM trials t JOIN epoch_metrics m ON m.run_id = t.run_id
+                 WHERE t.study_name = ? AND t.state = 'COMPLETE' AND m.epoch = ?",
+            )?
+            .query_map(params![study, epoch as i32], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn end_trial(&self, study: &str, number: usize, end: &TrialEnd) -> Result<()> {
+        let conn = self.writer()?;
+        conn.execute(
+            "UPDATE trials SET state = ?, value = ?, val_loss = ?, pruned_epoch = ?, reason = ?,
+                 finished_at = current_timestamp::TIMESTAMP,
+                 duration_s = epoch(current_timestamp::TIMESTAMP - started_at)
+             WHERE study_name = ? AND number = ?",
+            params![end.state, end.value, end.val_loss, end.pruned_epoch, end.reason, study, number as i32],
+        )?;
+        Ok(())
+    }
+}

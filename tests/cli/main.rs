@@ -1,0 +1,18 @@
+//! Integration tests: the real hptune binary, real data, a real DuckDB file per test.
+
+mod common;
+mod concurrency;
+mod data;
+mod features;
+mod interop;
+mod query;
+mod store;
+mod search;
+mod train;
+mod tune;
+
+#[test]
+fn cli_definition_is_consistent() {
+    use clap::CommandFactory;
+    hptune::cli::Cli::command().debug_assert();
+}

@@ -1,0 +1,82 @@
+//! The samplers: inside the space in every phase, deterministic, and the test functions' vectors.
+
+#[path = "../../benches/functions/mod.rs"]
+mod functions;
+
+use proptest::prelude::*;
+
+use hptune::search::{suggest, Past, PhasePlan, Space};
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn suggestions_stay_inside_the_space(seed in 0u64..10_000, total in 3usize..40, f in 0usize..6) {
+        let func = &functions::all()[f];
+        let plan = PhasePlan::split(total);
+        let mut history: Vec<Past> = Vec::new();
+        for number in 0..total {
+            let (phase, params) = suggest(&func.space, &plan, seed, number, false, &history);
+            prop_assert_eq!(phase, plan.phase_of(number));
+            for p in &func.space.params {
+                prop_assert!(p.dist.contains(&params[&p.name]), "{} = {} outside {:?}", p.name, params[&p.name], p.dist);
+            }
+            let value = (func.f)(&params);
+            // A running trial now and then, as parallel workers leave them.
+            history.push(Past { params, value: if number % 5 == 4 { None } else { Some(value) } });
+        }
+    }
+}
+
+#[test]
+fn the_default_space_round_trips_every_value() {
+    let space = Space::default_space();
+    let plan = PhasePlan::split(20);
+    let (_, params) = suggest(&space, &plan, 3, 0, true, &[]);
+    assert_eq!(params.len(), space.params.len());
+    for p in &space.params {
+        let v = &params[&p.name];
+        assert!(p.dist.contains(v));
+        assert_eq!(&p.dist.from_internal(p.dist.to_internal(v).unwrap()), v);
+    }
+    // Deterministic in (seed, number, history).
+    assert_eq!(suggest(&space, &plan, 3, 7, true, &[]), suggest(&space, &plan, 3, 7, true, &[]));
+    assert_ne!(suggest(&space, &plan, 3, 7, true, &[]).1, suggest(&space, &plan, 4, 7, true, &[]).1);
+}
+
+#[test]
+fn phases_split_the_budget_and_accept_overrides() {
+    assert_eq!(PhasePlan::split(10), PhasePlan { random: 3, bayesian: 5, finetune: 2 });
+    assert_eq!(PhasePlan::split(1), PhasePlan { random: 1, bayesian: 0, finetune: 0 });
+    assert_eq!(PhasePlan::split(100).total(), 100);
+}
+
+#[test]
+fn test_functions_match_the_published_vectors() {
+    use functions::*;
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-300) || a == b;
+    let pi = std::f64::consts::PI;
+    assert!(close(branin(&[-pi, 12.275]), 0.39788735772973816));
+    assert!(close(branin(&[0.0, 10.0]), 35.602112642270264));
+    assert!(close(hartmann6(&[0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]), -3.322368011391339));
+    assert!(close(
+        hartmann6(&[1.0 / 7.0, 2.0 / 7.0, 3.0 / 7.0, 4.0 / 7.0, 5.0 / 7.0, 6.0 / 7.0]),
+        -0.18787404891617537
+    ));
+    assert!(close(rosenbrock(&[-2.0, 1.0, 4.0, 7.0]), 9918.0));
+    assert!(close(ackley(&[-16.384; 5]), 21.489016910524118));
+    assert!(close(styblinski_tang(&[-2.5; 5]), -183.59375));
+    let mixed_at = |lr: f64, layers: i64, model: &str, dropout: f64| {
+        let p: hptune::search::Params = [
+            ("lr".to_string(), serde_json::json!(lr)),
+            ("layers".to_string(), serde_json::json!(layers)),
+            ("model".to_string(), serde_json::json!(model)),
+            ("dropout".to_string(), serde_json::json!(dropout)),
+        ]
+        .into_iter()
+        .collect();
+        mixed(&p)
+    };
+    assert!(close(mixed_at(0.1, 4, "mlp", 0.5), 7.640000000000001));
+    assert!(close(mixed_at(0.0003, 3, "lstm", 0.25), 0.86340218226594));
+}

@@ -1,0 +1,96 @@
+//! The database file: schema migrations, views, shipped data on creation.
+
+use std::collections::BTreeSet;
+
+use crate::common::{shipped, Env};
+
+#[test]
+fn a_new_database_holds_the_shipped_data_in_canonical_order() {
+    let env = Env::new();
+    let list = env.ok(&["data", "list"]);
+    assert!(list.contains("sp500_20_close") && list.contains("us6_ohlcv"), "{list}");
+
+    // Expected values come from reading the shipped CSV here, independently of hptune.
+    let text = std::fs::read_to_string(shipped("sp500_20_close.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let dates: BTreeSet<&str> = rows.iter().map(|r| r[0]).collect();
+    let mut order: Vec<&str> = Vec::new();
+    for r in &rows {
+        if !order.contains(&r[1]) {
+            order.push(r[1]);
+        }
+    }
+    let show = env.ok(&["data", "show", "sp500_20_close"]);
+    assert!(show.contains(&format!("tickers       20 in order: {}", order.join(" "))), "{show}");
+    assert!(show.contains(&format!("({} trading days)", dates.len())), "{show}");
+    assert!(show.contains(&format!("rows          {} (0 missing", rows.len())), "{show}");
+    assert!(show.contains(&format!("{} .. {}", dates.first().unwrap(), dates.last().unwrap())), "{show}");
+
+    let ohlcv: bool = env.sql_one("SELECT has_ohlcv FROM datasets WHERE name = 'us6_ohlcv'");
+    assert!(ohlcv);
+}
+
+#[test]
+fn opening_again_changes_nothing() {
+    let env = Env::new();
+    env.ok(&["data", "list"]);
+    let before = env.dump();
+    let history = env.ok(&["query", "schema_history", "--format", "csv"]);
+    env.ok(&["data", "list"]);
+    env.ok(&["data", "show", "us6_ohlcv"]);
+    assert_eq!(before, env.dump());
+    assert_eq!(history, env.ok(&["query", "schema_history", "--format", "csv"]));
+    assert!(history.contains("1,datasets,"), "{history}");
+}
+
+#[test]
+fn an_edited_migration_is_refused_by_name() {
+    let env = Env::new();
+    env.ok(&["data", "list"]);
+    {
+        let conn = duckdb::Connection::open(&env.db).unwrap();
+        conn.execute("UPDATE hptune_migrations SET checksum = 'abc' WHERE version = 1", []).unwrap();
+    }
+    let before = env.dump();
+    let err = env.fails(&["data", "list"]);
+    assert!(err.contains("0001_datasets.sql") && err.contains("never edited"), "{err}");
+    assert_eq!(before, env.dump());
+}
+
+#[test]
+fn a_database_from_a_newer_hptune_is_refused() {
+    let env = Env::new();
+    env.ok(&["data", "list"]);
+    {
+        let conn = duckdb::Connection::open(&env.db).unwrap();
+        conn.execute("INSERT INTO hptune_migrations VALUES (9999, 'future', 'x', now()::TIMESTAMP, '99.0.0')", [])
+            .unwrap();
+    }
+    for args in [&["data", "list"][..], &["query", "SELECT 1 AS x"][..]] {
+        let err = env.fails(args);
+        assert!(err.contains("newer hptune") && err.contains("9999"), "{err}");
+    }
+}
+
+#[test]
+fn every_migration_file_is_registered_in_order() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    let registered: Vec<String> =
+        hptune::store::MIGRATIONS.iter().map(|m| format!("{:04}_{}.sql", m.version, m.name)).collect();
+    assert_eq!(files, registered);
+    for (i, m) in hptune::store::MIGRATIONS.iter().enumerate() {
+        assert_eq!(m.version, i as i32 + 1);
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_named_in_the_error() {
+    let env = Env::new();
+    std::fs::write(&env.db, "not a database").unwrap();
+    let err = env.fails(&["data", "list"]);
+    assert!(err.contains("experiments.db"), "{err}");
+    assert_eq!(std::fs::read_to_string(&env.db).unwrap(), "not a database");
+}

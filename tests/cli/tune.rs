@@ -1,0 +1,210 @@
+//! `hptune tune`: phases, records, exports (checked with the real optuna), workers, resume.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::Env;
+
+const SPACE: &str = r#"
+[model_type]
+type = "categorical"
+choices = ["mlp", "gru"]
+
+[hidden_size]
+type = "int"
+low = 8
+high = 32
+step = 8
+
+[learning_rate]
+type = "float"
+low = 1e-4
+high = 1e-2
+log = true
+
+[seq_len]
+type = "int"
+low = 3
+high = 8
+"#;
+
+fn setup() -> (Env, String) {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "300", "--seed", "9", "--signal", "0.4", "--name", "s"]);
+    let space = env.write("space.toml", SPACE).to_string_lossy().into_owned();
+    (env, space)
+}
+
+fn tune_args<'a>(space: &'a str, study: &'a str, trials: &'a str) -> Vec<&'a str> {
+    vec!["tune", "--dataset", "s", "--space", space, "--study", study, "--trials", trials, "--epochs", "3"]
+}
+
+fn states(env: &Env, study: &str) -> String {
+    env.ok(&["query", &format!("SELECT number, phase, state FROM trials WHERE study_name = '{study}' ORDER BY number"), "--format", "csv"])
+}
+
+#[test]
+fn a_study_runs_three_phases_and_exports_what_optuna_reads() {
+    let (env, space) = setup();
+    env.ok(&tune_args(&space, "st", "10"));
+    let csv = states(&env, "st");
+    let phases: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
+    assert_eq!(phases, ["random", "random", "random", "bayesian", "bayesian", "bayesian", "bayesian", "bayesian", "finetune", "finetune"]);
+    assert!(!csv.contains("RUNNING") && !csv.contains("FAIL"), "{csv}");
+
+    let dir = env.path("hyperparameter_tuning_results");
+    for f in ["trial_results.json", "optimization_history.json", "optimization_history.png", "optimization_study.db"] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    assert_eq!(&std::fs::read(dir.join("optimization_history.png")).unwrap()[..4], b"\x89PNG");
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("trial_results.json")).unwrap()).unwrap();
+    let best_db: f64 = env.sql_one("SELECT max(value) FROM trials WHERE state = 'COMPLETE'");
+    assert_eq!(results["best_trial"]["value"].as_f64().unwrap(), best_db);
+    let ckpt = results["best_trial"]["checkpoint"]["path"].as_str().unwrap();
+    assert!(std::path::Path::new(ckpt).exists(), "{ckpt}");
+
+    // The real optuna opens the export: same trials, best value and parameters.
+    let script = r#"
+import sys, json, optuna
+study = optuna.load_study(study_name="st", storage="sqlite:///" + sys.argv[1])
+print(json.dumps({"n": len(study.trials), "best_value": study.best_value, "best_params": study.best_params,
+                  "states": sorted({t.state.name for t in study.trials}), "phases": [t.user_attrs["phase"] for t in study.trials]}))
+from optuna_dashboard import wsgi
+from wsgiref.util import setup_testing_defaults
+app = wsgi("sqlite:///" + sys.argv[1])
+for path in ["/api/studies", "/api/studies/1"]:
+    env = {}
+    setup_testing_defaults(env)
+    env["PATH_INFO"] = path
+    status = []
+    body = b"".join(app(env, lambda s, h, *a: status.append(s)))
+    print(path, status[0])
+"#;
+    let out = std::process::Command::new(crate::interop::python())
+        .arg("-c")
+        .arg(script)
+        .arg(dir.join("optimization_study.db"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["n"], 10);
+    assert_eq!(first["best_value"].as_f64().unwrap(), best_db);
+    let best_params = &results["best_trial"]["params"];
+    for (k, v) in first["best_params"].as_object().unwrap() {
+        assert_eq!(v.as_f64().map(|x| x.to_string()), best_params[k].as_f64().map(|x| x.to_string()).or(None), "{k}");
+        if v.is_string() {
+            assert_eq!(v, &best_params[k]);
+        }
+    }
+    assert_eq!(first["phases"][0], "random");
+    assert!(text.contains("/api/studies 200") && text.contains("/api/studies/1 200"), "{text}");
+
+    // The views answer the history questions.
+    let board = env.ok(&["query", "tuning_leaderboard", "--format", "csv"]);
+    assert!(board.lines().nth(1).unwrap().starts_with("st,1,"), "{board}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trials() {
+    let (env, space) = setup();
+    env.ok(&[&tune_args(&space, "a", "5")[..], &["--out", "ra"]].concat());
+    env.ok(&[&tune_args(&space, "b", "5")[..], &["--out", "rb"]].concat());
+    let rows = |s: &str| -> String {
+        env.ok(&["query", &format!("SELECT t.number, t.value, string_agg(p.name || '=' || p.value_json, ' ' ORDER BY p.name) FROM trials t JOIN trial_params p USING (study_name, number) WHERE study_name = '{s}' GROUP BY ALL ORDER BY 1"), "--format", "csv"])
+    };
+    assert_eq!(rows("a"), rows("b"));
+}
+
+fn spawn(env: &Env, args: &[&str]) -> Child {
+    env.cmd().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+#[test]
+fn two_processes_share_a_study_without_duplicate_numbers() {
+    let (env, space) = setup();
+    // Create the study first so both processes join the same one.
+    env.ok(&tune_args(&space, "shared", "1"));
+    let args = tune_args(&space, "shared", "10");
+    let (a, b) = (spawn(&env, &args), spawn(&env, &args));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let numbers: String = env.sql_one("SELECT string_agg(number::VARCHAR, ',' ORDER BY number) FROM trials WHERE study_name = 'shared'");
+    let expected: Vec<String> = (0..numbers.split(',').count()).map(|i| i.to_string()).collect();
+    assert_eq!(numbers, expected.join(","));
+    let finished: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'shared' AND state IN ('COMPLETE', 'PRUNED')");
+    assert_eq!(finished, 10);
+    let workers: i64 = env.sql_one("SELECT count(DISTINCT worker) FROM trials WHERE study_name = 'shared'");
+    assert!(workers >= 2, "only {workers} worker ran trials");
+}
+
+#[test]
+fn a_killed_run_resumes_without_losing_finished_trials() {
+    let (env, space) = setup();
+    let args = tune_args(&space, "k", "6");
+    // Kill at several points: early, after the first finished trial, after three.
+    for wait_for in [0usize, 1, 3] {
+        let mut child = spawn(&env, &args);
+        let start = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let done = env.ok(&["query", "SELECT count(*) AS n FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE','PRUNED')", "--format", "csv"]);
+            let n: usize = done.lines().nth(1).unwrap_or("0").parse().unwrap_or(0);
+            if n >= wait_for || start.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+                break;
+            }
+        }
+        let before = env.ok(&["query", "SELECT number, value FROM trials WHERE study_name = 'k' AND state = 'COMPLETE' ORDER BY number", "--format", "csv"]);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let after = env.ok(&["query", "SELECT number, value FROM trials WHERE study_name = 'k' AND state = 'COMPLETE' ORDER BY number", "--format", "csv"]);
+        assert!(after.starts_with(before.trim_end()), "finished trials changed:\n{before}\n{after}");
+    }
+    let out = env.ok(&args);
+    let finished: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE', 'PRUNED')");
+    assert_eq!(finished, 6, "{out}");
+    let running: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state = 'RUNNING'");
+    assert_eq!(running, 0);
+    let orphans: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state = 'FAIL' AND reason LIKE 'orphaned%'");
+    assert!(orphans >= 1, "a killed run leaves at least one orphaned trial");
+}
+
+#[test]
+fn failing_trials_are_recorded_and_the_study_goes_on() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "2", "--days", "200", "--seed", "1", "--name", "s"]);
+    // seq_len 150 leaves too few samples: those trials fail with the reason.
+    let space = env.write("space.toml", "[seq_len]\ntype = \"categorical\"\nchoices = [4, 150]\n\n[hidden_size]\ntype = \"int\"\nlow = 4\nhigh = 8\n");
+    // Four Halton points over two choices: at least one of each.
+    env.ok(&["tune", "--dataset", "s", "--space", space.to_str().unwrap(), "--study", "f", "--trials", "4", "--epochs", "2",
+             "--random-trials", "4", "--bayesian-trials", "0", "--finetune-trials", "0"]);
+    let failed: i64 = env.sql_one("SELECT count(*) FROM trials WHERE state = 'FAIL' AND reason LIKE '%seq_len 150 leaves%'");
+    let complete: i64 = env.sql_one("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')");
+    assert!(failed >= 1, "expected failed trials");
+    assert_eq!(complete, 4);
+}
+
+#[test]
+fn a_bad_space_names_the_parameter() {
+    let env = Env::new();
+    env.ok(&["data", "list"]);
+    let before = env.dump();
+    let cases = [
+        ("[lr]\ntype = \"float\"\nlow = 1e-3\nhigh = 1e-1\n", "parameter 'lr' is not a tunable hyperparameter"),
+        ("[learning_rate]\ntype = \"float\"\nlow = 0.1\nhigh = 0.01\n", "parameter 'learning_rate': needs low < high"),
+        ("[learning_rate]\ntype = \"float\"\nlow = 0.0\nhigh = 0.1\nlog = true\n", "parameter 'learning_rate': a log parameter needs low > 0"),
+        ("[hidden_size]\ntype = \"int\"\nlow = 8\nhigh = 30\nstep = 8\n", "parameter 'hidden_size': step must be >= 1 and divide"),
+        ("[model_type]\ntype = \"categorical\"\n", "parameter 'model_type': a categorical needs choices"),
+        ("[dropout]\ntype = \"normal\"\nlow = 0.0\nhigh = 0.5\n", "parameter 'dropout': type must be float, int or categorical"),
+        ("[dropout\n", "not valid TOML"),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let f = env.write(&format!("bad{i}.toml"), text);
+        let err = env.fails(&["tune", "--space", f.to_str().unwrap(), "--trials", "2"]);
+        assert!(err.contains(expected) && err.contains(&format!("bad{i}.toml")), "case {i}: {err}");
+    }
+    assert_eq!(before, env.dump());
+}
