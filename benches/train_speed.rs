@@ -26,8 +26,11 @@ fn main() -> anyhow::Result<()> {
     let samples = Samples { x, y, n: N, seq_len: T, inputs: I, outputs: O, ends: (0..N).collect() };
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     println!("model  threads  train samples/s  infer samples/s  params");
-    for (model_type, hidden, dropout) in [(ModelType::Mlp, 128, 0.1), (ModelType::Lstm, 64, 0.0), (ModelType::Gru, 64, 0.0)] {
-        let shape = NetShape { model_type, seq_len: T, inputs: I, outputs: O, hidden_size: hidden, num_layers: 2, dropout };
+    for (model_type, hidden, dropout) in
+        [(ModelType::Mlp, 128, 0.1), (ModelType::Lstm, 64, 0.0), (ModelType::Gru, 64, 0.0)]
+    {
+        let shape =
+            NetShape { model_type, seq_len: T, inputs: I, outputs: O, hidden_size: hidden, num_layers: 2, dropout };
         let net = Net::new(shape, &mut ChaCha8Rng::seed_from_u64(1), &candle_core::Device::Cpu)?;
         let mut opt = adamw(&net, 1e-3, 0.01)?;
         let mut order: Vec<usize> = (0..N).collect();

@@ -19,8 +19,7 @@ fn xs(p: &Params, d: usize) -> Vec<f64> {
 }
 
 fn uniform_space(d: usize, lo: f64, hi: f64) -> Space {
-    let text: String =
-        (0..d).map(|i| format!("[x{i}]\ntype = \"float\"\nlow = {lo:?}\nhigh = {hi:?}\n\n")).collect();
+    let text: String = (0..d).map(|i| format!("[x{i}]\ntype = \"float\"\nlow = {lo:?}\nhigh = {hi:?}\n\n")).collect();
     Space::from_toml(&text).unwrap()
 }
 

@@ -64,8 +64,10 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     }
     let space_toml = match &args.space {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --space {}", path.display()))?;
-            let space = crate::search::Space::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read --space {}", path.display()))?;
+            let space =
+                crate::search::Space::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             tune::check_space(&space).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             Some(text)
         }

@@ -48,7 +48,12 @@ impl Net {
         let mut params = Vec::new();
         let h = shape.hidden_size;
         // PyTorch's Linear initialisation: U(+-1/sqrt(fan_in)) for weight and bias.
-        let linear = |params: &mut Vec<(String, Var)>, rng: &mut ChaCha8Rng, name: &str, fan_in: usize, out: usize| -> Result<()> {
+        let linear = |params: &mut Vec<(String, Var)>,
+                      rng: &mut ChaCha8Rng,
+                      name: &str,
+                      fan_in: usize,
+                      out: usize|
+         -> Result<()> {
             let bound = 1.0 / (fan_in as f64).sqrt();
             params.push((format!("{name}.weight"), uniform(rng, &[out, fan_in], bound, device)?));
             params.push((format!("{name}.bias"), uniform(rng, &[out], bound, device)?));

@@ -74,7 +74,14 @@ pub struct Past {
 const FINETUNE_TOP: f64 = 0.2;
 
 /// Parameters for trial `number` of a study. Deterministic in (seed, number, history).
-pub fn suggest(space: &Space, plan: &PhasePlan, seed: u64, number: usize, maximize: bool, history: &[Past]) -> (Phase, Params) {
+pub fn suggest(
+    space: &Space,
+    plan: &PhasePlan,
+    seed: u64,
+    number: usize,
+    maximize: bool,
+    history: &[Past],
+) -> (Phase, Params) {
     let phase = plan.phase_of(number);
     let observations: Vec<Observation> = history
         .iter()

@@ -109,7 +109,8 @@ impl Space {
     /// Errors name the parameter.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         // toml keeps the file's key order only with preserve_order; parse the order separately.
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
+        let table: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
         let order = key_order(text, &table);
         let mut params = Vec::new();
         for name in order {
@@ -216,7 +217,9 @@ impl Distribution {
             Distribution::Float { low, high, log: true, .. } => (low.ln(), high.ln()),
             Distribution::Float { low, high, .. } => (*low, *high),
             Distribution::Int { low, high, log: true, .. } => ((*low as f64 - 0.5).ln(), (*high as f64 + 0.5).ln()),
-            Distribution::Int { low, high, step, .. } => (*low as f64 - 0.5 * *step as f64, *high as f64 + 0.5 * *step as f64),
+            Distribution::Int { low, high, step, .. } => {
+                (*low as f64 - 0.5 * *step as f64, *high as f64 + 0.5 * *step as f64)
+            }
             Distribution::Categorical { choices } => (-0.5, choices.len() as f64 - 0.5),
         }
     }
@@ -255,7 +258,9 @@ impl Distribution {
     pub fn contains(&self, v: &Json) -> bool {
         match self {
             Distribution::Float { low, high, step, .. } => v.as_f64().is_some_and(|x| {
-                x >= *low && x <= *high && step.is_none_or(|s| (((x - low) / s).round() * s + low - x).abs() < 1e-9 * s.max(1.0))
+                x >= *low
+                    && x <= *high
+                    && step.is_none_or(|s| (((x - low) / s).round() * s + low - x).abs() < 1e-9 * s.max(1.0))
             }),
             Distribution::Int { low, high, step, .. } => {
                 v.as_i64().is_some_and(|x| x >= *low && x <= *high && (x - low) % step == 0)

@@ -34,7 +34,9 @@ fn weights(n: usize) -> Vec<f64> {
         return vec![1.0; n];
     }
     let ramp = n - 25;
-    (0..n).map(|i| if i < ramp { 1.0 / n as f64 + (1.0 - 1.0 / n as f64) * i as f64 / ramp as f64 } else { 1.0 }).collect()
+    (0..n)
+        .map(|i| if i < ramp { 1.0 / n as f64 + (1.0 - 1.0 / n as f64) * i as f64 / ramp as f64 } else { 1.0 })
+        .collect()
 }
 
 struct Mixture<'a> {
@@ -55,14 +57,16 @@ fn norm_cdf(z: f64) -> f64 {
 fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
     if x >= 0.0 {
         r
     } else {
@@ -84,7 +88,8 @@ impl<'a> Mixture<'a> {
             .iter()
             .map(|(lo, hi)| {
                 let range = hi - lo;
-                (0.2 * range * ((n.max(1)) as f64).powf(-1.0 / (d as f64 + 4.0))).max(range / (1.0 + n as f64).min(100.0) * 0.5)
+                (0.2 * range * ((n.max(1)) as f64).powf(-1.0 / (d as f64 + 4.0)))
+                    .max(range / (1.0 + n as f64).min(100.0) * 0.5)
             })
             .collect();
         let mut m = Self { points, log_w, sigma, log_norm: Vec::new(), bounds, categorical };

@@ -84,7 +84,8 @@ pub fn final_model(store: &Store, run_id: &str, dir: &Path) -> anyhow::Result<()
 /// `optimization_history.png` and `optimization_study.db` (Optuna storage), from the study's rows.
 /// The trials' checkpoints are already in `checkpoints/`.
 pub fn tuning(store: &Store, study_name: &str, dir: &Path) -> anyhow::Result<()> {
-    let study = store.study(study_name)?.with_context(|| format!("no study {study_name} in {}", store.path().display()))?;
+    let study =
+        store.study(study_name)?.with_context(|| format!("no study {study_name} in {}", store.path().display()))?;
     let space = crate::search::Space::from_toml(&study.space_toml).map_err(|e| anyhow::anyhow!("{e}"))?;
     let trials = store.trials(study_name)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

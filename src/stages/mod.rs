@@ -3,8 +3,8 @@
 
 pub mod export;
 pub mod optuna_export;
-pub mod tune;
 pub mod train;
+pub mod tune;
 
 use std::path::{Path, PathBuf};
 

@@ -58,7 +58,9 @@ pub fn worker_name() -> String {
 }
 
 fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// A RUNNING trial is orphaned when its worker process on this host is gone, or a worker
@@ -141,18 +143,23 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
             if req.trials == 0 {
                 bail!("--trials must be at least 1");
             }
-            let space_toml = req.space_toml.clone().unwrap_or_else(|| search::space::DEFAULT_TOML.trim_start().to_string());
+            let space_toml =
+                req.space_toml.clone().unwrap_or_else(|| search::space::DEFAULT_TOML.trim_start().to_string());
             let space = Space::from_toml(&space_toml).map_err(|e| anyhow::anyhow!("search space: {e}"))?;
             check_space(&space).map_err(|e| anyhow::anyhow!("search space: {e}"))?;
             let plan = resolve_plan(req.trials, req.phases)?;
             let dataset = store.dataset(&req.dataset)?;
-            let name = req.study.clone().unwrap_or_else(|| format!("study-{}", chrono::Local::now().format("%Y%m%d-%H%M%S")));
+            let name =
+                req.study.clone().unwrap_or_else(|| format!("study-{}", chrono::Local::now().format("%Y%m%d-%H%M%S")));
             // A new study's outputs do not overwrite an earlier study's.
             let old_abs = std::fs::canonicalize(&req.out_dir).ok();
             if let Some(moved) = super::move_aside(&req.out_dir)? {
                 eprintln!("kept the previous {} as {}", req.out_dir.display(), moved.display());
                 if let Some(old) = old_abs {
-                    store.relocate_checkpoints(&old.to_string_lossy(), &std::fs::canonicalize(&moved)?.to_string_lossy())?;
+                    store.relocate_checkpoints(
+                        &old.to_string_lossy(),
+                        &std::fs::canonicalize(&moved)?.to_string_lossy(),
+                    )?;
                 }
             }
             store.create_study(&StudyRecord {
@@ -239,7 +246,13 @@ fn worker_loop(
         let best = trials.iter().filter(|t| t.state == "COMPLETE").filter_map(|t| t.value).fold(f64::NAN, f64::max);
         progress.step(
             done,
-            &format!("trial {number} {} {} {}, best {:.2}%", phase.name(), end.state, fmt_value(end.value), 100.0 * best),
+            &format!(
+                "trial {number} {} {} {}, best {:.2}%",
+                phase.name(),
+                end.state,
+                fmt_value(end.value),
+                100.0 * best
+            ),
         );
     }
 }
@@ -258,7 +271,11 @@ struct Pruned {
 
 impl std::fmt::Display for Pruned {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pruned at epoch {}: best validation accuracy {:.4} below the median {:.4}", self.epoch, self.value, self.median)
+        write!(
+            f,
+            "pruned at epoch {}: best validation accuracy {:.4} below the median {:.4}",
+            self.epoch, self.value, self.median
+        )
     }
 }
 
@@ -345,12 +362,19 @@ fn run_trial(
             };
             store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, &[record])?;
             let run = store.run(&run_id)?;
-            Ok(TrialEnd { state: "COMPLETE", value: run.best_val_accuracy, val_loss: run.best_val_loss, pruned_epoch: None, reason: None })
+            Ok(TrialEnd {
+                state: "COMPLETE",
+                value: run.best_val_accuracy,
+                val_loss: run.best_val_loss,
+                pruned_epoch: None,
+                reason: None,
+            })
         }
         Err(e) => match e.downcast_ref::<Pruned>() {
             Some(p) => {
                 let metrics = store.epoch_metrics(&run_id)?;
-                let best = metrics.iter().min_by(|a, b| a.val_loss.total_cmp(&b.val_loss)).expect("pruned after an epoch");
+                let best =
+                    metrics.iter().min_by(|a, b| a.val_loss.total_cmp(&b.val_loss)).expect("pruned after an epoch");
                 store.finish_run(&run_id, metrics.len(), best.epoch, &[])?;
                 Ok(TrialEnd {
                     state: "PRUNED",

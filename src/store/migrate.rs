@@ -57,9 +57,12 @@ pub fn check_not_newer(conn: &Connection, path: &Path) -> Result<(), StoreError>
     }
 }
 
-/// Applies pending migrations; returns true when the first one was applied now (a new database).
-pub fn run(conn: &mut Connection, path: &Path) -> Result<bool, StoreError> {
-    conn.execute_batch(LEDGER)?;
+/// Refuses a file whose schema is newer than this binary's, or whose applied migrations differ
+/// from this binary's text. Works read-only; returns the applied versions.
+pub fn verify(conn: &Connection, path: &Path) -> Result<Vec<i32>, StoreError> {
+    if applied_version(conn)?.is_none() {
+        return Ok(Vec::new());
+    }
     check_not_newer(conn, path)?;
     let applied: Vec<(i32, String, String)> = conn
         .prepare("SELECT version, name, checksum FROM hptune_migrations ORDER BY version")?
@@ -77,8 +80,15 @@ pub fn run(conn: &mut Connection, path: &Path) -> Result<bool, StoreError> {
             });
         }
     }
+    Ok(applied.into_iter().map(|a| a.0).collect())
+}
+
+/// Applies pending migrations; returns true when the first one was applied now (a new database).
+pub fn run(conn: &mut Connection, path: &Path) -> Result<bool, StoreError> {
+    conn.execute_batch(LEDGER)?;
+    let applied = verify(conn, path)?;
     let mut created = false;
-    for m in MIGRATIONS.iter().filter(|m| !applied.iter().any(|a| a.0 == m.version)) {
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         let tx = conn.transaction()?;
         tx.execute_batch(m.sql).map_err(|e| StoreError::MigrationFailed {
             migration: format!("{:04}_{}.sql", m.version, m.name),

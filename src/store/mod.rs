@@ -178,7 +178,7 @@ impl Store {
             drop(self.writer()?);
         }
         let conn = self.open(AccessMode::ReadOnly)?;
-        migrate::check_not_newer(&conn, &self.path)?;
+        migrate::verify(&conn, &self.path)?;
         if migrate::applied_version(&conn)? != Some(migrate::latest()) {
             drop(conn);
             drop(self.writer()?);

@@ -78,8 +78,10 @@ fn read_trials(conn: &duckdb::Connection, study: &str) -> Result<Vec<TrialRecord
             })
         })?
         .collect::<Result<_, _>>()?;
-    let mut stmt = conn.prepare("SELECT number, name, value_json FROM trial_params WHERE study_name = ? ORDER BY number")?;
-    let rows = stmt.query_map([study], |r| Ok((r.get::<_, i32>(0)? as usize, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+    let mut stmt =
+        conn.prepare("SELECT number, name, value_json FROM trial_params WHERE study_name = ? ORDER BY number")?;
+    let rows = stmt
+        .query_map([study], |r| Ok((r.get::<_, i32>(0)? as usize, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
     for row in rows {
         let (number, name, value) = row?;
         if let Some(t) = trials.iter_mut().find(|t| t.number == number) {
@@ -123,7 +125,9 @@ impl Store {
     /// The most recently created study, if any.
     pub fn latest_study(&self) -> Result<Option<String>> {
         let conn = self.reader()?;
-        Ok(conn.query_row("SELECT study_name FROM studies ORDER BY created_at DESC LIMIT 1", [], |r| r.get(0)).optional()?)
+        Ok(conn
+            .query_row("SELECT study_name FROM studies ORDER BY created_at DESC LIMIT 1", [], |r| r.get(0))
+            .optional()?)
     }
 
     /// Creates the study unless it exists; returns the stored record either way.
@@ -245,7 +249,13 @@ impl Store {
     }
 
     /// Records an epoch of a trial's training and its heartbeat, in one transaction.
-    pub fn record_trial_epoch(&self, study: &str, number: usize, run_id: &str, m: &crate::model::EpochMetrics) -> Result<()> {
+    pub fn record_trial_epoch(
+        &self,
+        study: &str,
+        number: usize,
+        run_id: &str,
+        m: &crate::model::EpochMetrics,
+    ) -> Result<()> {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         tx.execute(

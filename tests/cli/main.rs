@@ -6,8 +6,8 @@ mod data;
 mod features;
 mod interop;
 mod query;
-mod store;
 mod search;
+mod store;
 mod train;
 mod tune;
 

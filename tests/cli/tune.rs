@@ -40,7 +40,12 @@ fn tune_args<'a>(space: &'a str, study: &'a str, trials: &'a str) -> Vec<&'a str
 }
 
 fn states(env: &Env, study: &str) -> String {
-    env.ok(&["query", &format!("SELECT number, phase, state FROM trials WHERE study_name = '{study}' ORDER BY number"), "--format", "csv"])
+    env.ok(&[
+        "query",
+        &format!("SELECT number, phase, state FROM trials WHERE study_name = '{study}' ORDER BY number"),
+        "--format",
+        "csv",
+    ])
 }
 
 #[test]
@@ -49,7 +54,13 @@ fn a_study_runs_three_phases_and_exports_what_optuna_reads() {
     env.ok(&tune_args(&space, "st", "10"));
     let csv = states(&env, "st");
     let phases: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
-    assert_eq!(phases, ["random", "random", "random", "bayesian", "bayesian", "bayesian", "bayesian", "bayesian", "finetune", "finetune"]);
+    assert_eq!(
+        phases,
+        [
+            "random", "random", "random", "bayesian", "bayesian", "bayesian", "bayesian", "bayesian", "finetune",
+            "finetune"
+        ]
+    );
     assert!(!csv.contains("RUNNING") && !csv.contains("FAIL"), "{csv}");
 
     let dir = env.path("hyperparameter_tuning_results");
@@ -57,7 +68,8 @@ fn a_study_runs_three_phases_and_exports_what_optuna_reads() {
         assert!(dir.join(f).exists(), "{f} missing");
     }
     assert_eq!(&std::fs::read(dir.join("optimization_history.png")).unwrap()[..4], b"\x89PNG");
-    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("trial_results.json")).unwrap()).unwrap();
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("trial_results.json")).unwrap()).unwrap();
     let best_db: f64 = env.sql_one("SELECT max(value) FROM trials WHERE state = 'COMPLETE'");
     assert_eq!(results["best_trial"]["value"].as_f64().unwrap(), best_db);
     let ckpt = results["best_trial"]["checkpoint"]["path"].as_str().unwrap();
@@ -132,10 +144,12 @@ fn two_processes_share_a_study_without_duplicate_numbers() {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let numbers: String = env.sql_one("SELECT string_agg(number::VARCHAR, ',' ORDER BY number) FROM trials WHERE study_name = 'shared'");
+    let numbers: String =
+        env.sql_one("SELECT string_agg(number::VARCHAR, ',' ORDER BY number) FROM trials WHERE study_name = 'shared'");
     let expected: Vec<String> = (0..numbers.split(',').count()).map(|i| i.to_string()).collect();
     assert_eq!(numbers, expected.join(","));
-    let finished: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'shared' AND state IN ('COMPLETE', 'PRUNED')");
+    let finished: i64 =
+        env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'shared' AND state IN ('COMPLETE', 'PRUNED')");
     assert_eq!(finished, 10);
     let workers: i64 = env.sql_one("SELECT count(DISTINCT worker) FROM trials WHERE study_name = 'shared'");
     assert!(workers >= 2, "only {workers} worker ran trials");
@@ -151,24 +165,41 @@ fn a_killed_run_resumes_without_losing_finished_trials() {
         let start = Instant::now();
         loop {
             std::thread::sleep(Duration::from_millis(150));
-            let done = env.ok(&["query", "SELECT count(*) AS n FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE','PRUNED')", "--format", "csv"]);
+            let done = env.ok(&[
+                "query",
+                "SELECT count(*) AS n FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE','PRUNED')",
+                "--format",
+                "csv",
+            ]);
             let n: usize = done.lines().nth(1).unwrap_or("0").parse().unwrap_or(0);
             if n >= wait_for || start.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
                 break;
             }
         }
-        let before = env.ok(&["query", "SELECT number, value FROM trials WHERE study_name = 'k' AND state = 'COMPLETE' ORDER BY number", "--format", "csv"]);
+        let before = env.ok(&[
+            "query",
+            "SELECT number, value FROM trials WHERE study_name = 'k' AND state = 'COMPLETE' ORDER BY number",
+            "--format",
+            "csv",
+        ]);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let after = env.ok(&["query", "SELECT number, value FROM trials WHERE study_name = 'k' AND state = 'COMPLETE' ORDER BY number", "--format", "csv"]);
+        let after = env.ok(&[
+            "query",
+            "SELECT number, value FROM trials WHERE study_name = 'k' AND state = 'COMPLETE' ORDER BY number",
+            "--format",
+            "csv",
+        ]);
         assert!(after.starts_with(before.trim_end()), "finished trials changed:\n{before}\n{after}");
     }
     let out = env.ok(&args);
-    let finished: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE', 'PRUNED')");
+    let finished: i64 =
+        env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE', 'PRUNED')");
     assert_eq!(finished, 6, "{out}");
     let running: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state = 'RUNNING'");
     assert_eq!(running, 0);
-    let orphans: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state = 'FAIL' AND reason LIKE 'orphaned%'");
+    let orphans: i64 = env
+        .sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state = 'FAIL' AND reason LIKE 'orphaned%'");
     assert!(orphans >= 1, "a killed run leaves at least one orphaned trial");
 }
 
@@ -177,11 +208,32 @@ fn failing_trials_are_recorded_and_the_study_goes_on() {
     let env = Env::new();
     env.ok(&["data", "synth", "--tickers", "2", "--days", "200", "--seed", "1", "--name", "s"]);
     // seq_len 150 leaves too few samples: those trials fail with the reason.
-    let space = env.write("space.toml", "[seq_len]\ntype = \"categorical\"\nchoices = [4, 150]\n\n[hidden_size]\ntype = \"int\"\nlow = 4\nhigh = 8\n");
+    let space = env.write(
+        "space.toml",
+        "[seq_len]\ntype = \"categorical\"\nchoices = [4, 150]\n\n[hidden_size]\ntype = \"int\"\nlow = 4\nhigh = 8\n",
+    );
     // Four Halton points over two choices: at least one of each.
-    env.ok(&["tune", "--dataset", "s", "--space", space.to_str().unwrap(), "--study", "f", "--trials", "4", "--epochs", "2",
-             "--random-trials", "4", "--bayesian-trials", "0", "--finetune-trials", "0"]);
-    let failed: i64 = env.sql_one("SELECT count(*) FROM trials WHERE state = 'FAIL' AND reason LIKE '%seq_len 150 leaves%'");
+    env.ok(&[
+        "tune",
+        "--dataset",
+        "s",
+        "--space",
+        space.to_str().unwrap(),
+        "--study",
+        "f",
+        "--trials",
+        "4",
+        "--epochs",
+        "2",
+        "--random-trials",
+        "4",
+        "--bayesian-trials",
+        "0",
+        "--finetune-trials",
+        "0",
+    ]);
+    let failed: i64 =
+        env.sql_one("SELECT count(*) FROM trials WHERE state = 'FAIL' AND reason LIKE '%seq_len 150 leaves%'");
     let complete: i64 = env.sql_one("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')");
     assert!(failed >= 1, "expected failed trials");
     assert_eq!(complete, 4);
@@ -195,10 +247,19 @@ fn a_bad_space_names_the_parameter() {
     let cases = [
         ("[lr]\ntype = \"float\"\nlow = 1e-3\nhigh = 1e-1\n", "parameter 'lr' is not a tunable hyperparameter"),
         ("[learning_rate]\ntype = \"float\"\nlow = 0.1\nhigh = 0.01\n", "parameter 'learning_rate': needs low < high"),
-        ("[learning_rate]\ntype = \"float\"\nlow = 0.0\nhigh = 0.1\nlog = true\n", "parameter 'learning_rate': a log parameter needs low > 0"),
-        ("[hidden_size]\ntype = \"int\"\nlow = 8\nhigh = 30\nstep = 8\n", "parameter 'hidden_size': step must be >= 1 and divide"),
+        (
+            "[learning_rate]\ntype = \"float\"\nlow = 0.0\nhigh = 0.1\nlog = true\n",
+            "parameter 'learning_rate': a log parameter needs low > 0",
+        ),
+        (
+            "[hidden_size]\ntype = \"int\"\nlow = 8\nhigh = 30\nstep = 8\n",
+            "parameter 'hidden_size': step must be >= 1 and divide",
+        ),
         ("[model_type]\ntype = \"categorical\"\n", "parameter 'model_type': a categorical needs choices"),
-        ("[dropout]\ntype = \"normal\"\nlow = 0.0\nhigh = 0.5\n", "parameter 'dropout': type must be float, int or categorical"),
+        (
+            "[dropout]\ntype = \"normal\"\nlow = 0.0\nhigh = 0.5\n",
+            "parameter 'dropout': type must be float, int or categorical",
+        ),
         ("[dropout\n", "not valid TOML"),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
