@@ -157,41 +157,42 @@ fn two_processes_share_a_study_without_duplicate_numbers() {
 
 #[test]
 fn a_killed_run_resumes_without_losing_finished_trials() {
-    let (env, space) = setup();
-    let args = tune_args(&space, "k", "6");
-    // Kill at several points: early, after the first finished trial, after three.
+    let env = Env::new();
+    // Trials of a second or so, so that a kill lands while one is running.
+    env.ok(&["data", "synth", "--tickers", "10", "--days", "1500", "--seed", "9", "--name", "s"]);
+    let space = env.write("space.toml", "[model_type]\ntype = \"categorical\"\nchoices = [\"gru\"]\n\n[hidden_size]\ntype = \"int\"\nlow = 16\nhigh = 32\n");
+    let space = space.to_string_lossy().into_owned();
+    let args =
+        ["tune", "--dataset", "s", "--space", &space, "--study", "k", "--trials", "6", "--epochs", "4", "--no-pruning"];
+    let count = |sql: &str| -> usize {
+        let out = env.ok(&["query", sql, "--format", "csv"]);
+        out.lines().nth(1).unwrap_or("0").parse().unwrap_or(0)
+    };
+    let complete = "SELECT number, value FROM trials WHERE study_name = 'k' AND state = 'COMPLETE' ORDER BY number";
+    // Kill (SIGKILL) at several points: during the first trial, after one finished, after three.
+    let mut kills_during_a_trial = 0;
     for wait_for in [0usize, 1, 3] {
         let mut child = spawn(&env, &args);
         let start = Instant::now();
         loop {
-            std::thread::sleep(Duration::from_millis(150));
-            let done = env.ok(&[
-                "query",
-                "SELECT count(*) AS n FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE','PRUNED')",
-                "--format",
-                "csv",
-            ]);
-            let n: usize = done.lines().nth(1).unwrap_or("0").parse().unwrap_or(0);
-            if n >= wait_for || start.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            std::thread::sleep(Duration::from_millis(100));
+            let done = count("SELECT count(*) FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE','PRUNED')");
+            let running = count("SELECT count(*) FROM trials WHERE study_name = 'k' AND state = 'RUNNING'");
+            if (done >= wait_for && running > 0)
+                || start.elapsed() > Duration::from_secs(60)
+                || child.try_wait().unwrap().is_some()
+            {
+                kills_during_a_trial += usize::from(running > 0);
                 break;
             }
         }
-        let before = env.ok(&[
-            "query",
-            "SELECT number, value FROM trials WHERE study_name = 'k' AND state = 'COMPLETE' ORDER BY number",
-            "--format",
-            "csv",
-        ]);
-        child.kill().unwrap(); // SIGKILL
+        let before = env.ok(&["query", complete, "--format", "csv"]);
+        child.kill().unwrap();
         child.wait().unwrap();
-        let after = env.ok(&[
-            "query",
-            "SELECT number, value FROM trials WHERE study_name = 'k' AND state = 'COMPLETE' ORDER BY number",
-            "--format",
-            "csv",
-        ]);
+        let after = env.ok(&["query", complete, "--format", "csv"]);
         assert!(after.starts_with(before.trim_end()), "finished trials changed:\n{before}\n{after}");
     }
+    assert!(kills_during_a_trial > 0, "no kill landed during a trial");
     let out = env.ok(&args);
     let finished: i64 =
         env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE', 'PRUNED')");
