@@ -30,8 +30,8 @@ impl Phase {
     }
 }
 
-/// How many trials each phase gets. Default split of N: 30% random (at least 1), 20% fine-tuning,
-/// the rest Bayesian.
+/// How many trials each phase gets. Default split of N: 30% random (at least 1, at most 10: past
+/// that, the model-based phases use the budget better), 20% fine-tuning, the rest Bayesian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhasePlan {
     pub random: usize,
@@ -41,7 +41,7 @@ pub struct PhasePlan {
 
 impl PhasePlan {
     pub fn split(total: usize) -> Self {
-        let random = ((0.3 * total as f64).round() as usize).max(1).min(total);
+        let random = ((0.3 * total as f64).round() as usize).clamp(1, 10).min(total);
         let finetune = ((0.2 * total as f64).round() as usize).min(total - random);
         Self { random, bayesian: total - random - finetune, finetune }
     }
