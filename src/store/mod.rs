@@ -12,8 +12,9 @@ mod training;
 mod tuning;
 mod views;
 
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -115,6 +116,31 @@ pub struct Store {
     lock_timeout: Duration,
 }
 
+/// One open connection per process at a time. DuckDB's file lock is a POSIX lock, which is held
+/// per process: two connections opened by two threads of one process (`tune --jobs 2`) would
+/// not exclude each other and would corrupt the file. Threads therefore take turns here, and
+/// processes take turns through DuckDB's lock.
+static OPEN: Mutex<()> = Mutex::new(());
+
+/// A connection that holds this process's turn until it is dropped.
+pub(crate) struct Conn {
+    conn: Connection,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Deref for Conn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
 impl Store {
     pub fn new(path: impl Into<PathBuf>, lock_timeout: Duration) -> Self {
         Self { path: path.into(), lock_timeout }
@@ -124,8 +150,10 @@ impl Store {
         &self.path
     }
 
-    /// Opens the file, waiting out other processes' locks up to the lock timeout.
-    fn open(&self, mode: AccessMode) -> Result<Connection> {
+    /// Opens the file, waiting for this process's other threads and for other processes' locks
+    /// (up to the lock timeout).
+    fn open(&self, mode: AccessMode) -> Result<Conn> {
+        let turn = OPEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let start = Instant::now();
         let mut delay = Duration::from_millis(5);
         loop {
@@ -134,7 +162,7 @@ impl Store {
                 _ => AccessMode::ReadWrite,
             })?;
             match Connection::open_with_flags(&self.path, config) {
-                Ok(conn) => return Ok(conn),
+                Ok(conn) => return Ok(Conn { conn, _turn: turn }),
                 Err(e) if e.to_string().contains("Could not set lock") => {
                     let waited = start.elapsed();
                     if waited >= self.lock_timeout {
@@ -158,7 +186,7 @@ impl Store {
     }
 
     /// A read-write connection on an up-to-date schema. A new file gets the shipped datasets.
-    fn writer(&self) -> Result<Connection> {
+    fn writer(&self) -> Result<Conn> {
         let mut conn = self.open(AccessMode::ReadWrite)?;
         let created = migrate::run(&mut conn, &self.path)?;
         views::apply(&conn)?;
@@ -173,7 +201,7 @@ impl Store {
     }
 
     /// A read-only connection. Creates or upgrades the file first when it needs it.
-    fn reader(&self) -> Result<Connection> {
+    fn reader(&self) -> Result<Conn> {
         if !self.path.exists() {
             drop(self.writer()?);
         }

@@ -270,3 +270,16 @@ fn a_bad_space_names_the_parameter() {
     }
     assert_eq!(before, env.dump());
 }
+
+#[test]
+fn parallel_jobs_in_one_process_share_the_file_safely() {
+    let (env, space) = setup();
+    env.ok(&[&tune_args(&space, "j", "8")[..], &["--jobs", "2"]].concat());
+    let finished: i64 =
+        env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'j' AND state IN ('COMPLETE', 'PRUNED')");
+    assert_eq!(finished, 8);
+    let failed: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'j' AND state = 'FAIL'");
+    assert_eq!(failed, 0, "{}", states(&env, "j"));
+    let epochs: i64 = env.sql_one("SELECT count(*) FROM epoch_metrics WHERE starts_with(run_id, 'j/')");
+    assert!(epochs >= 8);
+}
