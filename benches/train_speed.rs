@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let x: Vec<f32> = (0..N * T * I).map(|_| StandardNormal.sample(&mut rng)).collect();
     let y: Vec<f32> = (0..N * O).map(|_| if rng.gen::<f64>() < 0.5 { 1.0 } else { 0.0 }).collect();
-    let samples = Samples { x, y, n: N, seq_len: T, inputs: I, outputs: O, ends: (0..N).collect() };
+    let samples = Samples { x, y, n: N, seq_len: T, inputs: I, outputs: O };
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     println!("model  threads  train samples/s  infer samples/s  params");
     for (model_type, hidden, dropout) in

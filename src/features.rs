@@ -36,8 +36,6 @@ pub struct FeatureTable {
     pub values: Vec<f32>,
     /// [dates, tickers] closes, for labels and backtests.
     pub closes: Vec<f64>,
-    /// [dates, tickers] opens where the data has them.
-    pub opens: Option<Vec<f64>>,
 }
 
 impl FeatureTable {
@@ -53,12 +51,6 @@ impl FeatureTable {
     pub fn labels(&self, t: usize) -> impl Iterator<Item = f32> + '_ {
         let n = self.tickers.len();
         (0..n).map(move |k| if self.closes[(t + 1) * n + k] > self.closes[t * n + k] { 1.0 } else { 0.0 })
-    }
-
-    /// Date indices that can end a sample window of `seq_len` days and still have a label.
-    pub fn sample_range(&self, seq_len: usize) -> std::ops::Range<usize> {
-        let first = WARMUP + seq_len.max(1) - 1;
-        first..self.dates.len().saturating_sub(1).max(first)
     }
 }
 
@@ -113,7 +105,7 @@ pub fn compute(panel: &Panel) -> FeatureTable {
             }
         }
     }
-    FeatureTable { tickers: panel.tickers.clone(), dates, names, values, closes: close, opens: ohlcv.then_some(open) }
+    FeatureTable { tickers: panel.tickers.clone(), dates, names, values, closes: close }
 }
 
 /// Per-column standardisation, fitted on training rows only.

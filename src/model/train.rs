@@ -25,8 +25,6 @@ pub struct Samples {
     pub seq_len: usize,
     pub inputs: usize,
     pub outputs: usize,
-    /// The date index each sample ends at (its decision date).
-    pub ends: Vec<usize>,
 }
 
 /// Builds the samples ending at each date index in `ends` (each >= WARMUP + seq_len - 1, and
@@ -42,12 +40,12 @@ pub fn build_samples(table: &FeatureTable, scaler: &Scaler, ends: std::ops::Rang
     let n = ends.len();
     let mut x = Vec::with_capacity(n * seq_len * w);
     let mut y = Vec::with_capacity(n * outputs);
-    for t in ends.clone() {
+    for t in ends {
         let lo = (t + 1 - seq_len - first_row) * w;
         x.extend_from_slice(&scaled[lo..lo + seq_len * w]);
         y.extend(table.labels(t));
     }
-    Samples { x, y, n, seq_len, inputs: w, outputs, ends: ends.collect() }
+    Samples { x, y, n, seq_len, inputs: w, outputs }
 }
 
 #[derive(Debug, Clone)]
@@ -77,7 +75,6 @@ pub struct TrainOutcome {
     /// Weights after the last epoch run.
     pub last: HashMap<String, Tensor>,
     pub epochs_run: usize,
-    pub stopped_early: bool,
 }
 
 /// One pass over `samples` in the order `order`, one AdamW step per batch; returns the mean
@@ -171,11 +168,5 @@ pub fn train(
             }
         }
     }
-    Ok(TrainOutcome {
-        best: best.2,
-        best_epoch: best.1,
-        last: net.snapshot()?,
-        stopped_early: epochs_run < s.epochs,
-        epochs_run,
-    })
+    Ok(TrainOutcome { best: best.2, best_epoch: best.1, last: net.snapshot()?, epochs_run })
 }

@@ -47,7 +47,6 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub study: String,
-    pub created: bool,
     pub orphans_failed: Vec<usize>,
     pub trials: Vec<TrialRecord>,
 }
@@ -131,7 +130,6 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
         Some(name) => store.study(name)?,
         None => None,
     };
-    let created = existing.is_none();
     let study = match existing {
         Some(s) => {
             if req.trials > s.n_trials {
@@ -209,7 +207,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
     })?;
     progress.finish();
     super::export::tuning(store, &study.study_name, &req.out_dir)?;
-    Ok(Summary { study: study.study_name.clone(), created, orphans_failed, trials: store.trials(&study.study_name)? })
+    Ok(Summary { study: study.study_name.clone(), orphans_failed, trials: store.trials(&study.study_name)? })
 }
 
 #[allow(clippy::too_many_arguments)]
