@@ -116,18 +116,20 @@ pub struct Scaler {
 }
 
 impl Scaler {
-    /// Fits on the feature rows of date indices `rows` (which must start at or after WARMUP).
-    pub fn fit(table: &FeatureTable, rows: std::ops::Range<usize>) -> Self {
+    /// Fits on the feature rows of date indices `rows` (each at or after WARMUP).
+    pub fn fit(table: &FeatureTable, rows: impl IntoIterator<Item = usize>) -> Self {
         let w = table.width();
         let mut sum = vec![0f64; w];
         let mut sq = vec![0f64; w];
-        let count = rows.len().max(1) as f64;
+        let mut count = 0usize;
         for t in rows {
+            count += 1;
             for (j, &v) in table.row(t).iter().enumerate() {
                 sum[j] += v as f64;
                 sq[j] += (v as f64) * (v as f64);
             }
         }
+        let count = count.max(1) as f64;
         let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
         let std = sq
             .iter()

@@ -6,6 +6,7 @@
 //! `migrations/`.
 
 pub mod checkpoint;
+pub mod cv;
 pub mod cli;
 pub mod data;
 pub mod features;

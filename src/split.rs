@@ -32,8 +32,7 @@ impl Split {
         if !(0.0..0.9).contains(&holdout) {
             return Err(format!("--holdout must be in [0, 0.9), got {holdout}"));
         }
-        let dates = table.dates.len();
-        let holdout_start = dates - (dates as f64 * holdout).round() as usize;
+        let holdout_start = holdout_start(table.dates.len(), holdout);
         let first = WARMUP + seq_len - 1;
         // Samples end at t with t + 1 < holdout_start.
         let end = holdout_start.saturating_sub(1);
@@ -49,4 +48,9 @@ impl Split {
         }
         Ok(Self { train: first..first + n_train, val: first + n_train..end, holdout_start })
     }
+}
+
+/// The first date index of the holdout: the latest `holdout` share of `dates`.
+pub fn holdout_start(dates: usize, holdout: f64) -> usize {
+    dates - (dates as f64 * holdout).round() as usize
 }

@@ -1,7 +1,9 @@
 //! The command line: parse the arguments, resolve them into the settings each command needs, and
 //! run it. One file per command.
 
+mod analyze;
 mod data;
+mod extend;
 mod query;
 mod train;
 mod tune;
@@ -40,6 +42,10 @@ pub enum Command {
     Query(query::Args),
     /// Stage 1: tune hyperparameters in three phases (random, Bayesian, fine-tuning).
     Tune(tune::Args),
+    /// Stage 2: train the study's top configurations on every cross-validation fold.
+    Extend(extend::Args),
+    /// Stage 3: select the best configuration (the best_config view) and export best_config.json.
+    Analyze(analyze::Args),
     /// Stage 4: train one configuration on the training span and export final_model/.
     Train(train::Args),
 }
@@ -54,6 +60,13 @@ impl Cli {
             Command::Data(args) => data::run(args, &store),
             Command::Query(args) => query::run(args, &store),
             Command::Train(args) => train::run(args, &store),
+            Command::Analyze(args) => analyze::run(args, &store),
+            Command::Extend(args) => {
+                if args.jobs > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+                    std::env::set_var("RAYON_NUM_THREADS", "1");
+                }
+                extend::run(args, &store)
+            }
             Command::Tune(args) => {
                 // One thread per trial: keep candle's matrix products single-threaded when trials
                 // run side by side.

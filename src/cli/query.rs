@@ -11,7 +11,8 @@ use crate::store::{self, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A view name (see --list) or a SQL statement, run on a read-only connection.
+    /// A view name (see --list), `best-config` (the current selection; with --format json exactly
+    /// best_config.json), or a SQL statement, run on a read-only connection.
     #[arg(required_unless_present = "list")]
     pub query: Option<String>,
 
@@ -39,6 +40,17 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         return Ok(());
     }
     let text = args.query.unwrap();
+    if text == "best-config" && args.format == Some(Format::Json) {
+        // Exactly the content of best_config.json.
+        let selection = store.selection(None)?.with_context(|| {
+            format!("no configuration is selected in {}: run `hptune analyze` first", store.path().display())
+        })?;
+        return match &args.output {
+            Some(path) => std::fs::write(path, &selection.best_config_json)
+                .with_context(|| format!("cannot write {}", path.display())),
+            None => Ok(std::io::stdout().write_all(selection.best_config_json.as_bytes())?),
+        };
+    }
     let sql = resolve(&text)?;
     let format = args.format.unwrap_or(if args.output.is_none() && std::io::stdout().is_terminal() {
         Format::Table
@@ -68,9 +80,11 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A view name becomes `SELECT * FROM view`; anything with a space is SQL.
+/// A view name becomes `SELECT * FROM view`; anything with a space is SQL. `best-config` is the
+/// current selection (`current_selection`); `best_config` is the rule's view.
 fn resolve(text: &str) -> anyhow::Result<String> {
     let text = text.trim();
+    let text = if text == "best-config" { "current_selection" } else { text };
     if let Some(view) = store::views_find(text) {
         return Ok(view.select());
     }

@@ -19,9 +19,9 @@ pub struct Args {
     /// Maximum epochs (overrides the configuration's `epochs`).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Dataset to train on.
-    #[arg(long, default_value = SHIPPED[0].name)]
-    pub dataset: String,
+    /// Dataset to train on (default: the selection's dataset, or the shipped sp500_20_close).
+    #[arg(long)]
+    pub dataset: Option<String>,
     /// Seed of every random draw: the same seed gives the same weights and metrics on CPU.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -37,15 +37,28 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
-    let Some(path) = &args.config else {
-        bail!(
-            "no --config given and no best configuration is selected in {}: run `hptune analyze` first \
-             (after `hptune tune` and `hptune extend`), or pass --config FILE",
-            store.path().display()
-        );
+    let (mut config, config_source, selected_dataset) = match &args.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read --config {}", path.display()))?;
+            let config = ModelConfig::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            (config, format!("file {} (sha256 {})", path.display(), sha256_hex(text.as_bytes())), None)
+        }
+        None => {
+            let Some(s) = store.selection(None)? else {
+                bail!(
+                    "no --config given and no best configuration is selected in {}: run `hptune analyze` first \
+                     (after `hptune tune` and `hptune extend`), or pass --config FILE",
+                    store.path().display()
+                );
+            };
+            let config = ModelConfig::from_json(&s.best_config_json)
+                .map_err(|e| anyhow::anyhow!("selection {}: {e}", s.selection_id))?;
+            let dataset = store.datasets()?.into_iter().find(|d| d.dataset_id == s.dataset_id).map(|d| d.name);
+            println!("training {} (study {} trial {}, extended run {})", s.selection_id, s.study_name, s.trial_number, s.extended_run_id);
+            (config, format!("selection {}", s.selection_id), dataset)
+        }
     };
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --config {}", path.display()))?;
-    let mut config = ModelConfig::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if let Some(epochs) = args.epochs {
         if epochs == 0 {
             bail!("--epochs must be at least 1");
@@ -54,8 +67,8 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     }
     let request = Request {
         config,
-        config_source: format!("file {} (sha256 {})", path.display(), sha256_hex(text.as_bytes())),
-        dataset: args.dataset,
+        config_source,
+        dataset: args.dataset.or(selected_dataset).unwrap_or_else(|| SHIPPED[0].name.to_string()),
         seed: args.seed,
         holdout: args.holdout,
         device: args.device,

@@ -140,6 +140,31 @@ impl ModelConfig {
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap()
     }
+
+    /// The network shape for `inputs` features per step and `outputs` tickers.
+    pub fn shape(&self, inputs: usize, outputs: usize) -> super::NetShape {
+        super::NetShape {
+            model_type: self.model_type,
+            seq_len: self.seq_len,
+            inputs,
+            outputs,
+            hidden_size: self.hidden_size,
+            num_layers: self.num_layers,
+            dropout: self.dropout,
+        }
+    }
+
+    /// The training settings, with every random draw seeded by `seed`.
+    pub fn settings(&self, seed: u64) -> super::TrainSettings {
+        super::TrainSettings {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            weight_decay: self.weight_decay,
+            patience: self.patience,
+            seed,
+        }
+    }
 }
 
 impl Default for ModelConfig {

@@ -48,6 +48,16 @@ pub fn build_samples(table: &FeatureTable, scaler: &Scaler, ends: std::ops::Rang
     Samples { x, y, n, seq_len, inputs: w, outputs }
 }
 
+impl Samples {
+    /// Appends the samples of `other` (same shapes).
+    pub fn append(&mut self, other: Samples) {
+        assert_eq!((self.seq_len, self.inputs, self.outputs), (other.seq_len, other.inputs, other.outputs));
+        self.x.extend(other.x);
+        self.y.extend(other.y);
+        self.n += other.n;
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TrainSettings {
     pub epochs: usize,

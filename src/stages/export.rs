@@ -190,3 +190,170 @@ fn history_png(trials: &[crate::store::TrialRecord], path: &Path) -> anyhow::Res
     }
     write_atomic(path, &canvas.png())
 }
+
+fn mean_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
+    if values.is_empty() {
+        return (None, None);
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let std = if values.len() > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (Some(mean), Some(std))
+}
+
+/// `extended_training_results/extended_training_results.json` and each configuration's
+/// `extended_model_<rank>/config.json`, from an extended run's rows. The fold checkpoints are
+/// already in `extended_model_<rank>/fold_<k>/`.
+pub fn extended(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
+    let run = store.extended_run(id)?;
+    let configs = store.extended_configs(id)?;
+    let folds = store.cv_folds(id)?;
+    let dataset = store.datasets()?.into_iter().find(|d| d.dataset_id == run.dataset_id);
+    let tickers = dataset.as_ref().map(|d| d.tickers.clone()).unwrap_or_default();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut results = Vec::new();
+    for c in &configs {
+        let config: serde_json::Value = serde_json::from_str(&c.config_json)?;
+        let mine: Vec<_> = folds.iter().filter(|f| f.config_rank == c.config_rank).collect();
+        let accs: Vec<f64> = mine.iter().filter_map(|f| f.val_accuracy).collect();
+        let (mean, std) = mean_std(&accs);
+        let mut fold_json = Vec::new();
+        for f in &mine {
+            let ckpt = match &f.run_id {
+                Some(r) => store.checkpoints(r)?.into_iter().next(),
+                None => None,
+            };
+            fold_json.push(json!({
+                "fold": f.fold,
+                "status": f.status,
+                "train_start": f.train_span.0.to_string(), "train_end": f.train_span.1.to_string(),
+                "val_start": f.val_span.0.to_string(), "val_end": f.val_span.1.to_string(),
+                "n_train": f.n_train, "n_val": f.n_val, "n_purged": f.n_purged, "n_embargoed": f.n_embargoed,
+                "epochs_run": f.epochs_run, "best_epoch": f.best_epoch,
+                "val_loss": f.val_loss, "val_accuracy": f.val_accuracy,
+                "run_id": f.run_id,
+                "checkpoint": ckpt.map(|c| json!({"path": c.path, "sha256": c.sha256})),
+            }));
+        }
+        let entry = json!({
+            "config_rank": c.config_rank,
+            "trial_number": c.trial_number,
+            "tuning_value": c.tuning_value,
+            "config": config,
+            "cv_mean_accuracy": mean,
+            "cv_std_accuracy": std,
+            "cv_worst_accuracy": accs.iter().copied().reduce(f64::min),
+            "folds": fold_json,
+        });
+        let model_dir = dir.join(format!("extended_model_{}", c.config_rank));
+        std::fs::create_dir_all(&model_dir)?;
+        write_json(
+            &model_dir.join("config.json"),
+            &json!({"config": entry["config"], "tickers": tickers, "extended_run_id": id,
+                    "study": run.study_name, "trial_number": c.trial_number, "config_rank": c.config_rank}),
+        )?;
+        results.push(entry);
+    }
+    write_json(
+        &dir.join("extended_training_results.json"),
+        &json!({
+            "extended_run_id": id,
+            "study": run.study_name,
+            "status": run.status,
+            "scheme": run.scheme,
+            "n_folds": run.n_folds,
+            "embargo_days": run.embargo,
+            "label_horizon": run.label_horizon,
+            "epochs": run.epochs,
+            "seed": run.seed,
+            "holdout_start": run.holdout_start.map(|d| d.to_string()),
+            "tickers": tickers,
+            "results": results,
+        }),
+    )
+}
+
+/// `best_config.json` (the recorded bytes) and `analysis_plots/` of a selection.
+pub fn analysis(store: &Store, selection_id: &str, dir: &Path) -> anyhow::Result<()> {
+    let s = store
+        .selection(Some(selection_id))?
+        .with_context(|| format!("no selection {selection_id} in {}", store.path().display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomic(&dir.join("best_config.json"), s.best_config_json.as_bytes())?;
+    let plots = dir.join("analysis_plots");
+    std::fs::create_dir_all(&plots)?;
+    let configs = store.extended_configs(&s.extended_run_id)?;
+    let folds = store.cv_folds(&s.extended_run_id)?;
+    fold_scores_png(&configs, &folds, s.config_rank, &plots.join("cv_fold_scores.png"))?;
+    tuning_vs_cv_png(&configs, &folds, s.config_rank, &plots.join("tuning_vs_cv.png"))
+}
+
+fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo.is_finite() {
+        (lo - 0.01, hi + 0.01)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// Each configuration's fold accuracies (dots) and mean (bar); the selected one in orange.
+fn fold_scores_png(
+    configs: &[crate::store::ExtendedConfig],
+    folds: &[crate::store::FoldRecord],
+    selected: usize,
+    path: &Path,
+) -> anyhow::Result<()> {
+    use crate::plot::*;
+    let mut canvas = Canvas::new(800, 450);
+    let frame = Frame {
+        x: (0.5, configs.len() as f64 + 0.5),
+        y: value_range(folds.iter().filter_map(|f| f.val_accuracy)),
+        margin: 30,
+    };
+    canvas.axes(&frame, 5);
+    for c in configs {
+        let colour = if c.config_rank == selected { ORANGE } else { BLUE };
+        let accs: Vec<f64> =
+            folds.iter().filter(|f| f.config_rank == c.config_rank).filter_map(|f| f.val_accuracy).collect();
+        let x = c.config_rank as f64;
+        for a in &accs {
+            canvas.dot(canvas.at(&frame, x, *a), 4, colour);
+        }
+        if let (Some(mean), _) = mean_std(&accs) {
+            canvas.line(canvas.at(&frame, x - 0.25, mean), canvas.at(&frame, x + 0.25, mean), BLACK);
+        }
+    }
+    write_atomic(path, &canvas.png())
+}
+
+/// Tuning value (x) against cross-validated mean (y) per configuration, with the line y = x.
+fn tuning_vs_cv_png(
+    configs: &[crate::store::ExtendedConfig],
+    folds: &[crate::store::FoldRecord],
+    selected: usize,
+    path: &Path,
+) -> anyhow::Result<()> {
+    use crate::plot::*;
+    let points: Vec<(usize, f64, f64)> = configs
+        .iter()
+        .filter_map(|c| {
+            let accs: Vec<f64> =
+                folds.iter().filter(|f| f.config_rank == c.config_rank).filter_map(|f| f.val_accuracy).collect();
+            mean_std(&accs).0.map(|m| (c.config_rank, c.tuning_value, m))
+        })
+        .collect();
+    let range = value_range(points.iter().flat_map(|p| [p.1, p.2]));
+    let frame = Frame { x: range, y: range, margin: 30 };
+    let mut canvas = Canvas::new(500, 500);
+    canvas.axes(&frame, 5);
+    canvas.line(canvas.at(&frame, range.0, range.0), canvas.at(&frame, range.1, range.1), GREY);
+    for (rank, x, y) in points {
+        canvas.dot(canvas.at(&frame, x, y), 5, if rank == selected { ORANGE } else { BLUE });
+    }
+    write_atomic(path, &canvas.png())
+}

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint;
 use crate::features::{self, Scaler};
-use crate::model::{self, build_samples, ModelConfig, Net, NetShape, TrainSettings};
+use crate::model::{self, build_samples, ModelConfig, Net};
 use crate::progress::Progress;
 use crate::split::Split;
 use crate::store::{CheckpointRecord, NewRun, Store};
@@ -68,24 +68,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     })?;
 
     let result = (|| -> anyhow::Result<Outcome> {
-        let shape = NetShape {
-            model_type: cfg.model_type,
-            seq_len: cfg.seq_len,
-            inputs: table.width(),
-            outputs: table.tickers.len(),
-            hidden_size: cfg.hidden_size,
-            num_layers: cfg.num_layers,
-            dropout: cfg.dropout,
-        };
-        let net = Net::new(shape, &mut ChaCha8Rng::seed_from_u64(req.seed), &device)?;
-        let settings = TrainSettings {
-            epochs: cfg.epochs,
-            batch_size: cfg.batch_size,
-            learning_rate: cfg.learning_rate,
-            weight_decay: cfg.weight_decay,
-            patience: cfg.patience,
-            seed: req.seed,
-        };
+        let net = Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(req.seed), &device)?;
+        let settings = cfg.settings(req.seed);
         let progress = Progress::new(format!("train {}", cfg.model_type.name()), cfg.epochs);
         let outcome = model::train(&net, &train_set, &val_set, &settings, |m| {
             store.record_epoch(&run_id, m)?;

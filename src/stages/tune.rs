@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::checkpoint;
 use crate::features::{self, FeatureTable, Scaler};
-use crate::model::{self, build_samples, ModelConfig, Net, NetShape, TrainSettings, CONFIG_KEYS};
+use crate::model::{self, build_samples, ModelConfig, Net, CONFIG_KEYS};
 use crate::progress::Progress;
 use crate::search::{self, Params, Past, PhasePlan, Space};
 use crate::split::Split;
@@ -311,24 +311,8 @@ fn run_trial(
     })?;
     store.set_trial_run(&study.study_name, number, &run_id)?;
     let trial_seed = study.seed.wrapping_mul(1_000_003).wrapping_add(number as u64);
-    let shape = NetShape {
-        model_type: cfg.model_type,
-        seq_len: cfg.seq_len,
-        inputs: table.width(),
-        outputs: table.tickers.len(),
-        hidden_size: cfg.hidden_size,
-        num_layers: cfg.num_layers,
-        dropout: cfg.dropout,
-    };
-    let net = Net::new(shape, &mut ChaCha8Rng::seed_from_u64(trial_seed), device)?;
-    let settings = TrainSettings {
-        epochs: cfg.epochs,
-        batch_size: cfg.batch_size,
-        learning_rate: cfg.learning_rate,
-        weight_decay: cfg.weight_decay,
-        patience: cfg.patience,
-        seed: trial_seed,
-    };
+    let net = Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(trial_seed), device)?;
+    let settings = cfg.settings(trial_seed);
     let mut best_acc = f64::NEG_INFINITY;
     let result = model::train(&net, &train_set, &val_set, &settings, |m| {
         store.record_trial_epoch(&study.study_name, number, &run_id, m)?;

@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "datasets", sql: include_str!("../../migrations/0001_datasets.sql") },
     Migration { version: 2, name: "training", sql: include_str!("../../migrations/0002_training.sql") },
     Migration { version: 3, name: "tuning", sql: include_str!("../../migrations/0003_tuning.sql") },
+    Migration { version: 4, name: "extended", sql: include_str!("../../migrations/0004_extended.sql") },
 ];
 
 pub fn checksum(sql: &str) -> String {

@@ -26,6 +26,11 @@ pub const VIEWS: &[View] = &[
     View { name: "training_runs_overview", sql: include_str!("../../sql/training_runs_overview.sql") },
     View { name: "tuning_leaderboard", sql: include_str!("../../sql/tuning_leaderboard.sql") },
     View { name: "optimization_history", sql: include_str!("../../sql/optimization_history.sql") },
+    View { name: "cv_summary", sql: include_str!("../../sql/cv_summary.sql") },
+    View { name: "cv_vs_tuning", sql: include_str!("../../sql/cv_vs_tuning.sql") },
+    View { name: "best_config", sql: include_str!("../../sql/best_config.sql") },
+    View { name: "current_selection", sql: include_str!("../../sql/current_selection.sql") },
+    View { name: "pipeline_history", sql: include_str!("../../sql/pipeline_history.sql") },
     View { name: "schema_history", sql: include_str!("../../sql/schema_history.sql") },
 ];
 

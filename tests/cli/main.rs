@@ -2,6 +2,7 @@
 
 mod common;
 mod concurrency;
+mod cv;
 mod data;
 mod features;
 mod interop;

@@ -1,0 +1,25 @@
+-- The selection rule: per extended run whose folds all finished, the configuration with the highest cv mean - cv std (ties: higher mean, then better tuning rank).
+-- Mean minus one standard deviation rewards a configuration that is good on every fold, not
+-- one lucky fold: a tuning value is one validation split, and the folds show how it holds up.
+CREATE OR REPLACE VIEW best_config AS
+SELECT v.extended_run_id,
+       v.study_name,
+       v.tuning_rank,
+       v.trial_number,
+       v.model_type,
+       v.score,
+       v.cv_mean,
+       v.cv_std,
+       v.cv_worst,
+       v.tuning_value,
+       v.improvement,
+       v.folds,
+       'highest cv mean - cv std over ' || v.folds || ' folds: '
+         || round(v.score, 4) || ' = ' || round(v.cv_mean, 4) || ' - ' || round(v.cv_std, 4)
+         || ' (worst fold ' || round(v.cv_worst, 4) || ', tuning value ' || round(v.tuning_value, 4)
+         || ', improvement ' || round(v.improvement, 4) || ')'     AS why,
+       v.config_json
+FROM cv_vs_tuning v
+JOIN extended_runs e USING (extended_run_id)
+WHERE e.status = 'finished' AND v.complete AND v.cv_rank = 1
+ORDER BY e.started_at DESC;

@@ -1,0 +1,97 @@
+//! Stage 3, analysis: the `best_config` view picks a configuration from an extended run; the
+//! selection is recorded with its rule and sources, and exported as `best_config.json` with
+//! `analysis_plots/`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+
+use crate::store::{BestConfig, Selection, Store};
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The extended run to analyse (default: the newest).
+    pub extended_run: Option<String>,
+    /// Folder for best_config.json and analysis_plots/.
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub selection: Selection,
+    pub best: BestConfig,
+    pub moved_aside: Vec<PathBuf>,
+}
+
+pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
+    let id = match &req.extended_run {
+        Some(id) => id.clone(),
+        None => store.latest_extended_run(None)?.with_context(|| {
+            format!("no extended training run in {}: run `hptune extend` first", store.path().display())
+        })?,
+    };
+    let run = store.extended_run(&id)?;
+    if run.status != "finished" {
+        bail!(
+            "extended run {id} in {} is {}, not finished: run `hptune extend --resume {id}` first",
+            store.path().display(),
+            run.status
+        );
+    }
+    let best = store.best_config(&id)?.with_context(|| format!("the best_config view selects nothing for {id}"))?;
+    let dataset = store
+        .datasets()?
+        .into_iter()
+        .find(|d| d.dataset_id == run.dataset_id)
+        .with_context(|| format!("dataset {} is no longer in {}", run.dataset_id, store.path().display()))?;
+    let selection_id = format!("selection-{}", chrono::Local::now().format("%Y%m%d-%H%M%S%.3f"));
+    let config: serde_json::Value = serde_json::from_str(&best.config_json)?;
+    let file = json!({
+        "config": config,
+        "selection": {
+            "selection_id": selection_id,
+            "rule": "best_config view: highest cv mean - cv std (ties: higher cv mean, then better tuning rank)",
+            "why": best.why,
+        },
+        "metrics": {
+            "score": best.score,
+            "cv_mean_accuracy": best.cv_mean,
+            "cv_std_accuracy": best.cv_std,
+            "cv_worst_accuracy": best.cv_worst,
+            "tuning_value": best.tuning_value,
+            "accuracy_improvement": best.improvement,
+            "folds": best.folds,
+        },
+        "tickers": dataset.tickers,
+        "dataset": {"name": dataset.name, "dataset_id": dataset.dataset_id, "content_hash": dataset.content_hash},
+        "source": {
+            "study": best.study_name,
+            "trial_number": best.trial_number,
+            "extended_run_id": id,
+            "config_rank": best.config_rank,
+            "scheme": run.scheme,
+        },
+        "hptune_version": crate::VERSION,
+    });
+    let selection = Selection {
+        selection_id,
+        rule: best.why.clone(),
+        study_name: best.study_name.clone(),
+        extended_run_id: id,
+        config_rank: best.config_rank,
+        trial_number: best.trial_number,
+        dataset_id: run.dataset_id.clone(),
+        config_json: best.config_json.clone(),
+        best_config_json: serde_json::to_string_pretty(&file)? + "\n",
+    };
+    store.record_selection(&selection)?;
+    let mut moved_aside = Vec::new();
+    for name in ["best_config.json", "analysis_plots"] {
+        if let Some(p) = super::move_aside(&req.out_dir.join(name))? {
+            moved_aside.push(p);
+        }
+    }
+    super::export::analysis(store, &selection.selection_id, &req.out_dir)?;
+    Ok(Outcome { selection, best, moved_aside })
+}

@@ -1,0 +1,310 @@
+//! Stage 2, extended training: the top configurations of a study, each trained on every fold of
+//! a date-based cross-validation (walk-forward or purged k-fold) with its own scaler, on the dates
+//! before the study's holdout.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::checkpoint;
+use crate::cv::{self, Fold, Scheme};
+use crate::features::{self, FeatureTable, Scaler};
+use crate::model::{self, build_samples, ModelConfig, Net};
+use crate::progress::Progress;
+use crate::split;
+use crate::store::{CheckpointRecord, ExtendedConfig, ExtendedRun, FoldRecord, NewRun, Store};
+
+/// Early-stopping patience of each fold.
+pub const EXTEND_PATIENCE: usize = 10;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub study: Option<String>,
+    pub top_n: usize,
+    pub epochs: usize,
+    pub folds: usize,
+    pub scheme: Scheme,
+    pub embargo: usize,
+    pub seed: u64,
+    pub jobs: usize,
+    pub device: String,
+    pub out_dir: PathBuf,
+    /// Finish this extended run instead of starting one.
+    pub resume: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub extended_run_id: String,
+    pub status: String,
+    pub moved_aside: Option<PathBuf>,
+}
+
+/// The folds every configuration of a run shares: over the samples all of them can make (the
+/// longest seq_len decides the first) that end before the holdout.
+pub fn plan_folds(
+    configs: &[ModelConfig],
+    holdout_start: usize,
+    scheme: Scheme,
+    k: usize,
+    embargo: usize,
+) -> Result<Vec<Fold>, String> {
+    let seq_len = configs.iter().map(|c| c.seq_len).max().unwrap_or(1);
+    let first = features::WARMUP + seq_len - 1;
+    let end = holdout_start.saturating_sub(cv::LABEL_HORIZON).max(first);
+    cv::folds(first..end, k, scheme, embargo, cv::LABEL_HORIZON)
+}
+
+pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
+    let device = model::device(&req.device)?;
+    let (id, moved_aside) = match &req.resume {
+        Some(id) => {
+            let run = store.extended_run(id)?;
+            if run.status == "finished" {
+                bail!("extended run {id} already finished; run `hptune analyze` next");
+            }
+            store.reopen_extended_run(id)?;
+            (id.clone(), None)
+        }
+        None => start(store, req)?,
+    };
+    let run = store.extended_run(&id)?;
+    let configs: Vec<(ExtendedConfig, ModelConfig)> = store
+        .extended_configs(&id)?
+        .into_iter()
+        .map(|c| {
+            let m = ModelConfig::from_json(&c.config_json).map_err(|e| anyhow::anyhow!("stored configuration: {e}"))?;
+            Ok((c, m))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let (_, table) = load_table(store, &run.dataset_id)?;
+    let hs = holdout_index(&table, run.holdout_start);
+    let scheme = if run.scheme == Scheme::PurgedKfold.name() { Scheme::PurgedKfold } else { Scheme::WalkForward };
+    let models: Vec<ModelConfig> = configs.iter().map(|c| c.1.clone()).collect();
+    let folds = plan_folds(&models, hs, scheme, run.n_folds, run.embargo).map_err(|e| anyhow::anyhow!(e))?;
+    let todo: Vec<FoldRecord> = store.cv_folds(&id)?.into_iter().filter(|f| f.status != "finished").collect();
+
+    std::fs::create_dir_all(&req.out_dir).with_context(|| format!("cannot create {}", req.out_dir.display()))?;
+    let progress = Progress::new(format!("extend {id}"), todo.len());
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let first_error: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..req.jobs.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(rec) = todo.get(i) else { return };
+                let (cfg_row, cfg) = &configs[rec.config_rank - 1];
+                let fold = &folds[rec.fold - 1];
+                let result = train_fold(store, &run, cfg_row, cfg, fold, &table, (&device, &req.device), &req.out_dir);
+                let status = match &result {
+                    Ok(acc) => format!("config {} fold {}: accuracy {:.2}%", rec.config_rank, rec.fold, 100.0 * acc),
+                    Err(e) => {
+                        let reason = format!("{e:#}");
+                        let _ = store.fail_fold(&id, rec.config_rank, rec.fold, &reason);
+                        first_error.lock().unwrap().get_or_insert(reason.clone());
+                        format!("config {} fold {} failed: {reason}", rec.config_rank, rec.fold)
+                    }
+                };
+                progress.step(done.fetch_add(1, Ordering::SeqCst) + 1, &status);
+            });
+        }
+    });
+    progress.finish();
+    let status = store.end_extended_run(&id)?;
+    super::export::extended(store, &id, &req.out_dir)?;
+    if status != "finished" {
+        let reason = first_error.into_inner().unwrap().unwrap_or_default();
+        bail!(
+            "extended run {id} did not finish every fold (first failure: {reason}); the finished folds are kept: \
+             fix the cause and run `hptune extend --resume {id}`"
+        );
+    }
+    Ok(Outcome { extended_run_id: id, status, moved_aside })
+}
+
+/// Records a new extended run: the study's top configurations and the folds they share.
+fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf>)> {
+    if req.top_n == 0 {
+        bail!("--top-n must be at least 1");
+    }
+    if req.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    let study_name = match &req.study {
+        Some(s) => s.clone(),
+        None => store.latest_study()?.with_context(|| {
+            format!("no tuning study in {}: run `hptune tune` first", store.path().display())
+        })?,
+    };
+    let study = store
+        .study(&study_name)?
+        .with_context(|| format!("no study '{study_name}' in {}: run `hptune tune --study {study_name}` first", store.path().display()))?;
+    let mut trials: Vec<_> =
+        store.trials(&study_name)?.into_iter().filter(|t| t.state == "COMPLETE" && t.value.is_some()).collect();
+    trials.sort_by(|a, b| b.value.unwrap().total_cmp(&a.value.unwrap()).then(a.number.cmp(&b.number)));
+    trials.truncate(req.top_n);
+    if trials.is_empty() {
+        bail!(
+            "study '{study_name}' in {} has no finished trials: run `hptune tune --study {study_name}` until some finish",
+            store.path().display()
+        );
+    }
+    let mut configs = Vec::new();
+    let mut models = Vec::new();
+    for (i, t) in trials.iter().enumerate() {
+        let mut cfg = super::tune::trial_config(&t.params, req.epochs)
+            .map_err(|e| anyhow::anyhow!("trial {} of {study_name}: {e}", t.number))?;
+        cfg.patience = EXTEND_PATIENCE;
+        configs.push(ExtendedConfig {
+            config_rank: i + 1,
+            trial_number: t.number,
+            tuning_value: t.value.unwrap(),
+            model_type: cfg.model_type.name().into(),
+            config_json: cfg.to_json().to_string(),
+        });
+        models.push(cfg);
+    }
+    let (_, table) = load_table(store, &study.dataset_id)?;
+    let hs = split::holdout_start(table.dates.len(), study.holdout);
+    let folds = plan_folds(&models, hs, req.scheme, req.folds, req.embargo)
+        .map_err(|e| anyhow::anyhow!("study '{study_name}': {e}"))?;
+    let d = |i: usize| table.dates[i];
+    let fold_rows: Vec<FoldRecord> = configs
+        .iter()
+        .flat_map(|c| {
+            folds.iter().map(move |f| {
+                let (a, b) = f.train_bounds();
+                FoldRecord {
+                    config_rank: c.config_rank,
+                    fold: f.index,
+                    train_span: (d(a), d(b)),
+                    val_span: (d(f.val.start), d(f.val.end - 1)),
+                    n_train: f.n_train(),
+                    n_val: f.val.len(),
+                    n_purged: f.purged,
+                    n_embargoed: f.embargoed,
+                    status: "pending".into(),
+                    run_id: None,
+                    checkpoint_id: None,
+                    epochs_run: None,
+                    best_epoch: None,
+                    val_loss: None,
+                    val_accuracy: None,
+                }
+            })
+        })
+        .collect();
+    let id = format!("extended-{}", chrono::Local::now().format("%Y%m%d-%H%M%S%.3f"));
+    let old_abs = std::fs::canonicalize(&req.out_dir).ok();
+    let moved_aside = super::move_aside(&req.out_dir)?;
+    if let (Some(old), Some(new)) = (old_abs, &moved_aside) {
+        store.relocate_checkpoints(&old.to_string_lossy(), &std::fs::canonicalize(new)?.to_string_lossy())?;
+    }
+    store.create_extended_run(
+        &ExtendedRun {
+            extended_run_id: id.clone(),
+            study_name,
+            dataset_id: study.dataset_id.clone(),
+            scheme: req.scheme.name().into(),
+            n_folds: req.folds,
+            embargo: req.embargo,
+            label_horizon: cv::LABEL_HORIZON,
+            top_n: req.top_n,
+            epochs: req.epochs,
+            seed: req.seed,
+            holdout_start: (hs < table.dates.len()).then(|| d(hs)),
+            status: "running".into(),
+        },
+        &configs,
+        &fold_rows,
+    )?;
+    Ok((id, moved_aside))
+}
+
+/// A dataset's feature table, by id.
+pub fn load_table(store: &Store, dataset_id: &str) -> anyhow::Result<(String, FeatureTable)> {
+    let name = store
+        .datasets()?
+        .into_iter()
+        .find(|d| d.dataset_id == dataset_id)
+        .map(|d| d.name)
+        .with_context(|| format!("dataset {dataset_id} is no longer in {}", store.path().display()))?;
+    let (_, panel) = store.load_panel(&name)?;
+    Ok((name, features::compute(&panel)))
+}
+
+fn holdout_index(table: &FeatureTable, start: Option<chrono::NaiveDate>) -> usize {
+    start.map_or(table.dates.len(), |s| table.dates.partition_point(|d| *d < s))
+}
+
+/// Trains one configuration on one fold: scaler on the fold's training dates, early stopping and
+/// scoring on its validation block. Returns the validation accuracy at the best epoch.
+#[allow(clippy::too_many_arguments)]
+fn train_fold(
+    store: &Store,
+    run: &ExtendedRun,
+    row: &ExtendedConfig,
+    cfg: &ModelConfig,
+    fold: &Fold,
+    table: &FeatureTable,
+    (device, device_name): (&candle_core::Device, &str),
+    out_dir: &std::path::Path,
+) -> anyhow::Result<f64> {
+    let id = &run.extended_run_id;
+    let (rank, k) = (row.config_rank, fold.index);
+    let attempts = store.fold_attempts(id, rank, k)?;
+    let base = format!("{id}/config-{rank}/fold-{k}");
+    let run_id = if attempts == 0 { base } else { format!("{base}/attempt-{}", attempts + 1) };
+    let scaler = Scaler::fit(table, fold.train.iter().flat_map(|r| r.clone()));
+    let mut train_set = build_samples(table, &scaler, fold.train[0].clone(), cfg.seq_len);
+    for r in &fold.train[1..] {
+        train_set.append(build_samples(table, &scaler, r.clone(), cfg.seq_len));
+    }
+    let val_set = build_samples(table, &scaler, fold.val.clone(), cfg.seq_len);
+    let d = |i: usize| table.dates[i];
+    let (a, b) = fold.train_bounds();
+    store.begin_run(&NewRun {
+        run_id: run_id.clone(),
+        stage: "extend".into(),
+        dataset_id: run.dataset_id.clone(),
+        model_type: cfg.model_type.name().into(),
+        config_json: cfg.to_json().to_string(),
+        config_source: format!("study {} trial {} (extended run {id}, fold {k})", run.study_name, row.trial_number),
+        seed: run.seed,
+        device: device_name.into(),
+        tickers: table.tickers.clone(),
+        train_span: (d(a), d(b)),
+        val_span: (d(fold.val.start), d(fold.val.end - 1)),
+        holdout_start: run.holdout_start,
+    })?;
+    store.start_fold(id, rank, k, &run_id)?;
+    let result = (|| -> anyhow::Result<f64> {
+        let seed = run.seed.wrapping_mul(1_000_003).wrapping_add((rank * 1000 + k) as u64);
+        let net = Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(seed), device)?;
+        let outcome =
+            model::train(&net, &train_set, &val_set, &cfg.settings(seed), |m| Ok(store.record_epoch(&run_id, m)?))?;
+        let dir = out_dir.join(format!("extended_model_{rank}")).join(format!("fold_{k}"));
+        let (path, sha256, size_bytes) = checkpoint::save(&dir, &outcome.best, &scaler)?;
+        let record = CheckpointRecord {
+            checkpoint_id: format!("{run_id}/best"),
+            run_id: run_id.clone(),
+            role: "best".into(),
+            epoch: outcome.best_epoch as i32,
+            path: path.to_string_lossy().into_owned(),
+            sha256,
+            size_bytes,
+        };
+        store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, std::slice::from_ref(&record))?;
+        store.finish_fold(id, rank, k, &record.checkpoint_id)?;
+        Ok(store.run(&run_id)?.best_val_accuracy.unwrap_or(f64::NAN))
+    })();
+    if let Err(e) = &result {
+        let _ = store.fail_run(&run_id, &format!("{e:#}"));
+    }
+    result
+}
