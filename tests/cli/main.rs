@@ -4,6 +4,7 @@ mod common;
 mod concurrency;
 mod cv;
 mod data;
+mod extend;
 mod features;
 mod interop;
 mod query;

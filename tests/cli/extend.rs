@@ -1,0 +1,244 @@
+//! `hptune extend` and `hptune analyze`: cross-validated folds by date, records, exports, the
+//! selection rule as SQL, and `train` / `query best-config` reading the selection.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::common::Env;
+
+fn tuned() -> Env {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "420", "--seed", "9", "--signal", "0.4", "--name", "s"]);
+    let space = env.write(
+        "space.toml",
+        "[model_type]\ntype = \"categorical\"\nchoices = [\"mlp\"]\n\n[hidden_size]\ntype = \"int\"\nlow = 8\nhigh = 32\n\n\
+         [seq_len]\ntype = \"int\"\nlow = 3\nhigh = 10\n",
+    );
+    env.ok(&["tune", "--dataset", "s", "--space", space.to_str().unwrap(), "--study", "st", "--trials", "5", "--epochs", "3"]);
+    env
+}
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn extend_then_analyze_selects_by_the_rule_and_train_uses_the_selection() {
+    let env = tuned();
+    let out = env.ok(&["extend", "--top-n", "3", "--folds", "3", "--epochs", "4"]);
+    assert!(out.contains("walk-forward") && out.contains("finished"), "{out}");
+    let run: String = env.sql_one("SELECT extended_run_id FROM extended_runs");
+
+    // The top 3 finished trials, in tuning order, each on 3 folds.
+    let tops: String = env.sql_one(
+        "SELECT string_agg(number::VARCHAR, ',' ORDER BY value DESC, number) FROM
+         (SELECT * FROM trials WHERE study_name = 'st' AND state = 'COMPLETE' ORDER BY value DESC, number LIMIT 3)",
+    );
+    let chosen: String =
+        env.sql_one("SELECT string_agg(trial_number::VARCHAR, ',' ORDER BY config_rank) FROM extended_configs");
+    assert_eq!(tops, chosen);
+    let finished: i64 = env.sql_one("SELECT count(*) FROM cv_folds WHERE status = 'finished' AND checkpoint_id IS NOT NULL");
+    assert_eq!(finished, 9);
+
+    // Walk-forward: training ends before validation with a day between (the label horizon),
+    // windows expand, validation blocks follow each other, and no fold reaches the holdout.
+    let leaks: i64 = env.sql_one(
+        "SELECT count(*) FROM cv_folds f JOIN extended_runs e USING (extended_run_id)
+         WHERE f.train_end >= f.val_start
+            OR (SELECT count(DISTINCT date) FROM prices p WHERE p.dataset_id = e.dataset_id
+                  AND p.date > f.train_end AND p.date < f.val_start) < e.label_horizon
+            OR f.val_end >= e.holdout_start",
+    );
+    assert_eq!(leaks, 0);
+    let bad_order: i64 = env.sql_one(
+        "SELECT count(*) FROM (SELECT *, lag(val_end) OVER w AS prev_val_end, lag(train_end) OVER w AS prev_train_end,
+                                  first_value(train_start) OVER w AS first_start FROM cv_folds
+                               WINDOW w AS (PARTITION BY config_rank ORDER BY fold))
+         WHERE val_start <= prev_val_end OR train_end <= prev_train_end OR train_start <> first_start",
+    );
+    assert_eq!(bad_order, 0);
+    // Each fold is a training run with its own scaler and checkpoint, recorded by date span.
+    let runs: i64 = env.sql_one(
+        "SELECT count(*) FROM cv_folds f JOIN training_runs r USING (run_id) JOIN checkpoints c ON c.checkpoint_id = f.checkpoint_id
+         WHERE r.stage = 'extend' AND r.status = 'finished' AND r.train_end = f.train_end AND r.val_start = f.val_start
+           AND r.best_val_accuracy = f.val_accuracy AND r.epochs_run = f.epochs_run",
+    );
+    assert_eq!(runs, 9);
+
+    // The export agrees with the rows and points at files that exist.
+    let results = json(&env.path("extended_training_results/extended_training_results.json"));
+    assert_eq!(results["extended_run_id"], run.as_str());
+    assert_eq!(results["results"].as_array().unwrap().len(), 3);
+    for r in results["results"].as_array().unwrap() {
+        for f in r["folds"].as_array().unwrap() {
+            let acc: f64 = env.sql_one(&format!(
+                "SELECT val_accuracy FROM cv_folds WHERE config_rank = {} AND fold = {}",
+                r["config_rank"], f["fold"]
+            ));
+            assert_eq!(f["val_accuracy"].as_f64().unwrap(), acc);
+            assert!(std::path::Path::new(f["checkpoint"]["path"].as_str().unwrap()).exists());
+        }
+        let dir = env.path(&format!("extended_training_results/extended_model_{}", r["config_rank"]));
+        assert_eq!(json(&dir.join("config.json"))["tickers"], serde_json::json!(["S0", "S1", "S2"]));
+    }
+
+    // analyze: the winner is the highest mean - std of the folds, computed here from the rows.
+    let out = env.ok(&["analyze"]);
+    assert!(out.contains("selected trial"), "{out}");
+    let trial_accs: Vec<(i32, Vec<f64>)> = (0..3)
+        .map(|rank| {
+            let t: i32 = env.sql_one(&format!("SELECT trial_number FROM extended_configs WHERE config_rank = {}", rank + 1));
+            let accs: String = env.sql_one(&format!(
+                "SELECT string_agg(val_accuracy::VARCHAR, ',' ORDER BY fold) FROM cv_folds WHERE config_rank = {}",
+                rank + 1
+            ));
+            (t, accs.split(',').map(|a| a.parse().unwrap()).collect())
+        })
+        .collect();
+    let score = |a: &Vec<f64>| {
+        let m = a.iter().sum::<f64>() / a.len() as f64;
+        let s = (a.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (a.len() - 1) as f64).sqrt();
+        (m - s, m)
+    };
+    let winner = trial_accs
+        .iter()
+        .enumerate()
+        .max_by(|(i, a), (j, b)| {
+            let (sa, ma) = score(&a.1);
+            let (sb, mb) = score(&b.1);
+            sa.partial_cmp(&sb).unwrap().then(ma.partial_cmp(&mb).unwrap()).then(j.cmp(i))
+        })
+        .unwrap()
+        .1
+        .0;
+    let best = json(&env.path("best_config.json"));
+    assert_eq!(best["source"]["trial_number"], winner);
+    assert_eq!(best["source"]["extended_run_id"], run.as_str());
+    assert_eq!(best["tickers"], serde_json::json!(["S0", "S1", "S2"]));
+    assert!(best["selection"]["why"].as_str().unwrap().contains("cv mean - cv std"));
+    let view_trial: i32 = env.sql_one("SELECT trial_number FROM best_config");
+    assert_eq!(view_trial as i64, winner as i64);
+    for png in ["cv_fold_scores.png", "tuning_vs_cv.png"] {
+        assert_eq!(&std::fs::read(env.path("analysis_plots").join(png)).unwrap()[..4], b"\x89PNG");
+    }
+
+    // query best-config --format json prints exactly best_config.json.
+    let printed = env.ok(&["query", "best-config", "--format", "json"]);
+    assert_eq!(printed, std::fs::read_to_string(env.path("best_config.json")).unwrap());
+    let table = env.ok(&["query", "best-config", "--format", "csv"]);
+    assert!(table.contains(&format!("st,{winner},{run}")), "{table}");
+
+    // train with no --config trains the selection, on its dataset, and says where it came from.
+    env.ok(&["train", "--epochs", "2"]);
+    let (source, config): (String, String) = {
+        let conn = crate::common::read_only(&env.db);
+        conn.query_row("SELECT config_source, config_json FROM training_runs WHERE stage = 'train'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    };
+    let selection: String = env.sql_one("SELECT selection_id FROM selections");
+    assert_eq!(source, format!("selection {selection}"));
+    let trained: serde_json::Value = serde_json::from_str(&config).unwrap();
+    for key in ["model_type", "hidden_size", "seq_len", "learning_rate"] {
+        assert_eq!(trained[key], best["config"][key], "{key}");
+    }
+
+    // Runs of different weeks compare in one view.
+    let history = env.ok(&["query", "pipeline_history", "--format", "csv"]);
+    assert_eq!(history.lines().count(), 2, "{history}");
+    assert!(history.contains(",s,st,"), "{history}");
+}
+
+#[test]
+fn purged_kfold_validates_every_block_and_purges_and_embargoes_around_it() {
+    let env = tuned();
+    env.ok(&["extend", "--top-n", "1", "--folds", "4", "--epochs", "2", "--scheme", "purged-kfold", "--embargo", "7"]);
+    let csv = env.ok(&[
+        "query",
+        "SELECT fold, train_start, train_end, val_start, val_end, n_train, n_val, n_purged, n_embargoed FROM cv_folds ORDER BY fold",
+        "--format",
+        "csv",
+    ]);
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4);
+    let n = |r: &Vec<&str>, i: usize| r[i].parse::<usize>().unwrap();
+    for (i, r) in rows.iter().enumerate() {
+        let (first, last) = (i == 0, i == 3);
+        // One day purged on each side of the block that has a neighbour; the embargo after it.
+        assert_eq!(n(r, 7), usize::from(!first) + usize::from(!last), "{csv}");
+        assert_eq!(n(r, 8), if last { 0 } else { 7 }, "{csv}");
+        // Middle folds train on both sides of their block.
+        if !first && !last {
+            assert!(r[1] < r[3] && r[2] > r[4], "{csv}");
+        }
+        if i > 0 {
+            assert!(rows[i - 1][4] < r[3], "blocks overlap: {csv}");
+        }
+    }
+    let total: usize = rows.iter().map(|r| n(r, 6)).sum();
+    let all = n(&rows[0], 5) + n(&rows[0], 6) + n(&rows[0], 7) + n(&rows[0], 8);
+    assert_eq!(total, all, "the blocks cover every sample date once: {csv}");
+}
+
+#[test]
+fn order_mistakes_are_explained_and_change_nothing() {
+    let env = Env::new();
+    env.ok(&["data", "list"]);
+    let before = env.dump();
+    let db = env.db.display().to_string();
+    let err = env.fails(&["extend"]);
+    assert!(err.contains("hptune tune") && err.contains(&db), "{err}");
+    let err = env.fails(&["analyze"]);
+    assert!(err.contains("hptune extend") && err.contains(&db), "{err}");
+    let err = env.fails(&["train"]);
+    assert!(err.contains("hptune analyze") && err.contains(&db), "{err}");
+    let err = env.fails(&["query", "best-config", "--format", "json"]);
+    assert!(err.contains("hptune analyze"), "{err}");
+    let err = env.fails(&["extend", "--study", "nope"]);
+    assert!(err.contains("nope") && err.contains("hptune tune"), "{err}");
+    assert_eq!(env.dump(), before);
+}
+
+#[test]
+fn too_many_folds_are_refused_before_anything_is_recorded() {
+    let env = tuned();
+    let before = env.dump();
+    let err = env.fails(&["extend", "--folds", "40"]);
+    assert!(err.contains("--folds") && err.contains("fold 1"), "{err}");
+    assert_eq!(env.dump(), before);
+    assert!(!env.path("extended_training_results").exists());
+}
+
+#[test]
+fn a_killed_extend_resumes_keeping_finished_folds() {
+    let env = tuned();
+    let args = ["extend", "--top-n", "2", "--folds", "3", "--epochs", "30"];
+    let mut child = env.cmd().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let count = |sql: &str| -> usize {
+        let out = env.ok(&["query", sql, "--format", "csv"]);
+        out.lines().nth(1).unwrap_or("0").parse().unwrap_or(0)
+    };
+    let start = Instant::now();
+    while count("SELECT count(*) FROM cv_folds WHERE status = 'finished'") < 1 && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let finished = "SELECT config_rank, fold, run_id, val_accuracy FROM cv_folds WHERE status = 'finished' ORDER BY ALL";
+    let before = env.ok(&["query", finished, "--format", "csv"]);
+    assert!(before.lines().count() >= 2, "no fold finished before the kill");
+    let id: String = env.sql_one("SELECT extended_run_id FROM extended_runs");
+    let err = env.fails(&["analyze"]);
+    assert!(err.contains(&format!("hptune extend --resume {id}")), "{err}");
+
+    env.ok(&["extend", "--resume", &id]);
+    let after = env.ok(&["query", finished, "--format", "csv"]);
+    assert_eq!(after.lines().count(), 7, "{after}");
+    for line in before.lines().skip(1) {
+        assert!(after.contains(line), "finished fold {line} changed:\n{after}");
+    }
+    let status: String = env.sql_one("SELECT status FROM extended_runs");
+    assert_eq!(status, "finished");
+    env.ok(&["analyze"]);
+}
