@@ -5,6 +5,7 @@
 //! modules never touch the database; `store` owns every SQL string outside `sql/` and
 //! `migrations/`.
 
+pub mod backtest;
 pub mod checkpoint;
 pub mod cv;
 pub mod cli;

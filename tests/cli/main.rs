@@ -4,6 +4,7 @@ mod common;
 mod concurrency;
 mod cv;
 mod data;
+mod engine;
 mod extend;
 mod features;
 mod interop;
