@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use crate::features::Scaler;
-use crate::model::{ModelConfig, Net, NetShape};
+use crate::model::{ModelConfig, Net};
 use crate::store::{CheckpointRecord, RunRecord, Store};
 
 /// The file name of a checkpoint inside its folder.
@@ -21,8 +21,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes weights and scaler to `dir/model.safetensors`; returns the path, sha256 and size.
-pub fn save(dir: &Path, weights: &HashMap<String, Tensor>, scaler: &Scaler) -> anyhow::Result<(PathBuf, String, i64)> {
+/// Writes weights and scaler to `dir/model.safetensors` and its bytes to the database (by
+/// content); returns the path, sha256 and size.
+pub fn save(
+    store: &Store,
+    dir: &Path,
+    weights: &HashMap<String, Tensor>,
+    scaler: &Scaler,
+) -> anyhow::Result<(PathBuf, String, i64)> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut all = weights.clone();
     let n = scaler.mean.len();
@@ -33,7 +39,9 @@ pub fn save(dir: &Path, weights: &HashMap<String, Tensor>, scaler: &Scaler) -> a
     let path = std::fs::canonicalize(dir)?.join(FILE);
     Net::save(&all, &path).with_context(|| format!("writing {}", path.display()))?;
     let bytes = std::fs::read(&path)?;
-    Ok((path, sha256_hex(&bytes), bytes.len() as i64))
+    let sha = sha256_hex(&bytes);
+    store.put_checkpoint_file(&sha, &bytes)?;
+    Ok((path, sha, bytes.len() as i64))
 }
 
 /// A model loaded from a recorded checkpoint, with what it needs to predict.
@@ -52,7 +60,12 @@ pub fn load(store: &Store, path: &Path, device: &Device) -> anyhow::Result<Loade
     let file = std::fs::canonicalize(&file).with_context(|| format!("cannot read checkpoint {}", file.display()))?;
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read checkpoint {}", file.display()))?;
     let sha = sha256_hex(&bytes);
-    let Some(record) = store.checkpoint_at(&file.to_string_lossy())? else {
+    let record = match store.checkpoint_at(&file.to_string_lossy())? {
+        Some(r) => Some(r),
+        // A copy elsewhere (an export, a moved folder) is known by its content.
+        None => store.checkpoint_by_sha(&sha)?,
+    };
+    let Some(record) = record else {
         bail!(
             "{} is not a checkpoint recorded in {}; pass a model trained with this database",
             file.display(),
@@ -72,8 +85,39 @@ pub fn load(store: &Store, path: &Path, device: &Device) -> anyhow::Result<Loade
             record.sha256
         );
     }
+    from_bytes(store, record, &bytes, &file, device)
+}
+
+/// Loads a recorded checkpoint; a file that is gone is first written again from the database.
+pub fn load_record(store: &Store, record: &CheckpointRecord, device: &Device) -> anyhow::Result<LoadedModel> {
+    let path = Path::new(&record.path);
+    if !path.exists() {
+        restore(store, record, path)?;
+        eprintln!("wrote {} again from the database", path.display());
+    }
+    load(store, path, device)
+}
+
+/// Writes a recorded checkpoint's bytes (from the database) to `path`.
+pub fn restore(store: &Store, record: &CheckpointRecord, path: &Path) -> anyhow::Result<()> {
+    let bytes = store.checkpoint_file(&record.sha256)?.with_context(|| {
+        format!("the bytes of checkpoint {} are not in {}", record.checkpoint_id, store.path().display())
+    })?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    crate::stages::export::write_atomic(path, &bytes)
+}
+
+fn from_bytes(
+    store: &Store,
+    record: CheckpointRecord,
+    bytes: &[u8],
+    file: &Path,
+    device: &Device,
+) -> anyhow::Result<LoadedModel> {
     let mut tensors =
-        candle_core::safetensors::load_buffer(&bytes, device).with_context(|| format!("reading {}", file.display()))?;
+        candle_core::safetensors::load_buffer(bytes, device).with_context(|| format!("reading {}", file.display()))?;
     let take = |t: &mut HashMap<String, Tensor>, k: &str| -> anyhow::Result<Vec<f32>> {
         Ok(t.remove(k).with_context(|| format!("{} has no {k}", file.display()))?.to_vec1::<f32>()?)
     };
@@ -81,17 +125,8 @@ pub fn load(store: &Store, path: &Path, device: &Device) -> anyhow::Result<Loade
     let run = store.run(&record.run_id)?;
     let config =
         ModelConfig::from_json(&run.run.config_json).map_err(|e| anyhow::anyhow!("run {}: {e}", record.run_id))?;
-    let shape = NetShape {
-        model_type: config.model_type,
-        seq_len: config.seq_len,
-        inputs: scaler.mean.len(),
-        outputs: run.run.tickers.len(),
-        hidden_size: config.hidden_size,
-        num_layers: config.num_layers,
-        dropout: config.dropout,
-    };
     // The initial values are replaced by the checkpoint's.
-    let net = Net::new(shape, &mut ChaCha8Rng::seed_from_u64(0), device)?;
+    let net = Net::new(config.shape(scaler.mean.len(), run.run.tickers.len()), &mut ChaCha8Rng::seed_from_u64(0), device)?;
     net.restore(&tensors)?;
     Ok(LoadedModel { net, scaler, config, run, checkpoint: record })
 }

@@ -36,6 +36,8 @@ pub struct FeatureTable {
     pub values: Vec<f32>,
     /// [dates, tickers] closes, for labels and backtests.
     pub closes: Vec<f64>,
+    /// [dates, tickers] opens, when the data has them (backtest fills).
+    pub opens: Option<Vec<f64>>,
 }
 
 impl FeatureTable {
@@ -105,7 +107,8 @@ pub fn compute(panel: &Panel) -> FeatureTable {
             }
         }
     }
-    FeatureTable { tickers: panel.tickers.clone(), dates, names, values, closes: close }
+    let opens = ohlcv.then_some(open);
+    FeatureTable { tickers: panel.tickers.clone(), dates, names, values, closes: close, opens }
 }
 
 /// Per-column standardisation, fitted on training rows only.

@@ -2,6 +2,7 @@
 //! run it. One file per command.
 
 mod analyze;
+mod backtest;
 mod data;
 mod extend;
 mod query;
@@ -46,6 +47,8 @@ pub enum Command {
     Extend(extend::Args),
     /// Stage 3: select the best configuration (the best_config view) and export best_config.json.
     Analyze(analyze::Args),
+    /// Stage 5: backtest a model on its own tickers after its training data, or print its signals.
+    Backtest(backtest::Args),
     /// Stage 4: train one configuration on the training span and export final_model/.
     Train(train::Args),
 }
@@ -61,6 +64,7 @@ impl Cli {
             Command::Query(args) => query::run(args, &store),
             Command::Train(args) => train::run(args, &store),
             Command::Analyze(args) => analyze::run(args, &store),
+            Command::Backtest(args) => backtest::run(args, &store),
             Command::Extend(args) => {
                 if args.jobs > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
                     std::env::set_var("RAYON_NUM_THREADS", "1");

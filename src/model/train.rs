@@ -30,6 +30,22 @@ pub struct Samples {
 /// Builds the samples ending at each date index in `ends` (each >= WARMUP + seq_len - 1, and
 /// < dates - 1 so it has a label), scaled with `scaler`.
 pub fn build_samples(table: &FeatureTable, scaler: &Scaler, ends: std::ops::Range<usize>, seq_len: usize) -> Samples {
+    windows(table, scaler, ends, seq_len, true)
+}
+
+/// The model inputs ending at each date index in `ends`, without labels (`y` is empty): what a
+/// backtest or a signal feeds the model, up to the last date.
+pub fn build_inputs(table: &FeatureTable, scaler: &Scaler, ends: std::ops::Range<usize>, seq_len: usize) -> Samples {
+    windows(table, scaler, ends, seq_len, false)
+}
+
+fn windows(
+    table: &FeatureTable,
+    scaler: &Scaler,
+    ends: std::ops::Range<usize>,
+    seq_len: usize,
+    labels: bool,
+) -> Samples {
     let w = table.width();
     let outputs = table.tickers.len();
     let first_row = ends.start + 1 - seq_len;
@@ -43,7 +59,9 @@ pub fn build_samples(table: &FeatureTable, scaler: &Scaler, ends: std::ops::Rang
     for t in ends {
         let lo = (t + 1 - seq_len - first_row) * w;
         x.extend_from_slice(&scaled[lo..lo + seq_len * w]);
-        y.extend(table.labels(t));
+        if labels {
+            y.extend(table.labels(t));
+        }
     }
     Samples { x, y, n, seq_len, inputs: w, outputs }
 }

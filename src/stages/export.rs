@@ -357,3 +357,84 @@ fn tuning_vs_cv_png(
     }
     write_atomic(path, &canvas.png())
 }
+
+/// `backtesting_results/`: `stats.json`, `trades.csv`, `equity_curve.csv` and `equity_curve.png`
+/// of a backtest, from its rows.
+pub fn backtest(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
+    let b = store.backtest(id)?;
+    let stats = store.backtest_stats(id)?;
+    let trades = store.backtest_trades(id)?;
+    let equity = store.backtest_equity(id)?;
+    let dataset = store.datasets()?.into_iter().find(|d| d.dataset_id == b.dataset_id);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut scopes = serde_json::Map::new();
+    for s in &stats {
+        let scope = scopes.entry(s.scope.clone()).or_insert_with(|| json!({}));
+        let strategy = scope.as_object_mut().unwrap().entry(s.strategy.clone()).or_insert_with(|| {
+            json!({"Start": b.start_date.to_string(), "End": b.end_date.to_string(),
+                   "Duration": format!("{} days", (b.end_date - b.start_date).num_days())})
+        });
+        strategy.as_object_mut().unwrap().insert(s.name.clone(), json!(s.value));
+    }
+    let portfolio = scopes.remove("portfolio").unwrap_or(json!({}));
+    write_json(
+        &dir.join("stats.json"),
+        &json!({
+            "backtest_id": b.backtest_id,
+            "model": {"run_id": b.run_id, "checkpoint_id": b.checkpoint_id, "source": b.model_source},
+            "dataset": {"name": dataset.as_ref().map(|d| d.name.clone()), "dataset_id": b.dataset_id},
+            "tickers": b.tickers,
+            "period": {"start": b.start_date.to_string(), "end": b.end_date.to_string(),
+                       "first_unseen": b.first_unseen.map(|d| d.to_string()), "in_sample": b.in_sample},
+            "settings": {"mode": b.mode, "threshold": b.threshold, "fill": b.fill, "commission_bps": b.commission_bps,
+                         "slippage_bps": b.slippage_bps, "initial_cash": b.initial_cash, "allocation": "equal weight per ticker"},
+            "strategy": portfolio["model"],
+            "benchmark": portfolio["buy_and_hold"],
+            "per_ticker": b.tickers.iter().map(|t| (t.clone(), scopes.get(t).cloned().unwrap_or(json!({}))))
+                .collect::<serde_json::Map<_, _>>(),
+            "hptune_version": crate::VERSION,
+        }),
+    )?;
+    let mut csv = String::from(
+        "ticker,side,entry_date,entry_price,exit_date,exit_price,size,pnl,return_pct,commission,slippage\n",
+    );
+    for t in &trades {
+        csv += &format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            t.ticker, t.side, t.entry_date, t.entry_price, t.exit_date, t.exit_price, t.size, t.pnl, t.return_pct,
+            t.commission, t.slippage
+        );
+    }
+    write_atomic(&dir.join("trades.csv"), csv.as_bytes())?;
+    let mut csv = String::from("date,equity,benchmark,drawdown_pct,positions\n");
+    for e in &equity {
+        csv += &format!("{},{},{},{},{}\n", e.date, e.equity, e.benchmark, e.drawdown_pct, e.positions);
+    }
+    write_atomic(&dir.join("equity_curve.csv"), csv.as_bytes())?;
+    equity_png(&equity, &dir.join("equity_curve.png"))
+}
+
+/// Equity (blue) and buy and hold (grey) above; the drawdown (red) below.
+fn equity_png(rows: &[crate::store::EquityRow], path: &Path) -> anyhow::Result<()> {
+    use crate::plot::*;
+    let mut canvas = Canvas::new(900, 600);
+    let x = (0.0, rows.len().max(2) as f64 - 1.0);
+    // Equity in the upper two thirds, the drawdown in the lower third.
+    let (lo, hi) = value_range(rows.iter().flat_map(|r| [r.equity, r.benchmark]));
+    let top = Frame { x, y: (lo - 0.5 * (hi - lo), hi), margin: 30 };
+    let dd_low = rows.iter().map(|r| r.drawdown_pct).fold(0.0, f64::min).min(-1.0);
+    let bottom = Frame { x, y: (dd_low, dd_low + (0.0 - dd_low) * 3.2), margin: 30 };
+    canvas.axes(&top, 5);
+    let mut draw = |frame: &Frame, ys: &dyn Fn(&crate::store::EquityRow) -> f64, colour| {
+        for (i, w) in rows.windows(2).enumerate() {
+            let a = canvas.at(frame, i as f64, ys(&w[0]));
+            let b = canvas.at(frame, i as f64 + 1.0, ys(&w[1]));
+            canvas.line(a, b, colour);
+        }
+    };
+    draw(&bottom, &|_| 0.0, BLACK);
+    draw(&bottom, &|r| r.drawdown_pct, RED);
+    draw(&top, &|r| r.benchmark, GREY);
+    draw(&top, &|r| r.equity, BLUE);
+    write_atomic(path, &canvas.png())
+}

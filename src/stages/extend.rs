@@ -289,7 +289,7 @@ fn train_fold(
         let outcome =
             model::train(&net, &train_set, &val_set, &cfg.settings(seed), |m| Ok(store.record_epoch(&run_id, m)?))?;
         let dir = out_dir.join(format!("extended_model_{rank}")).join(format!("fold_{k}"));
-        let (path, sha256, size_bytes) = checkpoint::save(&dir, &outcome.best, &scaler)?;
+        let (path, sha256, size_bytes) = checkpoint::save(store, &dir, &outcome.best, &scaler)?;
         let record = CheckpointRecord {
             checkpoint_id: format!("{run_id}/best"),
             run_id: run_id.clone(),

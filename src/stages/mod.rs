@@ -2,6 +2,7 @@
 //! its results in the store, and exports the compatibility files from the recorded rows.
 
 pub mod analyze;
+pub mod backtest;
 pub mod export;
 pub mod extend;
 pub mod optuna_export;

@@ -93,7 +93,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
             [("best", &outcome.best, outcome.best_epoch), ("final", &outcome.last, outcome.epochs_run)]
         {
             let (path, sha256, size_bytes) =
-                checkpoint::save(&req.out_dir.join(format!("{role}_model")), weights, &scaler)?;
+                checkpoint::save(store, &req.out_dir.join(format!("{role}_model")), weights, &scaler)?;
             records.push(CheckpointRecord {
                 checkpoint_id: format!("{run_id}/{role}"),
                 run_id: run_id.clone(),

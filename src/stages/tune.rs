@@ -332,7 +332,7 @@ fn run_trial(
     match result {
         Ok(outcome) => {
             let dir = req.out_dir.join("checkpoints").join(format!("trial_{number}"));
-            let (path, sha256, size_bytes) = checkpoint::save(&dir, &outcome.best, &scaler)?;
+            let (path, sha256, size_bytes) = checkpoint::save(store, &dir, &outcome.best, &scaler)?;
             let record = CheckpointRecord {
                 checkpoint_id: format!("{run_id}/best"),
                 run_id: run_id.clone(),

@@ -21,6 +21,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "training", sql: include_str!("../../migrations/0002_training.sql") },
     Migration { version: 3, name: "tuning", sql: include_str!("../../migrations/0003_tuning.sql") },
     Migration { version: 4, name: "extended", sql: include_str!("../../migrations/0004_extended.sql") },
+    Migration { version: 5, name: "checkpoint_files", sql: include_str!("../../migrations/0005_checkpoint_files.sql") },
+    Migration { version: 6, name: "backtest", sql: include_str!("../../migrations/0006_backtest.sql") },
 ];
 
 pub fn checksum(sql: &str) -> String {

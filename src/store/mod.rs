@@ -7,6 +7,7 @@
 //! up with a message naming what it waited for. A `hptune query` in a second terminal, or a second
 //! worker, then interleaves with a long-running job instead of failing.
 
+mod backtest;
 mod extended;
 mod migrate;
 mod training;
@@ -23,6 +24,7 @@ use duckdb::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, Str
 use duckdb::arrow::datatypes::SchemaRef;
 use duckdb::{params, AccessMode, Config, Connection};
 
+pub use backtest::{BacktestRecord, EquityRow, SignalRow, StatRow, TradeRow};
 pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, Selection};
 pub use migrate::{Migration, MIGRATIONS};
 pub use training::{CheckpointRecord, NewRun, RunRecord};

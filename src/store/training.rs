@@ -230,6 +230,31 @@ impl Store {
         Ok(self.checkpoints_where("path = ?", path)?.into_iter().next())
     }
 
+    /// The newest checkpoint record of a file content.
+    pub fn checkpoint_by_sha(&self, sha256: &str) -> Result<Option<CheckpointRecord>> {
+        Ok(self.checkpoints_where("sha256 = ?", sha256)?.into_iter().next())
+    }
+
+    pub fn checkpoint(&self, checkpoint_id: &str) -> Result<CheckpointRecord> {
+        self.checkpoints_where("checkpoint_id = ?", checkpoint_id)?.into_iter().next().ok_or_else(|| {
+            StoreError::NotFound(format!("no checkpoint {checkpoint_id} in {}", self.path.display()))
+        })
+    }
+
+    /// Keeps a checkpoint file's bytes, by content.
+    pub fn put_checkpoint_file(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        let conn = self.writer()?;
+        conn.execute("INSERT INTO checkpoint_files VALUES (?, ?) ON CONFLICT DO NOTHING", params![sha256, bytes])?;
+        Ok(())
+    }
+
+    pub fn checkpoint_file(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        let conn = self.reader()?;
+        Ok(conn
+            .query_row("SELECT bytes FROM checkpoint_files WHERE sha256 = ?", [sha256], |r| r.get(0))
+            .optional()?)
+    }
+
     fn checkpoints_where(&self, condition: &str, value: &str) -> Result<Vec<CheckpointRecord>> {
         let conn = self.reader()?;
         let rows = conn

@@ -1,0 +1,151 @@
+//! `hptune backtest`: simulate a model on its own tickers after its training data (stage 5), or
+//! print its latest signals.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use chrono::NaiveDate;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use crate::backtest::Mode;
+use crate::stages::backtest::{self, Request};
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A final_model/ export or a checkpoint folder (checked against its recorded sha256).
+    /// Default: the newest final model, else the newest extended model, else the best tuning
+    /// checkpoint, else the default configuration trained now.
+    #[arg(long)]
+    pub model_path: Option<PathBuf>,
+    /// Dataset to simulate on (default: the model's). Its tickers are put in the model's order;
+    /// a missing one is an error, extra ones are ignored.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// First decision day (default: the first day after the model's training data).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub start: Option<NaiveDate>,
+    /// Last day (default: the last day of the data).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub end: Option<NaiveDate>,
+    /// Allow --start inside the model's training data; the results are marked in_sample.
+    #[arg(long)]
+    pub include_training: bool,
+    /// long-flat, or long-short.
+    #[arg(long, value_enum, default_value_t = Mode::LongFlat)]
+    pub mode: Mode,
+    /// Up-probability above which a position is long.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f64,
+    /// Commission on every fill, in basis points of its notional.
+    #[arg(long, default_value_t = 10.0)]
+    pub commission_bps: f64,
+    /// Slippage on every fill, in basis points of the price (buys higher, sells lower).
+    #[arg(long, default_value_t = 5.0)]
+    pub slippage_bps: f64,
+    /// Starting capital, split equally across the tickers.
+    #[arg(long, default_value_t = 10_000.0)]
+    pub cash: f64,
+    /// Output folder (an earlier one is moved aside with a timestamp).
+    #[arg(long, default_value = "backtesting_results")]
+    pub out: PathBuf,
+    /// Instead of a backtest, record and print the latest signal per ticker.
+    #[arg(long)]
+    pub generate_signals: bool,
+    /// Signals as a table or JSON (with --generate-signals).
+    #[arg(long, value_enum, default_value_t = SignalFormat::Table)]
+    pub format: SignalFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignalFormat {
+    Table,
+    Json,
+}
+
+pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    if args.generate_signals {
+        let (_, rows) =
+            backtest::signals(store, args.model_path.as_deref(), args.dataset.as_deref(), args.mode, args.threshold)?;
+        match args.format {
+            SignalFormat::Json => {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|r| serde_json::json!({"date": r.date.to_string(), "ticker": r.ticker,
+                                                "probability": r.probability, "position": r.position}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            }
+            SignalFormat::Table => {
+                let mut table = Table::new();
+                table.load_preset(UTF8_FULL_CONDENSED).set_header(["date", "ticker", "probability", "position"]);
+                for r in &rows {
+                    let pos = match r.position {
+                        1 => "long",
+                        -1 => "short",
+                        _ => "flat",
+                    };
+                    table.add_row(vec![r.date.to_string(), r.ticker.clone(), format!("{:.4}", r.probability), pos.into()]);
+                }
+                println!("{table}");
+            }
+        }
+        return Ok(());
+    }
+    if args.format != SignalFormat::Table {
+        bail!("--format applies to --generate-signals");
+    }
+    let outcome = backtest::run(
+        store,
+        &Request {
+            model_path: args.model_path,
+            dataset: args.dataset,
+            start: args.start,
+            end: args.end,
+            include_training: args.include_training,
+            mode: args.mode,
+            threshold: args.threshold,
+            commission_bps: args.commission_bps,
+            slippage_bps: args.slippage_bps,
+            initial_cash: args.cash,
+            out_dir: args.out.clone(),
+        },
+    )?;
+    if let Some(old) = &outcome.moved_aside {
+        println!("kept the previous {} as {}", args.out.display(), old.display());
+    }
+    let b = store.backtest(&outcome.backtest_id)?;
+    println!(
+        "{}: {} on {} ({} tickers), {} .. {}{}, {} fills, {} bps commission, {} bps slippage",
+        b.backtest_id,
+        b.mode,
+        outcome.dataset,
+        b.tickers.len(),
+        b.start_date,
+        b.end_date,
+        if b.in_sample { " (IN-SAMPLE: overlaps the training data)" } else { " (out of sample)" },
+        b.fill,
+        b.commission_bps,
+        b.slippage_bps
+    );
+    print_stats(store, &outcome.backtest_id)?;
+    println!("wrote {}/: stats.json, trades.csv, equity_curve.csv, equity_curve.png", args.out.display());
+    Ok(())
+}
+
+/// The portfolio's statistics beside buy and hold.
+pub fn print_stats(store: &Store, id: &str) -> anyhow::Result<()> {
+    let stats = store.backtest_stats(id)?;
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(["statistic", "model", "buy & hold"]);
+    let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
+    for s in stats.iter().filter(|s| s.scope == "portfolio" && s.strategy == "model") {
+        let bh = stats
+            .iter()
+            .find(|o| o.scope == "portfolio" && o.strategy == "buy_and_hold" && o.name == s.name)
+            .and_then(|o| o.value);
+        table.add_row(vec![s.name.clone(), fmt(s.value), fmt(bh)]);
+    }
+    println!("{table}");
+    Ok(())
+}

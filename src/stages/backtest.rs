@@ -1,0 +1,332 @@
+//! Stage 5, backtest: a model on its own tickers, in its own order, over the days after its
+//! training data; decisions at each close from data up to that close. Also the latest signal per
+//! ticker.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use chrono::NaiveDate;
+
+use crate::backtest::{self, stats, Market, Mode, Settings};
+use crate::checkpoint::{self, LoadedModel};
+use crate::cv::LABEL_HORIZON;
+use crate::features::{self, FeatureTable, WARMUP};
+use crate::model::{build_inputs, ModelConfig};
+use crate::store::{BacktestRecord, EquityRow, SignalRow, StatRow, Store, TradeRow};
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// A `final_model/` export or a checkpoint folder; default: the seed's order of models.
+    pub model_path: Option<PathBuf>,
+    /// Dataset to simulate on (default: the model's).
+    pub dataset: Option<String>,
+    pub start: Option<NaiveDate>,
+    pub end: Option<NaiveDate>,
+    /// Allow a period that overlaps the model's training data (marked in the results).
+    pub include_training: bool,
+    pub mode: Mode,
+    pub threshold: f64,
+    pub commission_bps: f64,
+    pub slippage_bps: f64,
+    pub initial_cash: f64,
+    pub out_dir: PathBuf,
+}
+
+/// The model a backtest uses, and why.
+pub struct Chosen {
+    pub source: &'static str,
+    pub why: String,
+    pub model: LoadedModel,
+}
+
+/// Picks the model: `--model-path`, else the newest final model, extended model, best tuning
+/// checkpoint, and last a default configuration trained now.
+pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Option<&str>) -> anyhow::Result<Chosen> {
+    let device = candle_core::Device::Cpu;
+    if let Some(p) = path {
+        // A final_model/ export holds best_model/ and final_model/; a checkpoint folder holds the file.
+        let dir = if p.join("best_model").join(checkpoint::FILE).exists() { p.join("best_model") } else { p.to_path_buf() };
+        let model = checkpoint::load(store, &dir, &device)?;
+        return Ok(Chosen { source: "path", why: format!("--model-path {}", p.display()), model });
+    }
+    if let Some((source, record, why)) = store.model_candidates()?.into_iter().next() {
+        let model = checkpoint::load_record(store, &record, &device)?;
+        return Ok(Chosen { source, why, model });
+    }
+    let dataset = dataset.unwrap_or(crate::data::SHIPPED[0].name).to_string();
+    eprintln!("no model in {}: training the default configuration on {dataset} first", store.path().display());
+    let outcome = super::train::run(
+        store,
+        &super::train::Request {
+            config: ModelConfig::default(),
+            config_source: "default configuration (no model in the database)".into(),
+            dataset,
+            seed: 42,
+            holdout: super::train::DEFAULT_HOLDOUT,
+            device: "cpu".into(),
+            out_dir: PathBuf::from("final_model"),
+        },
+    )?;
+    let record = store.checkpoint(&format!("{}/best", outcome.run_id))?;
+    let model = checkpoint::load_record(store, &record, &device)?;
+    Ok(Chosen { source: "default", why: "no model in the database: the default configuration, trained now".into(), model })
+}
+
+/// The model's tickers from a dataset, in the model's order, with its features.
+fn model_table(store: &Store, m: &LoadedModel, dataset: Option<&str>) -> anyhow::Result<(String, String, FeatureTable)> {
+    let name = match dataset {
+        Some(n) => n.to_string(),
+        None => store
+            .datasets()?
+            .into_iter()
+            .find(|d| d.dataset_id == m.run.run.dataset_id)
+            .map(|d| d.name)
+            .with_context(|| "the model's dataset is no longer in the database: pass --dataset")?,
+    };
+    let (dataset_id, panel) = store.load_panel(&name)?;
+    let (panel, extra) = panel.select(&m.run.run.tickers).map_err(|e| anyhow::anyhow!("dataset {name}: {e}"))?;
+    if !extra.is_empty() {
+        eprintln!("note: ignoring {} ticker(s) of {name} that the model does not know: {}", extra.len(), extra.join(", "));
+    }
+    let table = features::compute(&panel);
+    if table.width() != m.scaler.mean.len() {
+        bail!(
+            "dataset {name} gives {} features per day ({}), the model was trained on {}: use data of the same kind (close-only or OHLCV)",
+            table.width(),
+            table.names.join(", "),
+            m.scaler.mean.len()
+        );
+    }
+    Ok((name, dataset_id, table))
+}
+
+/// Up-probabilities for the decisions at date indices `ends`, [days, tickers].
+fn probabilities(m: &LoadedModel, table: &FeatureTable, ends: std::ops::Range<usize>) -> anyhow::Result<Vec<f64>> {
+    let inputs = build_inputs(table, &m.scaler, ends, m.config.seq_len);
+    let logits = m.net.predict(&inputs.x, inputs.n, 256)?;
+    Ok(logits.into_iter().map(|l| 1.0 / (1.0 + (-(l as f64)).exp())).collect())
+}
+
+/// The first day the model has not seen: its holdout start, or the day after its last label.
+fn first_unseen(m: &LoadedModel, table: &FeatureTable) -> Option<NaiveDate> {
+    let r = &m.run.run;
+    let last_seen = r.train_span.1.max(r.val_span.1);
+    let after_labels = table.dates.iter().position(|d| *d > last_seen).map(|i| i + LABEL_HORIZON);
+    let by_labels = after_labels.and_then(|i| table.dates.get(i).copied());
+    match (r.holdout_start, by_labels) {
+        (Some(h), Some(l)) => Some(h.max(l)),
+        (h, l) => h.or(l),
+    }
+}
+
+pub struct Outcome {
+    pub backtest_id: String,
+    pub chosen_why: String,
+    pub source: &'static str,
+    pub dataset: String,
+    pub moved_aside: Option<PathBuf>,
+}
+
+pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
+    if !(req.threshold > 0.0 && req.threshold < 1.0) {
+        bail!("--threshold must be between 0 and 1, got {}", req.threshold);
+    }
+    for (flag, v) in [("--commission-bps", req.commission_bps), ("--slippage-bps", req.slippage_bps)] {
+        if !(0.0..1000.0).contains(&v) {
+            bail!("{flag} must be in [0, 1000) basis points, got {v}");
+        }
+    }
+    if !(req.initial_cash.is_finite() && req.initial_cash > 0.0) {
+        bail!("--cash must be a positive amount, got {}", req.initial_cash);
+    }
+    let chosen = choose_model(store, req.model_path.as_deref(), req.dataset.as_deref())?;
+    eprintln!("model: {} ({})", chosen.why, chosen.model.checkpoint.path);
+    let m = &chosen.model;
+    let (dataset, dataset_id, table) = model_table(store, m, req.dataset.as_deref())?;
+    let unseen = first_unseen(m, &table);
+    let first_possible = WARMUP + m.config.seq_len - 1;
+    let start = match (req.start, unseen) {
+        (Some(s), Some(u)) if s < u && !req.include_training => bail!(
+            "--start {s} overlaps the model's training data (it has seen the days before {u}): \
+             start on or after {u}, or pass --include-training to allow it (the results are marked in-sample)"
+        ),
+        (Some(s), _) => s,
+        (None, Some(u)) => u,
+        (None, None) => bail!(
+            "the model {} was trained on every day of {dataset}: there is no day after its training data; \
+             use newer data (--dataset), or --include-training with --start",
+            m.run.run.run_id
+        ),
+    };
+    let t0 = table.dates.partition_point(|d| *d < start).max(first_possible);
+    let t1 = match req.end {
+        Some(e) => table.dates.partition_point(|d| *d <= e),
+        None => table.dates.len(),
+    };
+    if t1 < t0 + 2 {
+        bail!(
+            "the backtest period of {dataset} from {start} has {} day(s) (at least 2 needed): the model's training data \
+             reaches {}; use a dataset with later days, or --include-training with --start",
+            t1.saturating_sub(t0),
+            table.dates.last().unwrap()
+        );
+    }
+    let in_sample = unseen.is_none_or(|u| table.dates[t0] < u);
+    let n = table.tickers.len();
+    let probs = probabilities(m, &table, t0..t1)?;
+    let targets: Vec<i8> = probs.iter().map(|&p| req.mode.position(p, req.threshold)).collect();
+    let settings =
+        Settings { commission_bps: req.commission_bps, slippage_bps: req.slippage_bps, initial_cash: req.initial_cash };
+    let dates = &table.dates[t0..t1];
+    let close = &table.closes[t0 * n..t1 * n];
+    let open = table.opens.as_ref().map(|o| &o[t0 * n..t1 * n]);
+    let out = backtest::run(&Market { dates, tickers: n, close, open }, &targets, &settings);
+
+    // Records: trades, daily equity, statistics overall and per ticker, beside buy and hold.
+    let trades: Vec<TradeRow> = out
+        .trades
+        .iter()
+        .map(|t| TradeRow {
+            ticker: table.tickers[t.ticker].clone(),
+            side: if t.side > 0 { "long" } else { "short" }.into(),
+            entry_date: t.entry_date,
+            entry_price: t.entry_price,
+            exit_date: t.exit_date,
+            exit_price: t.exit_price,
+            size: t.size,
+            pnl: t.pnl,
+            return_pct: t.return_pct,
+            commission: t.commission,
+            slippage: t.slippage,
+        })
+        .collect();
+    let mut open_positions = vec![0i32; dates.len()];
+    for t in &out.trades {
+        // Held at the closes from the entry day to the day before the exit (the exit day's own
+        // close too when the fill is at that close, as on the last day).
+        let last = if t.exit_bar + 1 == dates.len() { t.exit_bar } else { t.exit_bar.saturating_sub(1) };
+        for p in &mut open_positions[t.entry_bar..=last.max(t.entry_bar)] {
+            *p += 1;
+        }
+    }
+    let mut peak = f64::NEG_INFINITY;
+    let equity: Vec<EquityRow> = (0..dates.len())
+        .map(|i| {
+            peak = peak.max(out.equity[i]);
+            EquityRow {
+                date: dates[i],
+                equity: out.equity[i],
+                benchmark: out.benchmark[i],
+                drawdown_pct: 100.0 * (out.equity[i] / peak - 1.0),
+                positions: open_positions[i],
+            }
+        })
+        .collect();
+    let mut stat_rows = Vec::new();
+    let mut push = |scope: &str, strategy: &str, values: Vec<(&'static str, f64)>| {
+        for (i, (name, v)) in values.into_iter().enumerate() {
+            stat_rows.push(StatRow {
+                scope: scope.into(),
+                strategy: strategy.into(),
+                position: i as i32,
+                name: name.into(),
+                value: v.is_finite().then_some(v),
+            });
+        }
+    };
+    let all: Vec<_> = out.trades.iter().collect();
+    let holds = buy_and_hold_trades(dates, close, n, req.initial_cash);
+    push("portfolio", "model", stats::compute(dates, &out.equity, &out.benchmark, &all));
+    push("portfolio", "buy_and_hold", stats::compute(dates, &out.benchmark, &out.benchmark, &holds.iter().collect::<Vec<_>>()));
+    for k in 0..n {
+        let eq: Vec<f64> = (0..dates.len()).map(|t| out.sleeve_equity[t * n + k]).collect();
+        let bh: Vec<f64> = (0..dates.len()).map(|t| out.sleeve_benchmark[t * n + k]).collect();
+        let mine: Vec<_> = out.trades.iter().filter(|t| t.ticker == k).collect();
+        push(&table.tickers[k], "model", stats::compute(dates, &eq, &bh, &mine));
+        push(&table.tickers[k], "buy_and_hold", stats::compute(dates, &bh, &bh, &[&holds[k]]));
+    }
+    let backtest_id = format!("backtest-{}", chrono::Local::now().format("%Y%m%d-%H%M%S%.3f"));
+    let record = BacktestRecord {
+        backtest_id: backtest_id.clone(),
+        run_id: m.run.run.run_id.clone(),
+        checkpoint_id: m.checkpoint.checkpoint_id.clone(),
+        model_source: chosen.source.into(),
+        dataset_id,
+        tickers: table.tickers.clone(),
+        start_date: dates[0],
+        end_date: *dates.last().unwrap(),
+        first_unseen: unseen,
+        in_sample,
+        mode: req.mode.name().into(),
+        threshold: req.threshold,
+        fill: if open.is_some() { "next-open" } else { "close" }.into(),
+        commission_bps: req.commission_bps,
+        slippage_bps: req.slippage_bps,
+        initial_cash: req.initial_cash,
+    };
+    let moved_aside = super::move_aside(&req.out_dir)?;
+    store.record_backtest(&record, &trades, &equity, &stat_rows)?;
+    super::export::backtest(store, &backtest_id, &req.out_dir)?;
+    Ok(Outcome { backtest_id, chosen_why: chosen.why, source: chosen.source, dataset, moved_aside })
+}
+
+/// Buy and hold of each ticker's sleeve from the first close to the last, without costs.
+fn buy_and_hold_trades(dates: &[NaiveDate], close: &[f64], n: usize, cash: f64) -> Vec<backtest::Trade> {
+    let last = dates.len() - 1;
+    (0..n)
+        .map(|k| {
+            let (a, b) = (close[k], close[last * n + k]);
+            let size = cash / n as f64 / a;
+            backtest::Trade {
+                ticker: k,
+                side: 1,
+                entry_bar: 0,
+                exit_bar: last,
+                entry_date: dates[0],
+                exit_date: dates[last],
+                entry_price: a,
+                exit_price: b,
+                size,
+                pnl: size * (b - a),
+                return_pct: b / a - 1.0,
+                commission: 0.0,
+                slippage: 0.0,
+            }
+        })
+        .collect()
+}
+
+/// The latest signal per ticker: the model's decision at the last close of the dataset.
+pub fn signals(
+    store: &Store,
+    model_path: Option<&std::path::Path>,
+    dataset: Option<&str>,
+    mode: Mode,
+    threshold: f64,
+) -> anyhow::Result<(String, Vec<SignalRow>)> {
+    if !(threshold > 0.0 && threshold < 1.0) {
+        bail!("--threshold must be between 0 and 1, got {threshold}");
+    }
+    let chosen = choose_model(store, model_path, dataset)?;
+    eprintln!("model: {} ({})", chosen.why, chosen.model.checkpoint.path);
+    let m = &chosen.model;
+    let (_, dataset_id, table) = model_table(store, m, dataset)?;
+    let t = table.dates.len() - 1;
+    if t + 1 < WARMUP + m.config.seq_len {
+        bail!("the data has {} days; the model needs {} before a decision", t + 1, WARMUP + m.config.seq_len);
+    }
+    let probs = probabilities(m, &table, t..t + 1)?;
+    let rows: Vec<SignalRow> = table
+        .tickers
+        .iter()
+        .zip(&probs)
+        .map(|(ticker, &p)| SignalRow {
+            date: table.dates[t],
+            ticker: ticker.clone(),
+            probability: p,
+            position: mode.position(p, threshold) as i32,
+        })
+        .collect();
+    store.record_signals(&m.run.run.run_id, &m.checkpoint.checkpoint_id, &dataset_id, mode.name(), threshold, &rows)?;
+    Ok((chosen.why, rows))
+}
