@@ -4,7 +4,9 @@
 mod analyze;
 mod backtest;
 mod data;
+mod export;
 mod extend;
+mod pipeline;
 mod query;
 mod train;
 mod tune;
@@ -41,6 +43,12 @@ pub enum Command {
     Data(data::Args),
     /// Run a named view or read-only SQL on the database.
     Query(query::Args),
+    /// Run all five stages in order (quick defaults), stopping at the first failure.
+    Pipeline(pipeline::Args),
+    /// Print every stage's checklist: inputs present, disk space, device.
+    Check(pipeline::CheckArgs),
+    /// Write a stage's files again from the database.
+    Export(export::Args),
     /// Stage 1: tune hyperparameters in three phases (random, Bayesian, fine-tuning).
     Tune(tune::Args),
     /// Stage 2: train the study's top configurations on every cross-validation fold.
@@ -65,6 +73,14 @@ impl Cli {
             Command::Train(args) => train::run(args, &store),
             Command::Analyze(args) => analyze::run(args, &store),
             Command::Backtest(args) => backtest::run(args, &store),
+            Command::Check(args) => pipeline::check(args, &store),
+            Command::Export(args) => export::run(args, &store),
+            Command::Pipeline(args) => {
+                if args.jobs > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+                    std::env::set_var("RAYON_NUM_THREADS", "1");
+                }
+                pipeline::run(args, &store)
+            }
             Command::Extend(args) => {
                 if args.jobs > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
                     std::env::set_var("RAYON_NUM_THREADS", "1");

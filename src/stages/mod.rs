@@ -3,8 +3,10 @@
 
 pub mod analyze;
 pub mod backtest;
+pub mod check;
 pub mod export;
 pub mod extend;
+pub mod pipeline;
 pub mod optuna_export;
 pub mod train;
 pub mod tune;

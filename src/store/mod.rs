@@ -216,6 +216,14 @@ impl Store {
             drop(self.writer()?);
             return self.open(AccessMode::ReadOnly);
         }
+        if !views::current(&conn) {
+            // Views of another hptune version: bring them up to date when the file is writable.
+            drop(conn);
+            if let Err(e) = self.writer() {
+                eprintln!("note: the views of {} are not this hptune's and could not be updated: {e}", self.path.display());
+            }
+            return self.open(AccessMode::ReadOnly);
+        }
         Ok(conn)
     }
 

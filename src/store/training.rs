@@ -193,6 +193,18 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("no training run {run_id} in {}", self.path.display())))
     }
 
+    /// The newest finished run of a stage.
+    pub fn latest_finished_run(&self, stage: &str) -> Result<Option<String>> {
+        let conn = self.reader()?;
+        Ok(conn
+            .query_row(
+                "SELECT run_id FROM training_runs WHERE stage = ? AND status = 'finished' ORDER BY finished_at DESC LIMIT 1",
+                [stage],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     pub fn epoch_metrics(&self, run_id: &str) -> Result<Vec<EpochMetrics>> {
         let conn = self.reader()?;
         let rows = conn

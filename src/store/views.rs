@@ -40,9 +40,29 @@ pub fn find(name: &str) -> Option<&'static View> {
     VIEWS.iter().find(|v| v.name == name)
 }
 
+/// One checksum over every view's SQL: a file whose recorded checksum differs has views of
+/// another hptune version.
+pub fn checksum() -> String {
+    super::migrate::checksum(&VIEWS.iter().map(|v| v.sql).collect::<Vec<_>>().join("\n"))
+}
+
+/// Creates or replaces every view and records their checksum.
 pub fn apply(conn: &Connection) -> duckdb::Result<()> {
     for v in VIEWS {
         conn.execute_batch(v.sql)?;
     }
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS hptune_views (checksum VARCHAR NOT NULL)")?;
+    let sum = checksum();
+    let current: Option<String> = conn.query_row("SELECT max(checksum) FROM hptune_views", [], |r| r.get(0))?;
+    if current.as_deref() != Some(sum.as_str()) {
+        conn.execute("DELETE FROM hptune_views", [])?;
+        conn.execute("INSERT INTO hptune_views VALUES (?)", [sum])?;
+    }
     Ok(())
+}
+
+/// Whether the file's views are this binary's (works read-only).
+pub fn current(conn: &Connection) -> bool {
+    let sum: duckdb::Result<Option<String>> = conn.query_row("SELECT max(checksum) FROM hptune_views", [], |r| r.get(0));
+    matches!(sum, Ok(Some(s)) if s == checksum())
 }
