@@ -16,6 +16,8 @@ CREATE TABLE backtests (
     commission_bps   DOUBLE  NOT NULL,
     slippage_bps     DOUBLE  NOT NULL,
     initial_cash     DOUBLE  NOT NULL,
+    accuracy         DOUBLE,             -- share of (day, ticker) predictions with the right next-day direction
+    n_predictions    INTEGER NOT NULL,   -- predictions whose next close is in the period
     created_at       TIMESTAMP NOT NULL,
     hptune_version   VARCHAR NOT NULL
 );

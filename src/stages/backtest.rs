@@ -245,6 +245,16 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         push(&table.tickers[k], "model", stats::compute(dates, &eq, &bh, &mine));
         push(&table.tickers[k], "buy_and_hold", stats::compute(dates, &bh, &bh, &[&holds[k]]));
     }
+    // How often the model called the next close's direction (days whose next close is simulated).
+    let mut hits = 0usize;
+    let mut calls = 0usize;
+    for t in 0..dates.len() - 1 {
+        for k in 0..n {
+            let up = close[(t + 1) * n + k] > close[t * n + k];
+            hits += usize::from((probs[t * n + k] > 0.5) == up);
+            calls += 1;
+        }
+    }
     let backtest_id = format!("backtest-{}", chrono::Local::now().format("%Y%m%d-%H%M%S%.3f"));
     let record = BacktestRecord {
         backtest_id: backtest_id.clone(),
@@ -263,6 +273,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         commission_bps: req.commission_bps,
         slippage_bps: req.slippage_bps,
         initial_cash: req.initial_cash,
+        accuracy: (calls > 0).then(|| hits as f64 / calls as f64),
+        n_predictions: calls as i64,
     };
     let moved_aside = super::move_aside(&req.out_dir)?;
     store.record_backtest(&record, &trades, &equity, &stat_rows)?;

@@ -386,6 +386,7 @@ pub fn backtest(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
             "tickers": b.tickers,
             "period": {"start": b.start_date.to_string(), "end": b.end_date.to_string(),
                        "first_unseen": b.first_unseen.map(|d| d.to_string()), "in_sample": b.in_sample},
+            "predictions": {"accuracy": b.accuracy, "count": b.n_predictions},
             "settings": {"mode": b.mode, "threshold": b.threshold, "fill": b.fill, "commission_bps": b.commission_bps,
                          "slippage_bps": b.slippage_bps, "initial_cash": b.initial_cash, "allocation": "equal weight per ticker"},
             "strategy": portfolio["model"],

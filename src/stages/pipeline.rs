@@ -129,6 +129,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
     let bt = backtest::Request { model_path: Some(trained.out_dir.clone()), dataset: None, ..req.backtest.clone() };
     let tested = backtest::run(store, &bt).map_err(|e| fail("backtest", e, "`hptune backtest`"))?;
     let stats = store.backtest_stats(&tested.backtest_id)?;
+    let record = store.backtest(&tested.backtest_id)?;
     let stat = |strategy: &str, name: &str| {
         stats
             .iter()
@@ -140,7 +141,10 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
         stage: "backtest",
         id: tested.backtest_id.clone(),
         result: format!(
-            "return {:.2}% vs buy & hold {:.2}%, Sharpe {:.2}, {} trades",
+            "{} .. {}: accuracy {:.2}%, return {:.2}% vs buy & hold {:.2}%, Sharpe {:.2}, {} trades",
+            record.start_date,
+            record.end_date,
+            100.0 * record.accuracy.unwrap_or(f64::NAN),
             stat("model", "Return [%]"),
             stat("buy_and_hold", "Return [%]"),
             stat("model", "Sharpe Ratio"),

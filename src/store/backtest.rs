@@ -24,6 +24,8 @@ pub struct BacktestRecord {
     pub commission_bps: f64,
     pub slippage_bps: f64,
     pub initial_cash: f64,
+    pub accuracy: Option<f64>,
+    pub n_predictions: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +75,7 @@ impl Store {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?)",
+            "INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?)",
             params![
                 b.backtest_id,
                 b.run_id,
@@ -91,6 +93,8 @@ impl Store {
                 b.commission_bps,
                 b.slippage_bps,
                 b.initial_cash,
+                b.accuracy,
+                b.n_predictions,
                 crate::VERSION,
             ],
         )?;
@@ -139,7 +143,8 @@ impl Store {
         let conn = self.reader()?;
         conn.query_row(
             "SELECT backtest_id, run_id, checkpoint_id, model_source, dataset_id, tickers_json, start_date, end_date,
-                    first_unseen, in_sample, mode, threshold, fill, commission_bps, slippage_bps, initial_cash
+                    first_unseen, in_sample, mode, threshold, fill, commission_bps, slippage_bps, initial_cash,
+                    accuracy, n_predictions
              FROM backtests WHERE backtest_id = ?",
             [id],
             |r| {
@@ -161,6 +166,8 @@ impl Store {
                     commission_bps: r.get(13)?,
                     slippage_bps: r.get(14)?,
                     initial_cash: r.get(15)?,
+                    accuracy: r.get(16)?,
+                    n_predictions: r.get(17)?,
                 })
             },
         )

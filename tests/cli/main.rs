@@ -1,5 +1,6 @@
 //! Integration tests: the real hptune binary, real data, a real DuckDB file per test.
 
+mod backtest;
 mod common;
 mod concurrency;
 mod cv;
@@ -8,6 +9,7 @@ mod engine;
 mod extend;
 mod features;
 mod interop;
+mod pipeline;
 mod query;
 mod search;
 mod store;
