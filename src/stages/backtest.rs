@@ -238,11 +238,14 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     let holds = buy_and_hold_trades(dates, close, n, req.initial_cash);
     push("portfolio", "model", stats::compute(dates, &out.equity, &out.benchmark, &all));
     push("portfolio", "buy_and_hold", stats::compute(dates, &out.benchmark, &out.benchmark, &holds.iter().collect::<Vec<_>>()));
-    for k in 0..n {
+    let mut by_ticker = vec![Vec::new(); n];
+    for t in &out.trades {
+        by_ticker[t.ticker].push(t);
+    }
+    for (k, mine) in by_ticker.iter().enumerate() {
         let eq: Vec<f64> = (0..dates.len()).map(|t| out.sleeve_equity[t * n + k]).collect();
         let bh: Vec<f64> = (0..dates.len()).map(|t| out.sleeve_benchmark[t * n + k]).collect();
-        let mine: Vec<_> = out.trades.iter().filter(|t| t.ticker == k).collect();
-        push(&table.tickers[k], "model", stats::compute(dates, &eq, &bh, &mine));
+        push(&table.tickers[k], "model", stats::compute(dates, &eq, &bh, mine));
         push(&table.tickers[k], "buy_and_hold", stats::compute(dates, &bh, &bh, &[&holds[k]]));
     }
     // How often the model called the next close's direction (days whose next close is simulated).
