@@ -126,7 +126,8 @@ fn from_bytes(
     let config =
         ModelConfig::from_json(&run.run.config_json).map_err(|e| anyhow::anyhow!("run {}: {e}", record.run_id))?;
     // The initial values are replaced by the checkpoint's.
-    let net = Net::new(config.shape(scaler.mean.len(), run.run.tickers.len()), &mut ChaCha8Rng::seed_from_u64(0), device)?;
+    let net =
+        Net::new(config.shape(scaler.mean.len(), run.run.tickers.len()), &mut ChaCha8Rng::seed_from_u64(0), device)?;
     net.restore(&tensors)?;
     Ok(LoadedModel { net, scaler, config, run, checkpoint: record })
 }

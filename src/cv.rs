@@ -85,7 +85,7 @@ pub fn folds(
                 let end = val.start.saturating_sub(horizon).max(samples.start);
                 Fold {
                     index: i,
-                    train: vec![samples.start..end],
+                    train: std::iter::once(samples.start..end).collect(),
                     purged: val.start - end,
                     embargoed: 0,
                     val,

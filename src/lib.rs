@@ -7,8 +7,8 @@
 
 pub mod backtest;
 pub mod checkpoint;
-pub mod cv;
 pub mod cli;
+pub mod cv;
 pub mod data;
 pub mod features;
 pub mod model;

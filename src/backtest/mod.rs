@@ -96,7 +96,15 @@ struct Sleeve {
 }
 
 impl Sleeve {
-    fn fill(&mut self, k: usize, target: i8, price: f64, bar: usize, date: NaiveDate, s: &Settings, out: &mut Vec<Trade>) {
+    fn fill(
+        &mut self,
+        k: usize,
+        target: i8,
+        price: f64,
+        (bar, date): (usize, NaiveDate),
+        s: &Settings,
+        out: &mut Vec<Trade>,
+    ) {
         let side = self.open.as_ref().map_or(0, |t| t.side);
         if side == target {
             return;
@@ -115,7 +123,8 @@ impl Sleeve {
             t.commission += fee;
             t.slippage += t.size * (px - price).abs();
             t.pnl = t.side as f64 * t.size * (t.exit_price - t.entry_price) - t.commission;
-            t.return_pct = t.side as f64 * (t.exit_price / t.entry_price - 1.0) - t.commission / (t.size * t.entry_price);
+            t.return_pct =
+                t.side as f64 * (t.exit_price / t.entry_price - 1.0) - t.commission / (t.size * t.entry_price);
             out.push(t);
         }
         if target != 0 {
@@ -162,17 +171,17 @@ pub fn run(market: &Market, targets: &[i8], s: &Settings) -> Outcome {
             match market.open {
                 // Yesterday's decision fills at today's open.
                 Some(open) if t > 0 => {
-                    sl.fill(k, targets[(t - 1) * n + k], at(open, t, k), t, market.dates[t], s, &mut trades)
+                    sl.fill(k, targets[(t - 1) * n + k], at(open, t, k), (t, market.dates[t]), s, &mut trades)
                 }
                 Some(_) => {}
                 // Today's decision fills at today's close (not on the last day).
                 None if t + 1 < days => {
-                    sl.fill(k, targets[t * n + k], at(market.close, t, k), t, market.dates[t], s, &mut trades)
+                    sl.fill(k, targets[t * n + k], at(market.close, t, k), (t, market.dates[t]), s, &mut trades)
                 }
                 None => {}
             }
             if t + 1 == days {
-                sl.fill(k, 0, at(market.close, t, k), t, market.dates[t], s, &mut trades);
+                sl.fill(k, 0, at(market.close, t, k), (t, market.dates[t]), s, &mut trades);
             }
             sleeve_equity[t * n + k] = sl.cash + sl.units * at(market.close, t, k);
             let start = s.initial_cash / n as f64;

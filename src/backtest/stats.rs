@@ -104,7 +104,10 @@ pub fn compute(dates: &[NaiveDate], equity: &[f64], benchmark: &[f64], trades: &
         ("Buy & Hold Return [%]", 100.0 * (benchmark[n - 1] - benchmark[0]) / benchmark[0]),
         ("Return (Ann.) [%]", 100.0 * ann_return),
         ("Volatility (Ann.) [%]", 100.0 * ann_vol),
-        ("CAGR [%]", if years > 0.0 { 100.0 * ((equity[n - 1] / equity[0]).powf(1.0 / years) - 1.0) } else { f64::NAN }),
+        (
+            "CAGR [%]",
+            if years > 0.0 { 100.0 * ((equity[n - 1] / equity[0]).powf(1.0 / years) - 1.0) } else { f64::NAN },
+        ),
         ("Sharpe Ratio", 100.0 * ann_return / or_nan(100.0 * ann_vol)),
         ("Sortino Ratio", ann_return / (downside * TRADING_DAYS.sqrt())),
         ("Calmar Ratio", ann_return / or_nan(max_dd)),
@@ -121,7 +124,8 @@ pub fn compute(dates: &[NaiveDate], equity: &[f64], benchmark: &[f64], trades: &
         ("Avg. Trade Duration", mean(&durations).ceil()),
         (
             "Profit Factor",
-            returns.iter().filter(|&&r| r > 0.0).sum::<f64>() / or_nan(returns.iter().filter(|&&r| r < 0.0).sum::<f64>().abs()),
+            returns.iter().filter(|&&r| r > 0.0).sum::<f64>()
+                / or_nan(returns.iter().filter(|&&r| r < 0.0).sum::<f64>().abs()),
         ),
         ("Expectancy [%]", 100.0 * mean(&returns)),
         ("SQN", n_trades.sqrt() * mean(&pl) / or_nan(var(&pl).sqrt())),

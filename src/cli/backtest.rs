@@ -71,8 +71,10 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             SignalFormat::Json => {
                 let list: Vec<_> = rows
                     .iter()
-                    .map(|r| serde_json::json!({"date": r.date.to_string(), "ticker": r.ticker,
-                                                "probability": r.probability, "position": r.position}))
+                    .map(|r| {
+                        serde_json::json!({"date": r.date.to_string(), "ticker": r.ticker,
+                                                "probability": r.probability, "position": r.position})
+                    })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             }
@@ -85,7 +87,12 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
                         -1 => "short",
                         _ => "flat",
                     };
-                    table.add_row(vec![r.date.to_string(), r.ticker.clone(), format!("{:.4}", r.probability), pos.into()]);
+                    table.add_row(vec![
+                        r.date.to_string(),
+                        r.ticker.clone(),
+                        format!("{:.4}", r.probability),
+                        pos.into(),
+                    ]);
                 }
                 println!("{table}");
             }
@@ -128,11 +135,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         b.commission_bps,
         b.slippage_bps
     );
-    println!(
-        "direction accuracy {:.2}% of {} predictions",
-        100.0 * b.accuracy.unwrap_or(f64::NAN),
-        b.n_predictions
-    );
+    println!("direction accuracy {:.2}% of {} predictions", 100.0 * b.accuracy.unwrap_or(f64::NAN), b.n_predictions);
     print_stats(store, &outcome.backtest_id)?;
     println!("wrote {}/: stats.json, trades.csv, equity_curve.csv, equity_curve.png", args.out.display());
     Ok(())

@@ -83,7 +83,9 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
                 (id, args.to.join("best_config.json"))
             }
             Stage::Train => {
-                let Some(id) = newest(store.latest_finished_run("train")?, "final training run", "train")? else { continue };
+                let Some(id) = newest(store.latest_finished_run("train")?, "final training run", "train")? else {
+                    continue;
+                };
                 let dir = args.to.join("final_model");
                 restore(store, &store.checkpoints(&id)?)?;
                 export::final_model(store, &id, &dir)?;

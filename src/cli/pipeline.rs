@@ -75,7 +75,9 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         anyhow::bail!("--jobs must be at least 1");
     }
     let space_toml = match &args.space {
-        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read --space {}", path.display()))?),
+        Some(path) => {
+            Some(std::fs::read_to_string(path).with_context(|| format!("cannot read --space {}", path.display()))?)
+        }
         None => None,
     };
     let out = &args.out;
@@ -128,7 +130,13 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(["stage", "id", "result", "output", "seconds"]);
     for s in &done {
-        table.add_row(vec![s.stage.into(), s.id.clone(), s.result.clone(), s.output.clone(), format!("{:.0}", s.seconds)]);
+        table.add_row(vec![
+            s.stage.into(),
+            s.id.clone(),
+            s.result.clone(),
+            s.output.clone(),
+            format!("{:.0}", s.seconds),
+        ]);
     }
     println!("{table}");
     println!("database: {} (`hptune query pipeline_history` compares runs)", store.path().display());

@@ -165,7 +165,7 @@ fn parse(
             problem: format!(
                 "missing column(s) {}; the header is '{}', expected {expected}",
                 missing.join(", "),
-                String::from_utf8_lossy(&headers.as_slice().iter().copied().collect::<Vec<u8>>()).trim(),
+                String::from_utf8_lossy(headers.as_slice()).trim(),
             ),
         });
     }

@@ -64,8 +64,7 @@ impl Panel {
     /// Keeps the tickers of `order`, in that order (a model's tickers); returns the panel and the
     /// tickers it left out. A ticker of `order` that the panel lacks is an error naming them all.
     pub fn select(self, order: &[String]) -> Result<(Self, Vec<String>), DataError> {
-        let missing: Vec<&str> =
-            order.iter().filter(|t| !self.tickers.contains(t)).map(String::as_str).collect();
+        let missing: Vec<&str> = order.iter().filter(|t| !self.tickers.contains(t)).map(String::as_str).collect();
         if !missing.is_empty() {
             return Err(DataError::Invalid(format!(
                 "the data lacks {} of the model's tickers: {} (the model's tickers, in order: {})",
@@ -77,11 +76,8 @@ impl Panel {
         let extra: Vec<String> = self.tickers.iter().filter(|t| !order.contains(t)).cloned().collect();
         let new_pos: Vec<Option<u32>> =
             self.tickers.iter().map(|t| order.iter().position(|o| o == t).map(|p| p as u32)).collect();
-        let bars = self
-            .bars
-            .into_iter()
-            .filter_map(|b| new_pos[b.ticker as usize].map(|p| Bar { ticker: p, ..b }))
-            .collect();
+        let bars =
+            self.bars.into_iter().filter_map(|b| new_pos[b.ticker as usize].map(|p| Bar { ticker: p, ..b })).collect();
         Ok((Panel::new(order.to_vec(), bars)?, extra))
     }
 

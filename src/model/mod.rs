@@ -8,7 +8,9 @@ mod train;
 
 pub use config::{ModelConfig, ModelType, CONFIG_KEYS};
 pub use net::{accuracy, bce_mean, bce_with_logits, Net, NetShape};
-pub use train::{adamw, build_inputs, build_samples, run_epoch, train, EpochMetrics, Samples, TrainOutcome, TrainSettings};
+pub use train::{
+    adamw, build_inputs, build_samples, run_epoch, train, EpochMetrics, Samples, TrainOutcome, TrainSettings,
+};
 
 /// The compute device, by name.
 pub fn device(name: &str) -> anyhow::Result<candle_core::Device> {

@@ -45,7 +45,8 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
     let device = candle_core::Device::Cpu;
     if let Some(p) = path {
         // A final_model/ export holds best_model/ and final_model/; a checkpoint folder holds the file.
-        let dir = if p.join("best_model").join(checkpoint::FILE).exists() { p.join("best_model") } else { p.to_path_buf() };
+        let dir =
+            if p.join("best_model").join(checkpoint::FILE).exists() { p.join("best_model") } else { p.to_path_buf() };
         let model = checkpoint::load(store, &dir, &device)?;
         return Ok(Chosen { source: "path", why: format!("--model-path {}", p.display()), model });
     }
@@ -69,11 +70,19 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
     )?;
     let record = store.checkpoint(&format!("{}/best", outcome.run_id))?;
     let model = checkpoint::load_record(store, &record, &device)?;
-    Ok(Chosen { source: "default", why: "no model in the database: the default configuration, trained now".into(), model })
+    Ok(Chosen {
+        source: "default",
+        why: "no model in the database: the default configuration, trained now".into(),
+        model,
+    })
 }
 
 /// The model's tickers from a dataset, in the model's order, with its features.
-fn model_table(store: &Store, m: &LoadedModel, dataset: Option<&str>) -> anyhow::Result<(String, String, FeatureTable)> {
+fn model_table(
+    store: &Store,
+    m: &LoadedModel,
+    dataset: Option<&str>,
+) -> anyhow::Result<(String, String, FeatureTable)> {
     let name = match dataset {
         Some(n) => n.to_string(),
         None => store
@@ -86,7 +95,11 @@ fn model_table(store: &Store, m: &LoadedModel, dataset: Option<&str>) -> anyhow:
     let (dataset_id, panel) = store.load_panel(&name)?;
     let (panel, extra) = panel.select(&m.run.run.tickers).map_err(|e| anyhow::anyhow!("dataset {name}: {e}"))?;
     if !extra.is_empty() {
-        eprintln!("note: ignoring {} ticker(s) of {name} that the model does not know: {}", extra.len(), extra.join(", "));
+        eprintln!(
+            "note: ignoring {} ticker(s) of {name} that the model does not know: {}",
+            extra.len(),
+            extra.join(", ")
+        );
     }
     let table = features::compute(&panel);
     if table.width() != m.scaler.mean.len() {
@@ -237,7 +250,11 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     let all: Vec<_> = out.trades.iter().collect();
     let holds = buy_and_hold_trades(dates, close, n, req.initial_cash);
     push("portfolio", "model", stats::compute(dates, &out.equity, &out.benchmark, &all));
-    push("portfolio", "buy_and_hold", stats::compute(dates, &out.benchmark, &out.benchmark, &holds.iter().collect::<Vec<_>>()));
+    push(
+        "portfolio",
+        "buy_and_hold",
+        stats::compute(dates, &out.benchmark, &out.benchmark, &holds.iter().collect::<Vec<_>>()),
+    );
     let mut by_ticker = vec![Vec::new(); n];
     for t in &out.trades {
         by_ticker[t.ticker].push(t);

@@ -66,17 +66,28 @@ pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> 
             Status::Ok,
             format!("{} ({} tickers, {} .. {})", d.name, d.tickers.len(), d.first_date, d.last_date),
         )),
-        Err(e) => list.push(check("tune", "dataset", Status::Failed, format!("{e}; `hptune data list` shows what is there"))),
+        Err(e) => {
+            list.push(check("tune", "dataset", Status::Failed, format!("{e}; `hptune data list` shows what is there")))
+        }
     }
     list.push(match free_bytes(out_dir) {
-        Ok(b) if b >= MIN_FREE_BYTES => check("all", "disk space", Status::Ok, format!("{:.1} GB free", b as f64 / 1e9)),
+        Ok(b) if b >= MIN_FREE_BYTES => {
+            check("all", "disk space", Status::Ok, format!("{:.1} GB free", b as f64 / 1e9))
+        }
         Ok(b) => check(
             "all",
             "disk space",
             Status::Failed,
-            format!("{:.0} MB free under {}; free at least {} MB", b as f64 / 1e6, out_dir.display(), MIN_FREE_BYTES / 1_000_000),
+            format!(
+                "{:.0} MB free under {}; free at least {} MB",
+                b as f64 / 1e6,
+                out_dir.display(),
+                MIN_FREE_BYTES / 1_000_000
+            ),
         ),
-        Err(e) => check("all", "disk space", Status::Failed, format!("cannot read free space of {}: {e}", out_dir.display())),
+        Err(e) => {
+            check("all", "disk space", Status::Failed, format!("cannot read free space of {}: {e}", out_dir.display()))
+        }
     });
     list.push(match crate::model::device(device) {
         Ok(_) => check("all", "device", Status::Ok, device.to_string()),
@@ -88,8 +99,15 @@ pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> 
         None => 0,
     };
     list.push(match &study {
-        Some(s) if finished > 0 => check("extend", "tuned study", Status::Ok, format!("{s}: {finished} finished trials")),
-        Some(s) => check("extend", "tuned study", Status::Missing, format!("{s} has no finished trials: run `hptune tune --study {s}`")),
+        Some(s) if finished > 0 => {
+            check("extend", "tuned study", Status::Ok, format!("{s}: {finished} finished trials"))
+        }
+        Some(s) => check(
+            "extend",
+            "tuned study",
+            Status::Missing,
+            format!("{s} has no finished trials: run `hptune tune --study {s}`"),
+        ),
         None => check("extend", "tuned study", Status::Missing, "no study: run `hptune tune`".into()),
     });
     let extended = store.latest_extended_run(None)?;
@@ -99,13 +117,23 @@ pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> 
             if run.status == "finished" {
                 check("analyze", "extended run", Status::Ok, format!("{id} ({} x {} folds)", run.top_n, run.n_folds))
             } else {
-                check("analyze", "extended run", Status::Missing, format!("{id} is {}: run `hptune extend --resume {id}`", run.status))
+                check(
+                    "analyze",
+                    "extended run",
+                    Status::Missing,
+                    format!("{id} is {}: run `hptune extend --resume {id}`", run.status),
+                )
             }
         }
         None => check("analyze", "extended run", Status::Missing, "none: run `hptune extend`".into()),
     });
     list.push(match store.selection(None)? {
-        Some(s) => check("train", "selected configuration", Status::Ok, format!("{} (trial {} of {})", s.selection_id, s.trial_number, s.study_name)),
+        Some(s) => check(
+            "train",
+            "selected configuration",
+            Status::Ok,
+            format!("{} (trial {} of {})", s.selection_id, s.trial_number, s.study_name),
+        ),
         None => check("train", "selected configuration", Status::Missing, "none: run `hptune analyze`".into()),
     });
     list.push(match store.model_candidates()?.into_iter().next() {
@@ -114,10 +142,20 @@ pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> 
             if file.exists() || store.checkpoint_file(&record.sha256)?.is_some() {
                 check("backtest", "model", Status::Ok, why)
             } else {
-                check("backtest", "model", Status::Failed, format!("{why}: {} is gone and its bytes are not in the database; retrain", record.path))
+                check(
+                    "backtest",
+                    "model",
+                    Status::Failed,
+                    format!("{why}: {} is gone and its bytes are not in the database; retrain", record.path),
+                )
             }
         }
-        None => check("backtest", "model", Status::Missing, "none: run `hptune train` (or the default configuration is trained)".into()),
+        None => check(
+            "backtest",
+            "model",
+            Status::Missing,
+            "none: run `hptune train` (or the default configuration is trained)".into(),
+        ),
     });
     Ok(list)
 }

@@ -363,7 +363,6 @@ fn tuning_vs_cv_png(
 pub fn backtest(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
     let b = store.backtest(id)?;
     let stats = store.backtest_stats(id)?;
-    let trades = store.backtest_trades(id)?;
     let equity = store.backtest_equity(id)?;
     let dataset = store.datasets()?.into_iter().find(|d| d.dataset_id == b.dataset_id);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -396,22 +395,8 @@ pub fn backtest(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
             "hptune_version": crate::VERSION,
         }),
     )?;
-    let mut csv = String::from(
-        "ticker,side,entry_date,entry_price,exit_date,exit_price,size,pnl,return_pct,commission,slippage\n",
-    );
-    for t in &trades {
-        csv += &format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
-            t.ticker, t.side, t.entry_date, t.entry_price, t.exit_date, t.exit_price, t.size, t.pnl, t.return_pct,
-            t.commission, t.slippage
-        );
-    }
-    write_atomic(&dir.join("trades.csv"), csv.as_bytes())?;
-    let mut csv = String::from("date,equity,benchmark,drawdown_pct,positions\n");
-    for e in &equity {
-        csv += &format!("{},{},{},{},{}\n", e.date, e.equity, e.benchmark, e.drawdown_pct, e.positions);
-    }
-    write_atomic(&dir.join("equity_curve.csv"), csv.as_bytes())?;
+    store.backtest_csv(id, "trades", &dir.join("trades.csv"))?;
+    store.backtest_csv(id, "equity", &dir.join("equity_curve.csv"))?;
     equity_png(&equity, &dir.join("equity_curve.png"))
 }
 

@@ -137,13 +137,13 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
     }
     let study_name = match &req.study {
         Some(s) => s.clone(),
-        None => store.latest_study()?.with_context(|| {
-            format!("no tuning study in {}: run `hptune tune` first", store.path().display())
-        })?,
+        None => store
+            .latest_study()?
+            .with_context(|| format!("no tuning study in {}: run `hptune tune` first", store.path().display()))?,
     };
-    let study = store
-        .study(&study_name)?
-        .with_context(|| format!("no study '{study_name}' in {}: run `hptune tune --study {study_name}` first", store.path().display()))?;
+    let study = store.study(&study_name)?.with_context(|| {
+        format!("no study '{study_name}' in {}: run `hptune tune --study {study_name}` first", store.path().display())
+    })?;
     let mut trials: Vec<_> =
         store.trials(&study_name)?.into_iter().filter(|t| t.state == "COMPLETE" && t.value.is_some()).collect();
     trials.sort_by(|a, b| b.value.unwrap().total_cmp(&a.value.unwrap()).then(a.number.cmp(&b.number)));
@@ -285,7 +285,8 @@ fn train_fold(
     store.start_fold(id, rank, k, &run_id)?;
     let result = (|| -> anyhow::Result<f64> {
         let seed = run.seed.wrapping_mul(1_000_003).wrapping_add((rank * 1000 + k) as u64);
-        let net = Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(seed), device)?;
+        let net =
+            Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(seed), device)?;
         let outcome =
             model::train(&net, &train_set, &val_set, &cfg.settings(seed), |m| Ok(store.record_epoch(&run_id, m)?))?;
         let dir = out_dir.join(format!("extended_model_{rank}")).join(format!("fold_{k}"));

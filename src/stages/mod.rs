@@ -6,8 +6,8 @@ pub mod backtest;
 pub mod check;
 pub mod export;
 pub mod extend;
-pub mod pipeline;
 pub mod optuna_export;
+pub mod pipeline;
 pub mod train;
 pub mod tune;
 

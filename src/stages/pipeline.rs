@@ -38,7 +38,12 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
         .filter(|c| c.status == Status::Failed)
         .collect();
     if let Some(c) = failed.first() {
-        bail!("check failed before any stage ran: {} {}: {} (`hptune check` shows every check)", c.stage, c.item, c.detail);
+        bail!(
+            "check failed before any stage ran: {} {}: {} (`hptune check` shows every check)",
+            c.stage,
+            c.item,
+            c.detail
+        );
     }
     let mut done = Vec::new();
     let step = |n: usize, name: &str| eprintln!("== stage {n}/5: {name}");
@@ -49,7 +54,11 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
     step(1, "tune");
     let t = Instant::now();
     let summary = tune::run(store, &req.tune).map_err(|e| {
-        fail("tune", e, "fix the cause, then `hptune pipeline --study NAME` (or `hptune tune --study NAME`) resumes the study")
+        fail(
+            "tune",
+            e,
+            "fix the cause, then `hptune pipeline --study NAME` (or `hptune tune --study NAME`) resumes the study",
+        )
     })?;
     let best = summary.trials.iter().filter(|t| t.state == "COMPLETE").filter_map(|t| t.value).fold(f64::NAN, f64::max);
     if best.is_nan() {
@@ -66,7 +75,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
     step(2, "extend");
     let t = Instant::now();
     let ext = extend::Request { study: Some(summary.study.clone()), ..req.extend.clone() };
-    let outcome = extend::run(store, &ext).map_err(|e| fail("extend", e, "fix the cause, then `hptune extend --resume ID` and the stages after it"))?;
+    let outcome = extend::run(store, &ext)
+        .map_err(|e| fail("extend", e, "fix the cause, then `hptune extend --resume ID` and the stages after it"))?;
     done.push(StageResult {
         stage: "extend",
         id: outcome.extended_run_id.clone(),
@@ -78,7 +88,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
     step(3, "analyze");
     let t = Instant::now();
     let an = analyze::Request { extended_run: Some(outcome.extended_run_id.clone()), ..req.analyze.clone() };
-    let analysis = analyze::run(store, &an).map_err(|e| fail("analyze", e, "`hptune analyze`, then `hptune train` and `hptune backtest`"))?;
+    let analysis = analyze::run(store, &an)
+        .map_err(|e| fail("analyze", e, "`hptune analyze`, then `hptune train` and `hptune backtest`"))?;
     done.push(StageResult {
         stage: "analyze",
         id: analysis.selection.selection_id.clone(),

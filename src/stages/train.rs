@@ -68,7 +68,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     })?;
 
     let result = (|| -> anyhow::Result<Outcome> {
-        let net = Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(req.seed), &device)?;
+        let net =
+            Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(req.seed), &device)?;
         let settings = cfg.settings(req.seed);
         let progress = Progress::new(format!("train {}", cfg.model_type.name()), cfg.epochs);
         let outcome = model::train(&net, &train_set, &val_set, &settings, |m| {

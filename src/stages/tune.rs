@@ -311,7 +311,8 @@ fn run_trial(
     })?;
     store.set_trial_run(&study.study_name, number, &run_id)?;
     let trial_seed = study.seed.wrapping_mul(1_000_003).wrapping_add(number as u64);
-    let net = Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(trial_seed), device)?;
+    let net =
+        Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(trial_seed), device)?;
     let settings = cfg.settings(trial_seed);
     let mut best_acc = f64::NEG_INFINITY;
     let result = model::train(&net, &train_set, &val_set, &settings, |m| {

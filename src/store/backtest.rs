@@ -71,7 +71,13 @@ pub struct SignalRow {
 
 impl Store {
     /// Records a backtest whole, in one transaction.
-    pub fn record_backtest(&self, b: &BacktestRecord, trades: &[TradeRow], equity: &[EquityRow], stats: &[StatRow]) -> Result<()> {
+    pub fn record_backtest(
+        &self,
+        b: &BacktestRecord,
+        trades: &[TradeRow],
+        equity: &[EquityRow],
+        stats: &[StatRow],
+    ) -> Result<()> {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         tx.execute(
@@ -133,9 +139,11 @@ impl Store {
     pub fn latest_backtest(&self) -> Result<Option<String>> {
         let conn = self.reader()?;
         Ok(conn
-            .query_row("SELECT backtest_id FROM backtests ORDER BY created_at DESC, backtest_id DESC LIMIT 1", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT backtest_id FROM backtests ORDER BY created_at DESC, backtest_id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -175,30 +183,28 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("no backtest {id} in {}", self.path.display())))
     }
 
-    pub fn backtest_trades(&self, id: &str) -> Result<Vec<TradeRow>> {
-        let conn = self.reader()?;
-        let rows = conn
-            .prepare(
+    /// Writes a backtest's trades (`trades`) or daily equity (`equity`) as CSV with DuckDB's
+    /// writer, to a temporary file renamed into place.
+    pub fn backtest_csv(&self, id: &str, what: &str, path: &std::path::Path) -> anyhow::Result<()> {
+        let select = match what {
+            "trades" => {
                 "SELECT ticker, side, entry_date, entry_price, exit_date, exit_price, size, pnl, return_pct, commission, slippage
-                 FROM backtest_trades WHERE backtest_id = ? ORDER BY trade_no",
-            )?
-            .query_map([id], |r| {
-                Ok(TradeRow {
-                    ticker: r.get(0)?,
-                    side: r.get(1)?,
-                    entry_date: r.get(2)?,
-                    entry_price: r.get(3)?,
-                    exit_date: r.get(4)?,
-                    exit_price: r.get(5)?,
-                    size: r.get(6)?,
-                    pnl: r.get(7)?,
-                    return_pct: r.get(8)?,
-                    commission: r.get(9)?,
-                    slippage: r.get(10)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+                 FROM backtest_trades WHERE backtest_id = $id ORDER BY trade_no"
+            }
+            _ => "SELECT date, equity, benchmark, drawdown_pct, positions FROM backtest_equity WHERE backtest_id = $id ORDER BY date",
+        };
+        let tmp = crate::stages::export::partial_path(path);
+        let conn = self.reader()?;
+        conn.execute(
+            &format!(
+                "COPY ({}) TO '{}' (HEADER, DELIMITER ',')",
+                select.replace("$id", &format!("'{}'", id.replace('\'', "''"))),
+                tmp.display().to_string().replace('\'', "''")
+            ),
+            [],
+        )?;
+        std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        Ok(())
     }
 
     pub fn backtest_equity(&self, id: &str) -> Result<Vec<EquityRow>> {
@@ -258,7 +264,17 @@ impl Store {
         for s in rows {
             tx.execute(
                 "INSERT INTO signals VALUES (current_timestamp::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params![run_id, checkpoint_id, dataset_id, s.date, s.ticker, s.probability, s.position, mode, threshold],
+                params![
+                    run_id,
+                    checkpoint_id,
+                    dataset_id,
+                    s.date,
+                    s.ticker,
+                    s.probability,
+                    s.position,
+                    mode,
+                    threshold
+                ],
             )?;
         }
         tx.commit()?;

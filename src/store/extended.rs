@@ -85,7 +85,12 @@ pub struct Selection {
 
 impl Store {
     /// Records a new extended run with its configurations and planned folds, in one transaction.
-    pub fn create_extended_run(&self, run: &ExtendedRun, configs: &[ExtendedConfig], folds: &[FoldRecord]) -> Result<()> {
+    pub fn create_extended_run(
+        &self,
+        run: &ExtendedRun,
+        configs: &[ExtendedConfig],
+        folds: &[FoldRecord],
+    ) -> Result<()> {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         tx.execute(
@@ -293,10 +298,7 @@ impl Store {
              WHERE status = 'running' AND run_id IN (SELECT run_id FROM cv_folds WHERE extended_run_id = ?)",
             [id],
         )?;
-        tx.execute(
-            "UPDATE cv_folds SET status = 'pending' WHERE extended_run_id = ? AND status <> 'finished'",
-            [id],
-        )?;
+        tx.execute("UPDATE cv_folds SET status = 'pending' WHERE extended_run_id = ? AND status <> 'finished'", [id])?;
         tx.execute(
             "UPDATE extended_runs SET status = 'running', reason = NULL, finished_at = NULL WHERE extended_run_id = ?",
             [id],

@@ -220,7 +220,10 @@ impl Store {
             // Views of another hptune version: bring them up to date when the file is writable.
             drop(conn);
             if let Err(e) = self.writer() {
-                eprintln!("note: the views of {} are not this hptune's and could not be updated: {e}", self.path.display());
+                eprintln!(
+                    "note: the views of {} are not this hptune's and could not be updated: {e}",
+                    self.path.display()
+                );
             }
             return self.open(AccessMode::ReadOnly);
         }
@@ -315,7 +318,7 @@ impl Store {
         let sql = sql.trim().trim_end_matches(';');
         conn.execute(&format!("COPY ({sql}) TO '{target}' (FORMAT parquet)"), [])
             .map(|n| n as u64)
-            .map_err(|e| read_only_hint(e).into())
+            .map_err(read_only_hint)
     }
 }
 

@@ -248,9 +248,10 @@ impl Store {
     }
 
     pub fn checkpoint(&self, checkpoint_id: &str) -> Result<CheckpointRecord> {
-        self.checkpoints_where("checkpoint_id = ?", checkpoint_id)?.into_iter().next().ok_or_else(|| {
-            StoreError::NotFound(format!("no checkpoint {checkpoint_id} in {}", self.path.display()))
-        })
+        self.checkpoints_where("checkpoint_id = ?", checkpoint_id)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::NotFound(format!("no checkpoint {checkpoint_id} in {}", self.path.display())))
     }
 
     /// Keeps a checkpoint file's bytes, by content.
@@ -262,9 +263,7 @@ impl Store {
 
     pub fn checkpoint_file(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         let conn = self.reader()?;
-        Ok(conn
-            .query_row("SELECT bytes FROM checkpoint_files WHERE sha256 = ?", [sha256], |r| r.get(0))
-            .optional()?)
+        Ok(conn.query_row("SELECT bytes FROM checkpoint_files WHERE sha256 = ?", [sha256], |r| r.get(0)).optional()?)
     }
 
     fn checkpoints_where(&self, condition: &str, value: &str) -> Result<Vec<CheckpointRecord>> {

@@ -63,6 +63,7 @@ pub fn apply(conn: &Connection) -> duckdb::Result<()> {
 
 /// Whether the file's views are this binary's (works read-only).
 pub fn current(conn: &Connection) -> bool {
-    let sum: duckdb::Result<Option<String>> = conn.query_row("SELECT max(checksum) FROM hptune_views", [], |r| r.get(0));
+    let sum: duckdb::Result<Option<String>> =
+        conn.query_row("SELECT max(checksum) FROM hptune_views", [], |r| r.get(0));
     matches!(sum, Ok(Some(s)) if s == checksum())
 }

@@ -21,7 +21,12 @@ fn datasets() -> Env {
     };
     env.write("three.csv", &keep(&["S3"]));
     env.write("two.csv", &keep(&["S2", "S3"]));
-    for (name, file, order) in [("all", "all.csv", None), ("three", "three.csv", None), ("two", "two.csv", None), ("reordered", "three.csv", Some("S2,S0,S1"))] {
+    for (name, file, order) in [
+        ("all", "all.csv", None),
+        ("three", "three.csv", None),
+        ("two", "two.csv", None),
+        ("reordered", "three.csv", Some("S2,S0,S1")),
+    ] {
         let path = env.path(file);
         let mut args = vec!["data", "import", path.to_str().unwrap(), "--name", name];
         if let Some(o) = order {
@@ -79,7 +84,8 @@ fn the_period_starts_after_the_training_data_unless_asked() {
     assert!(!in_sample);
     let first_equity: String = env.sql_one("SELECT min(date)::VARCHAR FROM backtest_equity");
     assert_eq!(first_equity, holdout);
-    let early: i64 = env.sql_one("SELECT count(*) FROM backtest_trades WHERE entry_date <= (SELECT val_end FROM training_runs)");
+    let early: i64 =
+        env.sql_one("SELECT count(*) FROM backtest_trades WHERE entry_date <= (SELECT val_end FROM training_runs)");
     assert_eq!(early, 0);
 
     // An earlier start needs the flag, and is marked.
@@ -110,7 +116,13 @@ fn changing_later_prices_changes_no_earlier_decision() {
         let row: Vec<String> = f
             .iter()
             .zip(&cols)
-            .map(|(v, c)| if later && ["open", "high", "low", "close"].contains(c) { format!("{}", v.parse::<f64>().unwrap() * 1.3) } else { v.to_string() })
+            .map(|(v, c)| {
+                if later && ["open", "high", "low", "close"].contains(c) {
+                    format!("{}", v.parse::<f64>().unwrap() * 1.3)
+                } else {
+                    v.to_string()
+                }
+            })
             .collect();
         out += &(row.join(",") + "\n");
     }
@@ -124,15 +136,27 @@ fn changing_later_prices_changes_no_earlier_decision() {
         .map(String::from)
         .collect();
     let before_cut = |id: &str| {
-        csv_of(&env, &format!(
-            "SELECT ticker, side, entry_date, exit_date, entry_price, exit_price, size, pnl FROM backtest_trades
+        csv_of(
+            &env,
+            &format!(
+                "SELECT ticker, side, entry_date, exit_date, entry_price, exit_price, size, pnl FROM backtest_trades
              WHERE backtest_id = '{id}' AND exit_date <= '{cut}' ORDER BY trade_no"
-        )) + &csv_of(&env, &format!("SELECT date, equity FROM backtest_equity WHERE backtest_id = '{id}' AND date <= '{cut}' ORDER BY date"))
+            ),
+        ) + &csv_of(
+            &env,
+            &format!(
+                "SELECT date, equity FROM backtest_equity WHERE backtest_id = '{id}' AND date <= '{cut}' ORDER BY date"
+            ),
+        )
     };
     assert_eq!(before_cut(&ids[0]), before_cut(&ids[1]));
     assert!(before_cut(&ids[0]).lines().count() > 20);
     // And something after the cut did change.
-    let last = |id: &str| -> f64 { env.sql_one(&format!("SELECT equity FROM backtest_equity WHERE backtest_id = '{id}' ORDER BY date DESC LIMIT 1")) };
+    let last = |id: &str| -> f64 {
+        env.sql_one(&format!(
+            "SELECT equity FROM backtest_equity WHERE backtest_id = '{id}' ORDER BY date DESC LIMIT 1"
+        ))
+    };
     assert_ne!(last(&ids[0]), last(&ids[1]));
 }
 
@@ -142,7 +166,8 @@ fn signals_are_the_latest_decision_per_ticker() {
     let json = env.ok(&["backtest", "--generate-signals", "--format", "json"]);
     let list: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
     assert_eq!(list.len(), 3);
-    let last: String = env.sql_one("SELECT max(date)::VARCHAR FROM prices p JOIN datasets d USING (dataset_id) WHERE d.name = 'three'");
+    let last: String = env
+        .sql_one("SELECT max(date)::VARCHAR FROM prices p JOIN datasets d USING (dataset_id) WHERE d.name = 'three'");
     for (i, s) in list.iter().enumerate() {
         assert_eq!(s["ticker"], format!("S{i}"));
         assert_eq!(s["date"], last.as_str());
@@ -159,16 +184,19 @@ fn signals_are_the_latest_decision_per_ticker() {
 fn models_are_picked_in_the_seed_order_and_checked() {
     let env = Env::new();
     env.ok(&["data", "synth", "--tickers", "3", "--days", "360", "--seed", "5", "--signal", "0.3", "--name", "s"]);
-    let source = |env: &Env| -> String { env.sql_one("SELECT model_source FROM backtests ORDER BY created_at DESC LIMIT 1") };
-    let space = env.write("space.toml", "[model_type]\ntype = \"categorical\"\nchoices = [\"mlp\"]\n\n[seq_len]\ntype = \"int\"\nlow = 3\nhigh = 6\n");
+    let source =
+        |env: &Env| -> String { env.sql_one("SELECT model_source FROM backtests ORDER BY created_at DESC LIMIT 1") };
+    let space = env.write(
+        "space.toml",
+        "[model_type]\ntype = \"categorical\"\nchoices = [\"mlp\"]\n\n[seq_len]\ntype = \"int\"\nlow = 3\nhigh = 6\n",
+    );
     env.ok(&["tune", "--dataset", "s", "--space", space.to_str().unwrap(), "--trials", "3", "--epochs", "2"]);
     let out = env.cmd().arg("backtest").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("best trial"));
     assert_eq!(source(&env), "tuning");
-    let best: String = env.sql_one(
-        "SELECT run_id FROM trials WHERE state = 'COMPLETE' ORDER BY value DESC, number LIMIT 1",
-    );
+    let best: String =
+        env.sql_one("SELECT run_id FROM trials WHERE state = 'COMPLETE' ORDER BY value DESC, number LIMIT 1");
     let used: String = env.sql_one("SELECT run_id FROM backtests ORDER BY created_at DESC LIMIT 1");
     assert_eq!(used, best);
 

@@ -85,8 +85,8 @@ fn bad_input_is_named_and_leaves_the_database_as_it_was() {
         ),
         ("negative.csv", &format!("date,ticker,close\n2020-01-02,AAA,-3\n{ok_rows}"), Some(2), "positive finite price"),
         ("nan.csv", &format!("date,ticker,close\n{ok_rows}2020-01-07,AAA,NaN\n"), Some(4), "positive finite price"),
-        ("zero.csv", &format!("date,ticker,close,open\n2020-01-02,AAA,1.0,0\n"), Some(2), "open must be a positive"),
-        ("neg_volume.csv", &format!("date,ticker,close,volume\n2020-01-02,AAA,1.0,-5\n"), Some(2), "volume must be"),
+        ("zero.csv", "date,ticker,close,open\n2020-01-02,AAA,1.0,0\n", Some(2), "open must be a positive"),
+        ("neg_volume.csv", "date,ticker,close,volume\n2020-01-02,AAA,1.0,-5\n", Some(2), "volume must be"),
         (
             "duplicate.csv",
             &format!("date,ticker,close\n{ok_rows}2020-01-02,AAA,1.3\n"),

@@ -91,7 +91,8 @@ fn three_tickers_ten_days_by_hand() {
     for (t, e) in out.trades.iter().zip(expected) {
         assert_eq!((t.ticker, t.side, t.entry_bar, t.exit_bar), (e.0, e.1, e.2, e.3), "{t:?}");
         assert_eq!((t.entry_date, t.exit_date), (d[e.2], d[e.3]));
-        for (got, want) in [(t.entry_price, e.4), (t.exit_price, e.5), (t.size, e.6), (t.pnl, e.7), (t.commission, e.8)] {
+        for (got, want) in [(t.entry_price, e.4), (t.exit_price, e.5), (t.size, e.6), (t.pnl, e.7), (t.commission, e.8)]
+        {
             assert!(close_to(got, want), "{t:?}: {got} != {want}");
         }
     }
@@ -124,11 +125,15 @@ fn three_tickers_ten_days_by_hand() {
 
     // Statistics of the portfolio from those numbers.
     let trades: Vec<_> = out.trades.iter().collect();
-    let st: std::collections::HashMap<_, _> = stats::compute(&d, &out.equity, &out.benchmark, &trades).into_iter().collect();
+    let st: std::collections::HashMap<_, _> =
+        stats::compute(&d, &out.equity, &out.benchmark, &trades).into_iter().collect();
     assert_eq!(st["# Trades"], 3.0);
     assert!(close_to(st["Return [%]"], 100.0 * (out.equity[9] / 30_000.0 - 1.0)));
     assert!(close_to(st["Buy & Hold Return [%]"], 100.0 * (bh / 30_000.0 - 1.0)));
-    assert!(close_to(st["Win Rate [%]"], 100.0 * [a_pnl, b1_pnl, b2_pnl].iter().filter(|p| **p > 0.0).count() as f64 / 3.0));
+    assert!(close_to(
+        st["Win Rate [%]"],
+        100.0 * [a_pnl, b1_pnl, b2_pnl].iter().filter(|p| **p > 0.0).count() as f64 / 3.0
+    ));
     assert!(close_to(st["Commissions [$]"], a_fees + b1_fees + b2_fees));
     // Some position is open from day 1 to day 9.
     assert!(close_to(st["Exposure Time [%]"], 90.0));

@@ -14,7 +14,19 @@ fn tuned() -> Env {
         "[model_type]\ntype = \"categorical\"\nchoices = [\"mlp\"]\n\n[hidden_size]\ntype = \"int\"\nlow = 8\nhigh = 32\n\n\
          [seq_len]\ntype = \"int\"\nlow = 3\nhigh = 10\n",
     );
-    env.ok(&["tune", "--dataset", "s", "--space", space.to_str().unwrap(), "--study", "st", "--trials", "5", "--epochs", "3"]);
+    env.ok(&[
+        "tune",
+        "--dataset",
+        "s",
+        "--space",
+        space.to_str().unwrap(),
+        "--study",
+        "st",
+        "--trials",
+        "5",
+        "--epochs",
+        "3",
+    ]);
     env
 }
 
@@ -37,7 +49,8 @@ fn extend_then_analyze_selects_by_the_rule_and_train_uses_the_selection() {
     let chosen: String =
         env.sql_one("SELECT string_agg(trial_number::VARCHAR, ',' ORDER BY config_rank) FROM extended_configs");
     assert_eq!(tops, chosen);
-    let finished: i64 = env.sql_one("SELECT count(*) FROM cv_folds WHERE status = 'finished' AND checkpoint_id IS NOT NULL");
+    let finished: i64 =
+        env.sql_one("SELECT count(*) FROM cv_folds WHERE status = 'finished' AND checkpoint_id IS NOT NULL");
     assert_eq!(finished, 9);
 
     // Walk-forward: training ends before validation with a day between (the label horizon),
@@ -87,7 +100,8 @@ fn extend_then_analyze_selects_by_the_rule_and_train_uses_the_selection() {
     assert!(out.contains("selected trial"), "{out}");
     let trial_accs: Vec<(i32, Vec<f64>)> = (0..3)
         .map(|rank| {
-            let t: i32 = env.sql_one(&format!("SELECT trial_number FROM extended_configs WHERE config_rank = {}", rank + 1));
+            let t: i32 =
+                env.sql_one(&format!("SELECT trial_number FROM extended_configs WHERE config_rank = {}", rank + 1));
             let accs: String = env.sql_one(&format!(
                 "SELECT string_agg(val_accuracy::VARCHAR, ',' ORDER BY fold) FROM cv_folds WHERE config_rank = {}",
                 rank + 1
@@ -110,7 +124,7 @@ fn extend_then_analyze_selects_by_the_rule_and_train_uses_the_selection() {
         })
         .unwrap()
         .1
-        .0;
+         .0;
     let best = json(&env.path("best_config.json"));
     assert_eq!(best["source"]["trial_number"], winner);
     assert_eq!(best["source"]["extended_run_id"], run.as_str());
@@ -220,12 +234,15 @@ fn a_killed_extend_resumes_keeping_finished_folds() {
         out.lines().nth(1).unwrap_or("0").parse().unwrap_or(0)
     };
     let start = Instant::now();
-    while count("SELECT count(*) FROM cv_folds WHERE status = 'finished'") < 1 && start.elapsed() < Duration::from_secs(120) {
+    while count("SELECT count(*) FROM cv_folds WHERE status = 'finished'") < 1
+        && start.elapsed() < Duration::from_secs(120)
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let finished = "SELECT config_rank, fold, run_id, val_accuracy FROM cv_folds WHERE status = 'finished' ORDER BY ALL";
+    let finished =
+        "SELECT config_rank, fold, run_id, val_accuracy FROM cv_folds WHERE status = 'finished' ORDER BY ALL";
     let before = env.ok(&["query", finished, "--format", "csv"]);
     assert!(before.lines().count() >= 2, "no fold finished before the kill");
     let id: String = env.sql_one("SELECT extended_run_id FROM extended_runs");

@@ -12,17 +12,43 @@ const SPACE: &str = "[model_type]\ntype = \"categorical\"\nchoices = [\"mlp\"]\n
 fn pipeline(env: &Env, dataset: &str, extra: &[&str]) -> String {
     let space = env.write("space.toml", SPACE);
     let mut args = vec![
-        "pipeline", "--dataset", dataset, "--space", space.to_str().unwrap(), "--trials", "4", "--epochs", "4", "--top-n", "2",
-        "--folds", "2", "--extend-epochs", "4", "--final-epochs", "15", "--jobs", "1",
+        "pipeline",
+        "--dataset",
+        dataset,
+        "--space",
+        space.to_str().unwrap(),
+        "--trials",
+        "4",
+        "--epochs",
+        "4",
+        "--top-n",
+        "2",
+        "--folds",
+        "2",
+        "--extend-epochs",
+        "4",
+        "--final-epochs",
+        "15",
+        "--jobs",
+        "1",
     ];
     args.extend(extra);
     env.ok(&args)
 }
 
+/// The stages' output folders.
+const OUTPUTS: [&str; 5] = [
+    "hyperparameter_tuning_results",
+    "extended_training_results",
+    "final_model",
+    "backtesting_results",
+    "analysis_plots",
+];
+
 /// Every file under the stages' outputs, with its bytes.
 fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for name in ["hyperparameter_tuning_results", "extended_training_results", "final_model", "backtesting_results", "analysis_plots", "best_config.json"] {
+    for name in OUTPUTS.into_iter().chain(["best_config.json"]) {
         let mut stack = vec![root.join(name)];
         while let Some(p) = stack.pop() {
             if p.is_dir() {
@@ -46,13 +72,18 @@ fn the_pipeline_runs_five_stages_and_export_writes_every_file_again() {
     let check = env.ok(&["check", "--dataset", "s"]);
     assert!(!check.contains("missing") && !check.contains("FAILED"), "{check}");
     // The run is one row of the history view, followed to its backtest.
-    let history = env.ok(&["query", "SELECT dataset, final_run_id IS NOT NULL, backtest_return_pct IS NOT NULL FROM pipeline_history", "--format", "csv"]);
+    let history = env.ok(&[
+        "query",
+        "SELECT dataset, final_run_id IS NOT NULL, backtest_return_pct IS NOT NULL FROM pipeline_history",
+        "--format",
+        "csv",
+    ]);
     assert_eq!(history.lines().nth(1), Some("s,true,true"), "{history}");
 
     let before = files(env.dir.path());
     assert!(before.len() >= 15, "{:?}", before.keys());
     assert!(before.keys().any(|k| k.ends_with("model.safetensors")));
-    for name in ["hyperparameter_tuning_results", "extended_training_results", "final_model", "backtesting_results", "analysis_plots"] {
+    for name in OUTPUTS {
         std::fs::remove_dir_all(env.path(name)).unwrap();
     }
     std::fs::remove_file(env.path("best_config.json")).unwrap();
@@ -78,8 +109,19 @@ fn a_failed_check_or_stage_stops_with_the_next_step() {
 
     let space = env.write("space.toml", SPACE);
     let err = env.fails(&[
-        "pipeline", "--dataset", "s", "--space", space.to_str().unwrap(), "--trials", "3", "--epochs", "2", "--folds", "60",
-        "--jobs", "1",
+        "pipeline",
+        "--dataset",
+        "s",
+        "--space",
+        space.to_str().unwrap(),
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        "--folds",
+        "60",
+        "--jobs",
+        "1",
     ]);
     assert!(err.contains("stage extend failed") && err.contains("next:"), "{err}");
     // What finished before the failure is kept.
@@ -115,7 +157,20 @@ fn on_a_random_walk_nothing_survives_and_a_planted_signal_beats_buy_and_hold() {
     // Planted signal (the next direction repeats today's with probability 0.69): the model
     // finds it out of sample and beats buy and hold after costs.
     let signal = Env::new();
-    signal.ok(&["data", "synth", "--tickers", "3", "--days", "3000", "--seed", "8", "--signal", "0.5", "--name", "sig"]);
+    signal.ok(&[
+        "data",
+        "synth",
+        "--tickers",
+        "3",
+        "--days",
+        "3000",
+        "--seed",
+        "8",
+        "--signal",
+        "0.5",
+        "--name",
+        "sig",
+    ]);
     pipeline(&signal, "sig", &[]);
     let accuracy: f64 = signal.sql_one("SELECT accuracy FROM backtests");
     assert!(accuracy > 0.6, "accuracy {accuracy}");
