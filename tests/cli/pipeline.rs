@@ -177,3 +177,28 @@ fn on_a_random_walk_nothing_survives_and_a_planted_signal_beats_buy_and_hold() {
     let (ret, hold) = (stat(&signal, "model", "Return [%]"), stat(&signal, "buy_and_hold", "Return [%]"));
     assert!(ret > hold, "return {ret}% vs buy and hold {hold}%");
 }
+
+#[test]
+fn the_same_seed_gives_the_same_trials_folds_and_trades() {
+    let run = || {
+        let env = Env::new();
+        env.ok(&["data", "synth", "--tickers", "3", "--days", "500", "--seed", "4", "--signal", "0.3", "--name", "s"]);
+        pipeline(&env, "s", &["--seed", "7"]);
+        let rows = [
+            "SELECT number, phase, state, value, val_loss FROM trials ORDER BY number",
+            "SELECT name, value_json FROM trial_params ORDER BY number, name",
+            "SELECT config_rank, fold, val_loss, val_accuracy, epochs_run FROM cv_folds ORDER BY ALL",
+            "SELECT trial_number, config_json FROM selections",
+            "SELECT best_val_loss, epochs_run FROM training_runs WHERE stage = 'train'",
+            "SELECT accuracy FROM backtests",
+        ]
+        .map(|sql| env.ok(&["query", sql, "--format", "csv"]))
+        .join("\n");
+        let trades = std::fs::read(env.path("backtesting_results/trades.csv")).unwrap();
+        (rows, trades)
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.0, b.0);
+    assert!(a.1 == b.1, "trades differ");
+    assert!(a.1.len() > 200, "no trades");
+}
