@@ -24,10 +24,17 @@ con = duckdb.connect(sys.argv[1], read_only=True)
 for name, n, tickers, rows in con.execute(
         "SELECT name, n_tickers, tickers, rows FROM datasets_overview ORDER BY name").fetchall():
     print(name, n, tickers, rows)
+# Every view hptune defines runs in Python's duckdb too.
+for (view,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall():
+    con.execute(f"SELECT count(*) FROM {view}").fetchall()
+    print("view", view)
 "#;
     let out = Command::new(python()).arg("-c").arg(script).arg(&env.db).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("sp500_20_close 20 AAPL,AMD,BAC"), "{text}");
     assert!(text.contains("tiny 3 S0,S1,S2 150"), "{text}");
+    for view in hptune::store::VIEWS {
+        assert!(text.contains(&format!("view {}\n", view.name)), "{} not read: {text}", view.name);
+    }
 }
