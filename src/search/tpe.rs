@@ -4,8 +4,11 @@
 //! Finished trials are split into the best `gamma(n) = min(ceil(0.1 n), 25)` ("good") and the rest
 //! ("bad"); trials still running count as bad (Optuna's constant liar), so parallel workers spread
 //! out. Each group becomes a mixture with one kernel per trial over all parameters jointly
-//! (truncated normals on numeric coordinates, smoothed one-hot on categoricals) plus a flat prior
-//! kernel. Candidates drawn from the good mixture are scored by log l(x) - log g(x); the best wins.
+//! (truncated normals on numeric coordinates, each as wide as its larger gap to the neighbouring
+//! trials with Optuna 5's "magic clip"; Optuna's smoothed one-hot on categoricals) plus a flat
+//! prior kernel. Candidates drawn from the good mixture are scored by log l(x) - log g(x) over
+//! the numeric parameters jointly; each categorical parameter takes the candidates' value with
+//! the best marginal ratio, as in Optuna's default (independent) TPE.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -13,8 +16,10 @@ use rand_distr::{Distribution as _, StandardNormal};
 
 use super::space::Space;
 
-/// Candidates drawn from the good mixture per suggestion (Optuna's n_ei_candidates).
-pub const N_CANDIDATES: usize = 24;
+/// Candidates drawn from the good mixture per suggestion (Optuna's n_ei_candidates is 24; more
+/// find better points in the late, exploiting trials of a 100-trial budget, at about 1.5 ms a
+/// suggestion with 100 trials: `cargo bench --bench sampler_quality`).
+pub const N_CANDIDATES: usize = 128;
 
 /// One past trial in internal coordinates, with its objective oriented so that lower is better
 /// (None for a running trial).
@@ -42,7 +47,8 @@ fn weights(n: usize) -> Vec<f64> {
 struct Mixture<'a> {
     points: Vec<&'a [f64]>,
     log_w: Vec<f64>,
-    sigma: Vec<f64>,
+    /// Per kernel and numeric dimension: its width (the prior's is the whole range).
+    sigma: Vec<Vec<f64>>,
     /// Per kernel and dimension: the log normaliser of its truncated normal.
     log_norm: Vec<Vec<f64>>,
     bounds: &'a [(f64, f64)],
@@ -83,15 +89,34 @@ impl<'a> Mixture<'a> {
         w.push(1.0); // the prior
         let total: f64 = w.iter().sum();
         let log_w = w.iter().map(|x| (x / total).ln()).collect();
-        // Optuna's multivariate bandwidth: 0.2 * range * n^(-1/(d+4)), clipped below.
-        let sigma = bounds
-            .iter()
-            .map(|(lo, hi)| {
-                let range = hi - lo;
-                (0.2 * range * ((n.max(1)) as f64).powf(-1.0 / (d as f64 + 4.0)))
-                    .max(range / (1.0 + n as f64).min(100.0) * 0.5)
-            })
-            .collect();
+        // Optuna's bandwidth: each point's width on a dimension is its larger gap to the
+        // neighbouring points (the range's ends count as neighbours, except for the outermost
+        // points, which take their inner gap), clipped to [range / min(100, n + 2), range].
+        let mut sigma = vec![vec![0.0; d]; n + 1];
+        for (j, &(lo, hi)) in bounds.iter().enumerate() {
+            let range = hi - lo;
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| points[a][j].total_cmp(&points[b][j]));
+            let mut ends = Vec::with_capacity(n + 2);
+            ends.push(lo);
+            ends.extend(order.iter().map(|&i| points[i][j]));
+            ends.push(hi);
+            let min_sigma = range / (1.0 + (n + 1) as f64).min(100.0);
+            for (r, &i) in order.iter().enumerate() {
+                let left = ends[r + 1] - ends[r];
+                let right = ends[r + 2] - ends[r + 1];
+                let mut s = left.max(right);
+                if n + 2 >= 4 {
+                    if r == 0 {
+                        s = right;
+                    } else if r == n - 1 {
+                        s = left;
+                    }
+                }
+                sigma[i][j] = s.clamp(min_sigma, range);
+            }
+            sigma[n][j] = range;
+        }
         let mut m = Self { points, log_w, sigma, log_norm: Vec::new(), bounds, categorical };
         m.log_norm = (0..m.n_kernels())
             .map(|k| {
@@ -114,7 +139,7 @@ impl<'a> Mixture<'a> {
         if k == self.points.len() {
             ((lo + hi) / 2.0, hi - lo)
         } else {
-            (self.points[k][j], self.sigma[j])
+            (self.points[k][j], self.sigma[k][j])
         }
     }
 
@@ -130,10 +155,10 @@ impl<'a> Mixture<'a> {
             if k == self.points.len() {
                 return -n_choices.ln();
             }
-            // Smoothed one-hot: the observed choice gets most of the mass.
+            // Optuna's: every choice 1 / n_kernels, the observed one 1 more, normalised.
             let same = (self.points[k][j] - x).abs() < 0.5;
-            let eps = 1.0 / (n_choices + self.points.len() as f64);
-            let p = if same { 1.0 - eps * (n_choices - 1.0) } else { eps };
+            let base = 1.0 / self.n_kernels() as f64;
+            let p = (base + if same { 1.0 } else { 0.0 }) / (1.0 + n_choices * base);
             return p.ln();
         }
         let (mu, s) = self.kernel(k, j);
@@ -141,9 +166,10 @@ impl<'a> Mixture<'a> {
         -0.5 * z * z + self.log_norm[k][j]
     }
 
-    fn log_pdf(&self, x: &[f64]) -> f64 {
+    /// Log density at x over the dimensions `dims` (the others marginalised out).
+    fn log_pdf(&self, x: &[f64], dims: &[usize]) -> f64 {
         let terms: Vec<f64> = (0..self.n_kernels())
-            .map(|k| self.log_w[k] + (0..x.len()).map(|j| self.log_kernel(k, j, x[j])).sum::<f64>())
+            .map(|k| self.log_w[k] + dims.iter().map(|&j| self.log_kernel(k, j, x[j])).sum::<f64>())
             .collect();
         let m = terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         m + terms.iter().map(|t| (t - m).exp()).sum::<f64>().ln()
@@ -166,7 +192,8 @@ impl<'a> Mixture<'a> {
                 let (lo, hi) = region[j];
                 if self.categorical[j] {
                     let n_choices = (self.bounds[j].1 - self.bounds[j].0).round() as usize;
-                    let keep = k < self.points.len() && rng.gen::<f64>() < 0.8;
+                    let base = 1.0 / self.n_kernels() as f64;
+                    let keep = k < self.points.len() && rng.gen::<f64>() < 1.0 / (1.0 + n_choices as f64 * base);
                     let c = if keep { self.points[k][j] } else { rng.gen_range(0..n_choices) as f64 };
                     return c.clamp(lo.ceil().max(0.0), hi.floor());
                 }
@@ -198,15 +225,36 @@ pub fn suggest(space: &Space, history: &[Observation], region: &[(f64, f64)], rn
     bad.extend(history.iter().filter(|o| o.loss.is_none()).map(|o| o.x.as_slice()));
     let l = Mixture::new(good, &bounds, &categorical);
     let g = Mixture::new(bad, &bounds, &categorical);
-    let mut best: Option<(f64, Vec<f64>)> = None;
-    for _ in 0..N_CANDIDATES {
-        let x = l.sample(rng, region);
-        let score = l.log_pdf(&x) - g.log_pdf(&x);
-        if best.as_ref().is_none_or(|(s, _)| score > *s) {
-            best = Some((score, x));
-        }
+    // Numeric parameters are chosen jointly: the candidate with the best log l(x) - log g(x)
+    // over them. Each categorical one is chosen on its own, by its marginal ratio among the
+    // candidates' values (as Optuna's default, independent TPE does): scored jointly, a choice
+    // the good trials have not used yet is outweighed by the numeric coordinates it comes with,
+    // and the search locks onto the first choice that did well.
+    let candidates: Vec<Vec<f64>> = (0..N_CANDIDATES).map(|_| l.sample(rng, region)).collect();
+    let numeric: Vec<usize> = (0..bounds.len()).filter(|&j| !categorical[j]).collect();
+    let score = |x: &[f64], dims: &[usize]| l.log_pdf(x, dims) - g.log_pdf(x, dims);
+    let mut best = candidates
+        .iter()
+        .map(|x| (score(x, &numeric), x))
+        .fold(None, |acc: Option<(f64, &Vec<f64>)>, (s, x)| match acc {
+            Some((b, _)) if b >= s => acc,
+            _ => Some((s, x)),
+        })
+        .unwrap()
+        .1
+        .clone();
+    for j in (0..bounds.len()).filter(|&j| categorical[j]) {
+        best[j] = candidates
+            .iter()
+            .map(|x| (score(x, &[j]), x[j]))
+            .fold(None, |acc: Option<(f64, f64)>, (s, c)| match acc {
+                Some((b, _)) if b >= s => acc,
+                _ => Some((s, c)),
+            })
+            .unwrap()
+            .1;
     }
-    best.unwrap().1
+    best
 }
 
 /// Phase 3's region: the box spanned by the best `k` finished trials, widened by a quarter of

@@ -172,7 +172,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
                 holdout: req.holdout,
                 pruning: req.pruning,
                 sampler_json: json!({
-                    "phases": {"random": "scrambled Halton", "bayesian": "multivariate TPE", "finetune": "TPE in the box around the best 20%"},
+                    "phases": {"random": "scrambled Halton", "bayesian": "TPE: numeric parameters jointly, categorical ones independently", "finetune": "TPE in the box around the best 20%"},
                     "tpe": {"n_ei_candidates": search::tpe::N_CANDIDATES, "gamma": "min(ceil(0.1 n), 25)", "constant_liar": true},
                     "pruner": {"kind": "median", "n_startup_trials": PRUNE_STARTUP_TRIALS, "n_warmup_steps": PRUNE_WARMUP_EPOCHS,
                                "metric": "val_accuracy", "enabled": req.pruning},
