@@ -216,13 +216,17 @@ impl<'a> Mixture<'a> {
 pub fn suggest(space: &Space, history: &[Observation], region: &[(f64, f64)], rng: &mut ChaCha8Rng) -> Vec<f64> {
     let bounds = space.bounds();
     let categorical: Vec<bool> = space.params.iter().map(|p| p.dist.is_categorical()).collect();
-    let mut done: Vec<&Observation> = history.iter().filter(|o| o.loss.is_some()).collect();
+    let mut done: Vec<usize> = (0..history.len()).filter(|&i| history[i].loss.is_some()).collect();
     // Best first; ties keep history order, so results do not depend on sort stability.
-    done.sort_by(|a, b| a.loss.unwrap().total_cmp(&b.loss.unwrap()));
-    let n_good = gamma(done.len());
-    let good: Vec<&[f64]> = done[..n_good].iter().map(|o| o.x.as_slice()).collect();
-    let mut bad: Vec<&[f64]> = done[n_good..].iter().map(|o| o.x.as_slice()).collect();
-    bad.extend(history.iter().filter(|o| o.loss.is_none()).map(|o| o.x.as_slice()));
+    done.sort_by(|&a, &b| history[a].loss.unwrap().total_cmp(&history[b].loss.unwrap()));
+    let mut is_good = vec![false; history.len()];
+    for &i in &done[..gamma(done.len())] {
+        is_good[i] = true;
+    }
+    // Each group in trial order, oldest first (as Optuna sorts them): the weights favour the
+    // newest trials, so the bad trials near the region being searched count fully.
+    let good: Vec<&[f64]> = (0..history.len()).filter(|&i| is_good[i]).map(|i| history[i].x.as_slice()).collect();
+    let bad: Vec<&[f64]> = (0..history.len()).filter(|&i| !is_good[i]).map(|i| history[i].x.as_slice()).collect();
     let l = Mixture::new(good, &bounds, &categorical);
     let g = Mixture::new(bad, &bounds, &categorical);
     // Numeric parameters are chosen jointly: the candidate with the best log l(x) - log g(x)
