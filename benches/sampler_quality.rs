@@ -4,7 +4,8 @@
 //! best value after 10/25/50/100 trials; prints median, q25, q75 over seeds (numpy's linear
 //! percentile). Overhead: mean time per suggestion with 100, 1,000 and 10,000 finished trials.
 //!
-//! Run: `cargo bench --bench sampler_quality` (SEEDS=20 by default; `HPTUNE_BENCH_SEEDS=N`).
+//! Run: `cargo bench --bench sampler_quality` (SEEDS=20 by default; `HPTUNE_BENCH_SEEDS=N`;
+//! `HPTUNE_BENCH_ONLY=hartmann6` runs one function).
 
 mod functions;
 
@@ -24,7 +25,8 @@ fn main() {
     // The tuner's phases over a 100-trial budget, as `hptune tune --trials 100` runs them.
     let plan = PhasePlan::split(budget);
     println!("function          best@10     best@25     best@50    best@100 (median)   q25@100     q75@100");
-    for f in functions::all() {
+    let only = std::env::var("HPTUNE_BENCH_ONLY").ok();
+    for f in functions::all().into_iter().filter(|f| only.as_deref().is_none_or(|o| o == f.name)) {
         let mut curves: Vec<Vec<f64>> = Vec::new();
         for seed in 0..seeds {
             let mut history: Vec<Past> = Vec::new();

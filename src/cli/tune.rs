@@ -19,7 +19,7 @@ pub struct Args {
     /// Dataset to tune on (new studies).
     #[arg(long, default_value = SHIPPED[0].name)]
     pub dataset: String,
-    /// Finished trials (COMPLETE or PRUNED) to reach. Split 30% random (at most 10), 20%
+    /// Finished trials (COMPLETE or PRUNED) to reach. Split 30% random (at most 7), 20%
     /// fine-tuning, the rest Bayesian, unless the phase flags say otherwise.
     #[arg(long, default_value_t = 30)]
     pub trials: usize,

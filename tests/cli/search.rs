@@ -48,7 +48,7 @@ fn the_default_space_round_trips_every_value() {
 fn phases_split_the_budget_and_accept_overrides() {
     assert_eq!(PhasePlan::split(10), PhasePlan { random: 3, bayesian: 5, finetune: 2 });
     assert_eq!(PhasePlan::split(1), PhasePlan { random: 1, bayesian: 0, finetune: 0 });
-    assert_eq!(PhasePlan::split(100), PhasePlan { random: 10, bayesian: 70, finetune: 20 });
+    assert_eq!(PhasePlan::split(100), PhasePlan { random: 7, bayesian: 73, finetune: 20 });
 }
 
 #[test]
