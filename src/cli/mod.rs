@@ -55,10 +55,10 @@ pub enum Command {
     Extend(extend::Args),
     /// Stage 3: select the best configuration (the best_config view) and export best_config.json.
     Analyze(analyze::Args),
+    /// Stage 4: train the selected configuration (or --config) and export final_model/.
+    Train(train::Args),
     /// Stage 5: backtest a model on its own tickers after its training data, or print its signals.
     Backtest(backtest::Args),
-    /// Stage 4: train one configuration on the training span and export final_model/.
-    Train(train::Args),
 }
 
 impl Cli {

@@ -178,8 +178,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     };
     if t1 < t0 + 2 {
         bail!(
-            "the backtest period of {dataset} from {start} has {} day(s) (at least 2 needed): the model's training data \
-             reaches {}; use a dataset with later days, or --include-training with --start",
+            "the backtest period of {dataset} from {start} has {} day(s) (at least 2 needed): the data ends on {}; \
+             use a dataset with later days, an earlier --start, or --include-training with --start",
             t1.saturating_sub(t0),
             table.dates.last().unwrap()
         );
