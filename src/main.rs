@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    hptune::keep_freed_memory();
     let cli = hptune::cli::Cli::parse();
     match cli.run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
