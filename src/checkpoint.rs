@@ -2,7 +2,7 @@
 //! sha256 and size the database recorded for them.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
@@ -22,13 +22,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Writes weights and scaler to `dir/model.safetensors` and its bytes to the database (by
-/// content); returns the path, sha256 and size.
+/// content); returns the record of checkpoint `run_id/role` for `Store::finish_run`.
 pub fn save(
     store: &Store,
     dir: &Path,
+    (run_id, role, epoch): (&str, &str, usize),
     weights: &HashMap<String, Tensor>,
     scaler: &Scaler,
-) -> anyhow::Result<(PathBuf, String, i64)> {
+) -> anyhow::Result<CheckpointRecord> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut all = weights.clone();
     let n = scaler.mean.len();
@@ -41,7 +42,15 @@ pub fn save(
     let bytes = std::fs::read(&path)?;
     let sha = sha256_hex(&bytes);
     store.put_checkpoint_file(&sha, &bytes)?;
-    Ok((path, sha, bytes.len() as i64))
+    Ok(CheckpointRecord {
+        checkpoint_id: format!("{run_id}/{role}"),
+        run_id: run_id.into(),
+        role: role.into(),
+        epoch: epoch as i32,
+        path: path.to_string_lossy().into_owned(),
+        sha256: sha,
+        size_bytes: bytes.len() as i64,
+    })
 }
 
 /// A model loaded from a recorded checkpoint, with what it needs to predict.

@@ -54,7 +54,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             };
             let config = ModelConfig::from_json(&s.best_config_json)
                 .map_err(|e| anyhow::anyhow!("selection {}: {e}", s.selection_id))?;
-            let dataset = store.datasets()?.into_iter().find(|d| d.dataset_id == s.dataset_id).map(|d| d.name);
+            let dataset = store.dataset_by_id(&s.dataset_id)?.map(|d| d.name);
             println!(
                 "training {} (study {} trial {}, extended run {})",
                 s.selection_id, s.study_name, s.trial_number, s.extended_run_id

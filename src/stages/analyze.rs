@@ -41,9 +41,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     }
     let best = store.best_config(&id)?.with_context(|| format!("the best_config view selects nothing for {id}"))?;
     let dataset = store
-        .datasets()?
-        .into_iter()
-        .find(|d| d.dataset_id == run.dataset_id)
+        .dataset_by_id(&run.dataset_id)?
         .with_context(|| format!("dataset {} is no longer in {}", run.dataset_id, store.path().display()))?;
     let selection_id = format!("selection-{}", chrono::Local::now().format("%Y%m%d-%H%M%S%.3f"));
     let config: serde_json::Value = serde_json::from_str(&best.config_json)?;

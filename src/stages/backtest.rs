@@ -86,9 +86,7 @@ fn model_table(
     let name = match dataset {
         Some(n) => n.to_string(),
         None => store
-            .datasets()?
-            .into_iter()
-            .find(|d| d.dataset_id == m.run.run.dataset_id)
+            .dataset_by_id(&m.run.run.dataset_id)?
             .map(|d| d.name)
             .with_context(|| "the model's dataset is no longer in the database: pass --dataset")?,
     };

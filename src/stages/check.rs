@@ -41,12 +41,9 @@ fn check(stage: &'static str, item: &str, status: Status, detail: String) -> Che
 
 /// Free bytes on the file system holding `dir` (or its nearest existing parent).
 pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
-    let mut p = std::fs::canonicalize(if dir.as_os_str().is_empty() { Path::new(".") } else { dir });
-    let mut probe = dir.to_path_buf();
-    while p.is_err() {
-        probe = probe.parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into());
-        p = std::fs::canonicalize(if probe.as_os_str().is_empty() { Path::new(".") } else { &probe });
-    }
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let existing = dir.ancestors().find(|p| p.exists() && !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let p = std::fs::canonicalize(existing);
     let c = std::ffi::CString::new(p?.as_os_str().as_encoded_bytes()).unwrap();
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid NUL-terminated path and s a writable statvfs.

@@ -30,7 +30,7 @@ fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
 pub fn final_model(store: &Store, run_id: &str, dir: &Path) -> anyhow::Result<()> {
     let rec = store.run(run_id)?;
     let r = &rec.run;
-    let dataset = store.datasets()?.into_iter().find(|d| d.dataset_id == r.dataset_id);
+    let dataset = store.dataset_by_id(&r.dataset_id)?;
     let config: serde_json::Value = serde_json::from_str(&r.config_json)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_json(
@@ -212,7 +212,7 @@ pub fn extended(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
     let run = store.extended_run(id)?;
     let configs = store.extended_configs(id)?;
     let folds = store.cv_folds(id)?;
-    let dataset = store.datasets()?.into_iter().find(|d| d.dataset_id == run.dataset_id);
+    let dataset = store.dataset_by_id(&run.dataset_id)?;
     let tickers = dataset.as_ref().map(|d| d.tickers.clone()).unwrap_or_default();
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut results = Vec::new();
@@ -364,7 +364,7 @@ pub fn backtest(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
     let b = store.backtest(id)?;
     let stats = store.backtest_stats(id)?;
     let equity = store.backtest_equity(id)?;
-    let dataset = store.datasets()?.into_iter().find(|d| d.dataset_id == b.dataset_id);
+    let dataset = store.dataset_by_id(&b.dataset_id)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut scopes = serde_json::Map::new();
     for s in &stats {

@@ -16,7 +16,7 @@ use crate::features::{self, FeatureTable, Scaler};
 use crate::model::{self, build_samples, ModelConfig, Net};
 use crate::progress::Progress;
 use crate::split;
-use crate::store::{CheckpointRecord, ExtendedConfig, ExtendedRun, FoldRecord, NewRun, Store};
+use crate::store::{ExtendedConfig, ExtendedRun, FoldRecord, NewRun, Store};
 
 /// Early-stopping patience of each fold.
 pub const EXTEND_PATIENCE: usize = 10;
@@ -229,9 +229,7 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
 /// A dataset's feature table, by id.
 pub fn load_table(store: &Store, dataset_id: &str) -> anyhow::Result<(String, FeatureTable)> {
     let name = store
-        .datasets()?
-        .into_iter()
-        .find(|d| d.dataset_id == dataset_id)
+        .dataset_by_id(dataset_id)?
         .map(|d| d.name)
         .with_context(|| format!("dataset {dataset_id} is no longer in {}", store.path().display()))?;
     let (_, panel) = store.load_panel(&name)?;
@@ -290,16 +288,7 @@ fn train_fold(
         let outcome =
             model::train(&net, &train_set, &val_set, &cfg.settings(seed), |m| Ok(store.record_epoch(&run_id, m)?))?;
         let dir = out_dir.join(format!("extended_model_{rank}")).join(format!("fold_{k}"));
-        let (path, sha256, size_bytes) = checkpoint::save(store, &dir, &outcome.best, &scaler)?;
-        let record = CheckpointRecord {
-            checkpoint_id: format!("{run_id}/best"),
-            run_id: run_id.clone(),
-            role: "best".into(),
-            epoch: outcome.best_epoch as i32,
-            path: path.to_string_lossy().into_owned(),
-            sha256,
-            size_bytes,
-        };
+        let record = checkpoint::save(store, &dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)?;
         store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, std::slice::from_ref(&record))?;
         store.finish_fold(id, rank, k, &record.checkpoint_id)?;
         Ok(store.run(&run_id)?.best_val_accuracy.unwrap_or(f64::NAN))

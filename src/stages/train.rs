@@ -12,7 +12,7 @@ use crate::features::{self, Scaler};
 use crate::model::{self, build_samples, ModelConfig, Net};
 use crate::progress::Progress;
 use crate::split::Split;
-use crate::store::{CheckpointRecord, NewRun, Store};
+use crate::store::{NewRun, Store};
 
 /// Share of the most recent dates reserved for the backtest by default.
 pub const DEFAULT_HOLDOUT: f64 = 0.2;
@@ -93,17 +93,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         for (role, weights, epoch) in
             [("best", &outcome.best, outcome.best_epoch), ("final", &outcome.last, outcome.epochs_run)]
         {
-            let (path, sha256, size_bytes) =
-                checkpoint::save(store, &req.out_dir.join(format!("{role}_model")), weights, &scaler)?;
-            records.push(CheckpointRecord {
-                checkpoint_id: format!("{run_id}/{role}"),
-                run_id: run_id.clone(),
-                role: role.into(),
-                epoch: epoch as i32,
-                path: path.to_string_lossy().into_owned(),
-                sha256,
-                size_bytes,
-            });
+            let dir = req.out_dir.join(format!("{role}_model"));
+            records.push(checkpoint::save(store, &dir, (&run_id, role, epoch), weights, &scaler)?);
         }
         store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, &records)?;
         super::export::final_model(store, &run_id, &req.out_dir)?;
@@ -126,11 +117,9 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
 /// that a reloaded model predicts what the trained one did.
 pub fn evaluate_checkpoint(store: &Store, path: &std::path::Path) -> anyhow::Result<(f64, f64)> {
     let loaded = checkpoint::load(store, path, &candle_core::Device::Cpu)?;
-    let datasets = store.datasets()?;
-    let name = datasets
-        .iter()
-        .find(|d| d.dataset_id == loaded.run.run.dataset_id)
-        .map(|d| d.name.clone())
+    let name = store
+        .dataset_by_id(&loaded.run.run.dataset_id)?
+        .map(|d| d.name)
         .context("the run's dataset is no longer in the database")?;
     let (_, panel) = store.load_panel(&name)?;
     let table = features::compute(&panel);

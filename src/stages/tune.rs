@@ -16,7 +16,7 @@ use crate::model::{self, build_samples, ModelConfig, Net, CONFIG_KEYS};
 use crate::progress::Progress;
 use crate::search::{self, Params, Past, PhasePlan, Space};
 use crate::split::Split;
-use crate::store::{CheckpointRecord, NewRun, Store, StudyRecord, TrialEnd, TrialRecord};
+use crate::store::{NewRun, Store, StudyRecord, TrialEnd, TrialRecord};
 
 /// Median pruner settings (Optuna's MedianPruner defaults, with 3 warm-up epochs).
 pub const PRUNE_STARTUP_TRIALS: usize = 5;
@@ -184,9 +184,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
     let orphans_failed = store.fail_orphans(&study.study_name, orphaned)?;
     let space = Space::from_toml(&study.space_toml).map_err(|e| anyhow::anyhow!("stored search space: {e}"))?;
     let dataset_name = store
-        .datasets()?
-        .into_iter()
-        .find(|d| d.dataset_id == study.dataset_id)
+        .dataset_by_id(&study.dataset_id)?
         .map(|d| d.name)
         .context("the study's dataset is no longer in the database")?;
     let (_, panel) = store.load_panel(&dataset_name)?;
@@ -333,16 +331,7 @@ fn run_trial(
     match result {
         Ok(outcome) => {
             let dir = req.out_dir.join("checkpoints").join(format!("trial_{number}"));
-            let (path, sha256, size_bytes) = checkpoint::save(store, &dir, &outcome.best, &scaler)?;
-            let record = CheckpointRecord {
-                checkpoint_id: format!("{run_id}/best"),
-                run_id: run_id.clone(),
-                role: "best".into(),
-                epoch: outcome.best_epoch as i32,
-                path: path.to_string_lossy().into_owned(),
-                sha256,
-                size_bytes,
-            };
+            let record = checkpoint::save(store, &dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)?;
             store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, &[record])?;
             let run = store.run(&run_id)?;
             Ok(TrialEnd {

@@ -241,6 +241,11 @@ impl Store {
         insert_panel(&mut conn, &self.path, name, source, panel)
     }
 
+    /// The dataset with this id, if it is still in the file.
+    pub fn dataset_by_id(&self, dataset_id: &str) -> Result<Option<DatasetInfo>> {
+        Ok(self.datasets()?.into_iter().find(|d| d.dataset_id == dataset_id))
+    }
+
     /// Every dataset, in import order (the `datasets_overview` view).
     pub fn datasets(&self) -> Result<Vec<DatasetInfo>> {
         let conn = self.reader()?;
