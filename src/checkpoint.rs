@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::features::Scaler;
 use crate::model::{ModelConfig, Net};
-use crate::store::{CheckpointRecord, RunRecord, Store};
+use crate::store::{CheckpointRecord, RunRecord, SavedCheckpoint, Store};
 
 /// The file name of a checkpoint inside its folder.
 pub const FILE: &str = "model.safetensors";
@@ -21,15 +21,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes weights and scaler to `dir/model.safetensors` and its bytes to the database (by
-/// content); returns the record of checkpoint `run_id/role` for `Store::finish_run`.
+/// Writes weights and scaler to `dir/model.safetensors`; returns the record of checkpoint
+/// `run_id/role` and the file's bytes, for `Store::finish_run` to keep.
 pub fn save(
-    store: &Store,
     dir: &Path,
     (run_id, role, epoch): (&str, &str, usize),
     weights: &HashMap<String, Tensor>,
     scaler: &Scaler,
-) -> anyhow::Result<CheckpointRecord> {
+) -> anyhow::Result<SavedCheckpoint> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut all = weights.clone();
     let n = scaler.mean.len();
@@ -40,17 +39,16 @@ pub fn save(
     let path = std::fs::canonicalize(dir)?.join(FILE);
     Net::save(&all, &path).with_context(|| format!("writing {}", path.display()))?;
     let bytes = std::fs::read(&path)?;
-    let sha = sha256_hex(&bytes);
-    store.put_checkpoint_file(&sha, &bytes)?;
-    Ok(CheckpointRecord {
+    let record = CheckpointRecord {
         checkpoint_id: format!("{run_id}/{role}"),
         run_id: run_id.into(),
         role: role.into(),
         epoch: epoch as i32,
         path: path.to_string_lossy().into_owned(),
-        sha256: sha,
+        sha256: sha256_hex(&bytes),
         size_bytes: bytes.len() as i64,
-    })
+    };
+    Ok(SavedCheckpoint { record, bytes })
 }
 
 /// A model loaded from a recorded checkpoint, with what it needs to predict.
@@ -115,7 +113,7 @@ pub fn restore(store: &Store, record: &CheckpointRecord, path: &Path) -> anyhow:
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    crate::stages::export::write_atomic(path, &bytes)
+    crate::files::write_atomic(path, &bytes)
 }
 
 fn from_bytes(

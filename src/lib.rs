@@ -8,9 +8,12 @@
 pub mod backtest;
 pub mod checkpoint;
 pub mod cli;
+pub mod costs;
 pub mod cv;
 pub mod data;
 pub mod features;
+pub mod files;
+pub mod interrupt;
 pub mod model;
 pub mod output;
 pub mod plot;

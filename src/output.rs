@@ -115,3 +115,61 @@ fn write_table(schema: SchemaRef, batches: Batches, out: &mut dyn Write) -> anyh
     }
     Ok(total)
 }
+
+/// Output held until the database is released: in memory up to `MEMORY` bytes, then in an
+/// anonymous temporary file. `hptune query | less` reads the whole result, lets go of the file,
+/// and only then waits on the pager, so a running study is never blocked by a reader.
+pub struct Spool {
+    memory: Vec<u8>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Spool {
+    /// Bytes kept in memory before the spool moves to a temporary file.
+    pub const MEMORY: usize = 64 << 20;
+
+    pub fn new() -> Self {
+        Self { memory: Vec::new(), file: None }
+    }
+
+    /// Writes everything spooled to `out`.
+    pub fn copy_to(self, out: &mut dyn Write) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        match self.file {
+            None => out.write_all(&self.memory),
+            Some(file) => {
+                let mut file = file.into_inner().map_err(|e| e.into_error())?;
+                file.seek(SeekFrom::Start(0))?;
+                std::io::copy(&mut std::io::BufReader::new(file), out).map(drop)
+            }
+        }
+    }
+}
+
+impl Default for Spool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.file.is_none() && self.memory.len() + buf.len() > Self::MEMORY {
+            let mut file = std::io::BufWriter::new(tempfile::tempfile()?);
+            file.write_all(&self.memory)?;
+            self.memory = Vec::new();
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(f) => f.write(buf),
+            None => {
+                self.memory.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}

@@ -38,10 +38,10 @@ pub struct Args {
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f64,
     /// Commission on every fill, in basis points of its notional.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, value_parser = super::basis_points, default_value_t = 10.0)]
     pub commission_bps: f64,
     /// Slippage on every fill, in basis points of the price (buys higher, sells lower).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, value_parser = super::basis_points, default_value_t = 5.0)]
     pub slippage_bps: f64,
     /// Starting capital, split equally across the tickers.
     #[arg(long, default_value_t = 10_000.0)]

@@ -29,7 +29,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "HPTUNE_DB", default_value = "experiments.db")]
     pub db: PathBuf,
 
-    /// Seconds to wait for another hptune process that holds the database before giving up.
+    /// Seconds that `query`, `data`, `export` and `check` wait for another process that holds the
+    /// database before giving up. The stages (tune, extend, analyze, train, backtest, pipeline)
+    /// wait as long as it takes, saying every 10 s who holds it, so that no work is lost.
     #[arg(long, global = true, env = "HPTUNE_LOCK_TIMEOUT", default_value_t = 60.0, value_name = "SECS")]
     pub lock_timeout: f64,
 
@@ -61,12 +63,41 @@ pub enum Command {
     Backtest(backtest::Args),
 }
 
+/// A count of at least one (trials, epochs, jobs, configurations).
+pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a whole number of at least 1")),
+    }
+}
+
+/// The share of the latest dates kept out of training: above 0 and below 0.9.
+pub(crate) fn holdout_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(h) if h > 0.0 && h < 0.9 => Ok(h),
+        _ => Err(format!("'{s}' is not a share between 0 and 0.9 (e.g. 0.2 keeps the latest 20% of dates)")),
+    }
+}
+
+/// Costs in basis points: 0 to 1,000 (10%).
+pub(crate) fn basis_points(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(b) if (0.0..=1000.0).contains(&b) => Ok(b),
+        _ => Err(format!("'{s}' is not a number of basis points from 0 to 1000")),
+    }
+}
+
 impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         if !(self.lock_timeout.is_finite() && self.lock_timeout >= 0.0) {
             anyhow::bail!("--lock-timeout must be a number of seconds >= 0, got {}", self.lock_timeout);
         }
-        let store = Store::new(self.db, Duration::from_secs_f64(self.lock_timeout));
+        let interactive =
+            matches!(self.command, Command::Data(_) | Command::Query(_) | Command::Check(_) | Command::Export(_));
+        let store = Store::new(self.db, interactive.then(|| Duration::from_secs_f64(self.lock_timeout)));
+        if matches!(self.command, Command::Tune(_) | Command::Extend(_) | Command::Train(_) | Command::Pipeline(_)) {
+            crate::interrupt::install();
+        }
         match self.command {
             Command::Data(args) => data::run(args, &store),
             Command::Query(args) => query::run(args, &store),

@@ -71,9 +71,14 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             eprintln!("wrote {rows} rows to {}", path.display());
         }
         (_, None) => {
+            // The whole result first, then the file is let go, and only then standard output,
+            // which may be a pager that waits on the user.
+            let mut spool = output::Spool::new();
+            store.query_arrow(&sql, |schema, batches| output::write(format, schema, batches, &mut spool))?;
+            store::release();
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            store.query_arrow(&sql, |schema, batches| output::write(format, schema, batches, &mut out))?;
+            spool.copy_to(&mut out)?;
             out.flush()?;
         }
     }

@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Maximum epochs (overrides the configuration's `epochs`).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub epochs: Option<usize>,
     /// Dataset to train on (default: the selection's dataset, or the shipped sp500_20_close).
     #[arg(long)]
@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Share of the most recent dates reserved for the backtest, never trained on.
-    #[arg(long, default_value_t = DEFAULT_HOLDOUT)]
+    #[arg(long, value_parser = super::holdout_share, default_value_t = DEFAULT_HOLDOUT)]
     pub holdout: f64,
     /// cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]

@@ -56,6 +56,21 @@ fn field_of(header: &str) -> Option<Field> {
     })
 }
 
+/// A ticker is kept in lists and file names: non-empty, without commas, quotes or control
+/// characters, at most 64 characters.
+pub fn check_ticker(t: &str) -> Result<(), String> {
+    if t.is_empty() {
+        return Err("ticker is empty".into());
+    }
+    if let Some(c) = t.chars().find(|c| matches!(c, ',' | '"' | '\'') || c.is_control()) {
+        return Err(format!("ticker {t:?} contains {c:?}; a ticker has no commas, quotes or control characters"));
+    }
+    if t.chars().count() > 64 {
+        return Err(format!("ticker '{t}' is longer than 64 characters"));
+    }
+    Ok(())
+}
+
 /// Reads a long CSV file or a folder of per-ticker CSVs.
 pub fn read_path(path: &Path) -> Result<Panel, DataError> {
     let file_err = |problem: String| DataError::File { path: path.to_path_buf(), problem };
@@ -94,6 +109,8 @@ fn read_folder(dir: &Path) -> Result<Panel, DataError> {
     let mut lines = Vec::new();
     for (index, file) in files.iter().enumerate() {
         let ticker = file.file_stem().unwrap().to_string_lossy().into_owned();
+        check_ticker(&ticker)
+            .map_err(|problem| DataError::File { path: file.clone(), problem: format!("the file name: {problem}") })?;
         let f = std::fs::File::open(file)
             .map_err(|e| DataError::File { path: file.clone(), problem: format!("cannot open: {e}") })?;
         parse(f, (index, file), Some(&ticker), &mut tickers, &mut bars, &mut lines)?;
@@ -190,9 +207,7 @@ fn parse(
             Some(t) => t,
             None => {
                 let t = text(Field::Ticker).unwrap();
-                if t.is_empty() {
-                    return Err(bad("ticker is empty".into()));
-                }
+                check_ticker(t).map_err(bad)?;
                 tickers.intern(t)
             }
         };

@@ -121,6 +121,7 @@ pub fn run_epoch(
     let mut yb = Vec::with_capacity(batch_size * samples.outputs);
     let mut loss_sum = 0.0;
     for batch in order.chunks(batch_size) {
+        crate::interrupt::check()?;
         xb.clear();
         yb.clear();
         for &i in batch {
@@ -184,6 +185,7 @@ pub fn train(
             val_accuracy: accuracy(&logits, &val.y),
             seconds: started.elapsed().as_secs_f64(),
         };
+        crate::costs::add(crate::costs::Cost::Training, started.elapsed());
         on_epoch(&metrics)?;
         epochs_run = epoch;
         if val_loss < best.0 {

@@ -86,7 +86,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     store.record_selection(&selection)?;
     let mut moved_aside = Vec::new();
     for name in ["best_config.json", "analysis_plots"] {
-        if let Some(p) = super::move_aside(&req.out_dir.join(name))? {
+        if let Some(p) = crate::files::move_aside(&req.out_dir.join(name))? {
             moved_aside.push(p);
         }
     }

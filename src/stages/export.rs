@@ -5,21 +5,8 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::json;
 
+use crate::files::write_atomic;
 use crate::store::Store;
-
-/// Writes a file whole or not at all (a temporary file renamed into place), so that two workers
-/// exporting the same study never leave a mixed file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = partial_path(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
-
-/// A temporary name beside `path`, unique to this process.
-pub fn partial_path(path: &Path) -> std::path::PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.partial", std::process::id()))
-}
 
 fn write_json(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)? + "\n";

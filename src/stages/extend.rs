@@ -96,6 +96,9 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     std::thread::scope(|scope| {
         for _ in 0..req.jobs.max(1) {
             scope.spawn(|| loop {
+                if crate::interrupt::received().is_some() {
+                    return;
+                }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(rec) = todo.get(i) else { return };
                 let (cfg_row, cfg) = &configs[rec.config_rank - 1];
@@ -104,7 +107,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
                 let status = match &result {
                     Ok(acc) => format!("config {} fold {}: accuracy {:.2}%", rec.config_rank, rec.fold, 100.0 * acc),
                     Err(e) => {
-                        let reason = format!("{e:#}");
+                        let reason = crate::interrupt::reason(e);
                         let _ = store.fail_fold(&id, rec.config_rank, rec.fold, &reason);
                         first_error.lock().unwrap().get_or_insert(reason.clone());
                         format!("config {} fold {} failed: {reason}", rec.config_rank, rec.fold)
@@ -117,6 +120,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     progress.finish();
     let status = store.end_extended_run(&id)?;
     super::export::extended(store, &id, &req.out_dir)?;
+    crate::interrupt::check()?;
     if status != "finished" {
         let reason = first_error.into_inner().unwrap().unwrap_or_default();
         bail!(
@@ -201,7 +205,7 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
         .collect();
     let id = format!("extended-{}", chrono::Local::now().format("%Y%m%d-%H%M%S%.3f"));
     let old_abs = std::fs::canonicalize(&req.out_dir).ok();
-    let moved_aside = super::move_aside(&req.out_dir)?;
+    let moved_aside = crate::files::move_aside(&req.out_dir)?;
     if let (Some(old), Some(new)) = (old_abs, &moved_aside) {
         store.relocate_checkpoints(&old.to_string_lossy(), &std::fs::canonicalize(new)?.to_string_lossy())?;
     }
@@ -287,14 +291,14 @@ fn train_fold(
             Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(seed), device)?;
         let outcome =
             model::train(&net, &train_set, &val_set, &cfg.settings(seed), |m| Ok(store.record_epoch(&run_id, m)?))?;
-        let dir = out_dir.join(format!("extended_model_{rank}")).join(format!("fold_{k}"));
-        let record = checkpoint::save(store, &dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)?;
-        store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, std::slice::from_ref(&record))?;
-        store.finish_fold(id, rank, k, &record.checkpoint_id)?;
+        let dir = out_dir.join(format!("extended_model_{rank}")).join(id).join(format!("fold_{k}"));
+        let saved = checkpoint::save(&dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)?;
+        store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, std::slice::from_ref(&saved))?;
+        store.finish_fold(id, rank, k, &saved.record.checkpoint_id)?;
         Ok(store.run(&run_id)?.best_val_accuracy.unwrap_or(f64::NAN))
     })();
     if let Err(e) = &result {
-        let _ = store.fail_run(&run_id, &format!("{e:#}"));
+        let _ = store.fail_run(&run_id, &crate::interrupt::reason(e));
     }
     result
 }

@@ -60,7 +60,7 @@ pub fn write(
     trials: &[TrialRecord],
     intermediate: &dyn Fn(&TrialRecord) -> Vec<(usize, f64)>,
 ) -> anyhow::Result<()> {
-    let tmp = super::export::partial_path(path);
+    let tmp = crate::files::partial_path(path);
     let _ = std::fs::remove_file(&tmp);
     {
         let mut conn = Connection::open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;

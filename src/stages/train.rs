@@ -83,8 +83,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         progress.finish();
 
         let old_abs = std::fs::canonicalize(&req.out_dir).ok();
-        let moved_aside =
-            super::move_aside(&req.out_dir).with_context(|| format!("moving {} aside", req.out_dir.display()))?;
+        let moved_aside = crate::files::move_aside(&req.out_dir)
+            .with_context(|| format!("moving {} aside", req.out_dir.display()))?;
         if let (Some(old), Some(new)) = (old_abs, &moved_aside) {
             let new = std::fs::canonicalize(new)?;
             store.relocate_checkpoints(&old.to_string_lossy(), &new.to_string_lossy())?;
@@ -94,7 +94,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
             [("best", &outcome.best, outcome.best_epoch), ("final", &outcome.last, outcome.epochs_run)]
         {
             let dir = req.out_dir.join(format!("{role}_model"));
-            records.push(checkpoint::save(store, &dir, (&run_id, role, epoch), weights, &scaler)?);
+            records.push(checkpoint::save(&dir, (&run_id, role, epoch), weights, &scaler)?);
         }
         store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, &records)?;
         super::export::final_model(store, &run_id, &req.out_dir)?;
@@ -108,7 +108,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     })();
     if let Err(e) = &result {
         // The failure is data: the run stays, marked failed with its reason.
-        let _ = store.fail_run(&run_id, &format!("{e:#}"));
+        let _ = store.fail_run(&run_id, &crate::interrupt::reason(e));
     }
     result
 }

@@ -11,20 +11,21 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Map, Value as Json};
 
 use crate::checkpoint;
+use crate::costs::{self, Cost};
 use crate::features::{self, FeatureTable, Scaler};
-use crate::model::{self, build_samples, ModelConfig, Net, CONFIG_KEYS};
+use crate::model::{self, build_samples, EpochMetrics, ModelConfig, Net, CONFIG_KEYS};
 use crate::progress::Progress;
 use crate::search::{self, Params, Past, PhasePlan, Space};
 use crate::split::Split;
-use crate::store::{NewRun, Store, StudyRecord, TrialEnd, TrialRecord};
+use crate::store::{Finished, NewRun, Store, StudyRecord, TrialEnd, TrialRecord};
 
 /// Median pruner settings (Optuna's MedianPruner defaults, with 3 warm-up epochs).
 pub const PRUNE_STARTUP_TRIALS: usize = 5;
 pub const PRUNE_WARMUP_EPOCHS: usize = 3;
+/// The longest a finished epoch of a running trial waits before it is written (others read it).
+pub const EPOCH_FLUSH_S: f64 = 1.0;
 /// Patience of early stopping inside a trial.
 pub const TRIAL_PATIENCE: usize = 5;
-/// A heartbeat older than this marks a RUNNING trial of another host as orphaned.
-pub const STALE_HEARTBEAT_S: f64 = 600.0;
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -51,9 +52,16 @@ pub struct Summary {
     pub trials: Vec<TrialRecord>,
 }
 
-/// This process's worker name: host:pid.
+/// A RUNNING trial whose heartbeat is older than this is judged dead (its worker sends one every
+/// `HEARTBEAT_EVERY_S`), as Optuna's heartbeat grace period does.
+pub const STALE_HEARTBEAT_S: f64 = 120.0;
+/// How often a worker process renews the heartbeat of its running trials.
+pub const HEARTBEAT_EVERY_S: u64 = 20;
+
+/// This process's worker name: `host:pid:pid-namespace`. The namespace tells two containers that
+/// share a host name apart, so that one never takes the other's live worker for a dead local one.
 pub fn worker_name() -> String {
-    format!("{}:{}", host(), std::process::id())
+    format!("{}:{}:{}", host(), std::process::id(), pid_namespace())
 }
 
 fn host() -> String {
@@ -62,15 +70,27 @@ fn host() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// A RUNNING trial is orphaned when its worker process on this host is gone, or a worker
-/// elsewhere has not sent a heartbeat for STALE_HEARTBEAT_S.
+fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|l| l.to_string_lossy().trim_start_matches("pid:[").strip_suffix(']').map(str::to_string))
+        .unwrap_or_else(|| "0".into())
+}
+
+/// A RUNNING trial is orphaned when its heartbeat is stale, or, as a shortcut, when its worker is
+/// a process of this machine's PID namespace that is gone (or is this process, which has not
+/// claimed anything yet). PID reuse cannot keep an orphan alive: its heartbeat still goes stale.
 fn orphaned(t: &TrialRecord) -> bool {
-    let (h, pid) = t.worker.rsplit_once(':').unwrap_or(("", ""));
-    if h == host() {
-        let pid: u32 = pid.parse().unwrap_or(0);
-        return pid == std::process::id() || !std::path::Path::new(&format!("/proc/{pid}")).exists();
+    if t.heartbeat_age_s > STALE_HEARTBEAT_S {
+        return true;
     }
-    t.heartbeat_age_s > STALE_HEARTBEAT_S
+    let mut parts = t.worker.rsplitn(3, ':');
+    let (Some(ns), Some(pid), Some(h)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    if h != host() || ns != pid_namespace() {
+        return false;
+    }
+    let pid: u32 = pid.parse().unwrap_or(0);
+    pid == std::process::id() || !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The model configuration a trial trains: the space's parameters over the defaults.
@@ -97,6 +117,32 @@ pub fn check_space(space: &Space) -> Result<(), String> {
                 p.name
             ));
         }
+    }
+    Ok(())
+}
+
+/// The shortest window a space's trials can have (the default configuration's when the space
+/// does not tune it).
+fn shortest_seq_len(space: &Space) -> usize {
+    use search::space::Distribution;
+    let default = ModelConfig::default().seq_len;
+    match space.params.iter().find(|p| p.name == "seq_len").map(|p| &p.dist) {
+        Some(Distribution::Int { low, .. }) => (*low).max(1) as usize,
+        Some(Distribution::Float { low, .. }) => low.max(1.0) as usize,
+        Some(Distribution::Categorical { choices }) => {
+            choices.iter().filter_map(|c| c.as_u64()).min().map_or(default, |v| v.max(1) as usize)
+        }
+        None => default,
+    }
+}
+
+/// A study name names its checkpoint folder, so it is a plain file name.
+fn check_study_name(name: &str) -> anyhow::Result<()> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.starts_with('.') || !name.chars().all(plain) {
+        bail!(
+            "--study '{name}': a study name is letters, digits, '.', '_' and '-' (not first '.'), as it names a folder"
+        );
     }
     Ok(())
 }
@@ -146,12 +192,22 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
             let space = Space::from_toml(&space_toml).map_err(|e| anyhow::anyhow!("search space: {e}"))?;
             check_space(&space).map_err(|e| anyhow::anyhow!("search space: {e}"))?;
             let plan = resolve_plan(req.trials, req.phases)?;
+            if let Some(name) = &req.study {
+                check_study_name(name)?;
+            }
             let dataset = store.dataset(&req.dataset)?;
+            // Every trial would fail if even the shortest window the space allows left too few
+            // samples before the holdout: refused before the study exists.
+            let (_, panel) = store.load_panel(&dataset.name)?;
+            let table = features::compute(&panel);
+            let shortest = shortest_seq_len(&space);
+            Split::new(&table, shortest, req.holdout)
+                .map_err(|e| anyhow::anyhow!("dataset {} with --holdout {}: {e}", dataset.name, req.holdout))?;
             let name =
                 req.study.clone().unwrap_or_else(|| format!("study-{}", chrono::Local::now().format("%Y%m%d-%H%M%S")));
             // A new study's outputs do not overwrite an earlier study's.
             let old_abs = std::fs::canonicalize(&req.out_dir).ok();
-            if let Some(moved) = super::move_aside(&req.out_dir)? {
+            if let Some(moved) = crate::files::move_aside(&req.out_dir)? {
                 eprintln!("kept the previous {} as {}", req.out_dir.display(), moved.display());
                 if let Some(old) = old_abs {
                     store.relocate_checkpoints(
@@ -188,23 +244,25 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
         .map(|d| d.name)
         .context("the study's dataset is no longer in the database")?;
     let (_, panel) = store.load_panel(&dataset_name)?;
-    let table = features::compute(&panel);
-    std::fs::create_dir_all(req.out_dir.join("checkpoints"))?;
+    let table = costs::time(Cost::Features, || features::compute(&panel));
+    std::fs::create_dir_all(req.out_dir.join("checkpoints").join(&study.study_name))?;
 
     let worker = worker_name();
     let progress = Progress::new(format!("tune {}", study.study_name), study.n_trials.max(req.trials));
     let jobs = req.jobs.max(1);
-    std::thread::scope(|scope| -> anyhow::Result<()> {
+    let result = std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        scope.spawn(|| heartbeat(store, &study.study_name, &worker, stopped));
         let handles: Vec<_> = (0..jobs)
             .map(|_| scope.spawn(|| worker_loop(store, &study, &space, &table, &device, &worker, req, &progress)))
             .collect();
-        for h in handles {
-            h.join().expect("worker thread panicked")?;
-        }
-        Ok(())
-    })?;
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().expect("worker thread panicked")).collect();
+        drop(stop);
+        results.into_iter().collect()
+    });
     progress.finish();
-    super::export::tuning(store, &study.study_name, &req.out_dir)?;
+    result?;
+    costs::time(Cost::Export, || super::export::tuning(store, &study.study_name, &req.out_dir))?;
     Ok(Summary { study: study.study_name.clone(), orphans_failed, trials: store.trials(&study.study_name)? })
 }
 
@@ -220,36 +278,55 @@ fn worker_loop(
     progress: &Progress,
 ) -> anyhow::Result<()> {
     loop {
+        crate::interrupt::check()?;
         let claim = store.claim_trial(study, worker, study.n_trials.max(10), |number, trials| {
             let past: Vec<Past> = trials
                 .iter()
                 .filter(|t| t.state != "FAIL")
                 .map(|t| Past { params: t.params.clone(), value: if t.state == "RUNNING" { None } else { t.value } })
                 .collect();
-            search::suggest(space, &study.plan, study.seed, number, true, &past)
+            costs::time(Cost::Sampler, || search::suggest(space, &study.plan, study.seed, number, true, &past))
         })?;
         let Some((number, phase, params)) = claim else { return Ok(()) };
-        let end = run_trial(store, study, table, device, number, &params, req).unwrap_or_else(|e| TrialEnd {
-            state: "FAIL",
-            value: None,
-            val_loss: None,
-            pruned_epoch: None,
-            reason: Some(format!("{e:#}")),
-        });
-        store.end_trial(&study.study_name, number, &end)?;
-        let trials = store.trials(&study.study_name)?;
-        let done = trials.iter().filter(|t| t.state == "COMPLETE" || t.state == "PRUNED").count();
-        let best = trials.iter().filter(|t| t.state == "COMPLETE").filter_map(|t| t.value).fold(f64::NAN, f64::max);
+        let end = match run_trial(store, study, table, device, number, &params, req) {
+            Ok(end) => end,
+            Err(e) => {
+                let end = TrialEnd {
+                    state: "FAIL",
+                    value: None,
+                    val_loss: None,
+                    pruned_epoch: None,
+                    reason: Some(crate::interrupt::reason(&e)),
+                };
+                store.end_trial(&study.study_name, number, &end)?;
+                if let Some(i) = crate::interrupt::is_interrupted(&e) {
+                    return Err(i.into());
+                }
+                end
+            }
+        };
+        let (done, best) = store.trial_progress(&study.study_name)?;
         progress.step(
             done,
             &format!(
-                "trial {number} {} {} {}, best {:.2}%",
+                "trial {number} {} {} {}, best {}",
                 phase.name(),
                 end.state,
                 fmt_value(end.value),
-                100.0 * best
+                fmt_value(best)
             ),
         );
+    }
+}
+
+/// Renews the heartbeat of this worker's RUNNING trials every `HEARTBEAT_EVERY_S` until `stopped`
+/// closes, so that a trial with long epochs is never taken for an orphan.
+fn heartbeat(store: &Store, study: &str, worker: &str, stopped: std::sync::mpsc::Receiver<()>) {
+    let every = std::time::Duration::from_secs(HEARTBEAT_EVERY_S);
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+        if let Err(e) = store.heartbeat(study, worker) {
+            eprintln!("note: could not renew the heartbeat of study {study}: {e}");
+        }
     }
 }
 
@@ -288,12 +365,15 @@ fn run_trial(
 ) -> anyhow::Result<TrialEnd> {
     let cfg = trial_config(params, study.epochs).map_err(|e| anyhow::anyhow!("parameters out of range: {e}"))?;
     let split = Split::new(table, cfg.seq_len, study.holdout).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let scaler = Scaler::fit(table, features::WARMUP..split.train.end);
-    let train_set = build_samples(table, &scaler, split.train.clone(), cfg.seq_len);
-    let val_set = build_samples(table, &scaler, split.val.clone(), cfg.seq_len);
+    let (scaler, train_set, val_set) = costs::time(Cost::Features, || {
+        let scaler = Scaler::fit(table, features::WARMUP..split.train.end);
+        let train_set = build_samples(table, &scaler, split.train.clone(), cfg.seq_len);
+        let val_set = build_samples(table, &scaler, split.val.clone(), cfg.seq_len);
+        (scaler, train_set, val_set)
+    });
     let run_id = format!("{}/trial-{number}", study.study_name);
     let d = |i: usize| table.dates[i];
-    store.begin_run(&NewRun {
+    let run = NewRun {
         run_id: run_id.clone(),
         stage: "tune".into(),
         dataset_id: study.dataset_id.clone(),
@@ -306,21 +386,30 @@ fn run_trial(
         train_span: (d(split.train.start), d(split.train.end - 1)),
         val_span: (d(split.val.start), d(split.val.end - 1)),
         holdout_start: (split.holdout_start < table.dates.len()).then(|| d(split.holdout_start)),
-    })?;
-    store.set_trial_run(&study.study_name, number, &run_id)?;
+    };
+    store.begin_trial_run(&study.study_name, number, &run)?;
     let trial_seed = study.seed.wrapping_mul(1_000_003).wrapping_add(number as u64);
     let net =
         Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(trial_seed), device)?;
     let settings = cfg.settings(trial_seed);
-    let mut best_acc = f64::NEG_INFINITY;
+    // Epoch rows are written at most every EPOCH_FLUSH_S while the trial runs (so that others see
+    // its progress) and the rest with the trial's end, in one transaction.
+    let mut epochs: Vec<EpochMetrics> = Vec::new();
+    let mut recorded = 0;
+    let mut flushed = std::time::Instant::now();
     let result = model::train(&net, &train_set, &val_set, &settings, |m| {
-        store.record_trial_epoch(&study.study_name, number, &run_id, m)?;
-        best_acc = best_acc.max(m.val_accuracy);
+        epochs.push(m.clone());
+        if flushed.elapsed().as_secs_f64() >= EPOCH_FLUSH_S {
+            store.record_epochs(&run_id, &epochs[recorded..])?;
+            recorded = epochs.len();
+            flushed = std::time::Instant::now();
+        }
         if study.pruning && m.epoch >= PRUNE_WARMUP_EPOCHS {
             let mut others = store.completed_values_at(&study.study_name, m.epoch)?;
             if others.len() >= PRUNE_STARTUP_TRIALS {
                 others.sort_by(f64::total_cmp);
                 let median = percentile50(&others);
+                let best_acc = epochs.iter().map(|e| e.val_accuracy).fold(f64::NEG_INFINITY, f64::max);
                 if best_acc < median {
                     return Err(Pruned { epoch: m.epoch, value: best_acc, median }.into());
                 }
@@ -328,40 +417,58 @@ fn run_trial(
         }
         Ok(())
     });
-    match result {
+    // The epoch with the lowest validation loss (the first of equals), as training picks it.
+    let best_of = |epochs: &[EpochMetrics]| -> EpochMetrics {
+        epochs
+            .iter()
+            .fold(None::<&EpochMetrics>, |b, e| match b {
+                Some(b) if b.val_loss <= e.val_loss => Some(b),
+                _ => Some(e),
+            })
+            .expect("at least one epoch ran")
+            .clone()
+    };
+    let (end, checkpoints) = match result {
         Ok(outcome) => {
-            let dir = req.out_dir.join("checkpoints").join(format!("trial_{number}"));
-            let record = checkpoint::save(store, &dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)?;
-            store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, &[record])?;
-            let run = store.run(&run_id)?;
-            Ok(TrialEnd {
+            let dir = req.out_dir.join("checkpoints").join(&study.study_name).join(format!("trial_{number}"));
+            let saved = costs::time(Cost::Checkpoint, || {
+                checkpoint::save(&dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)
+            })?;
+            let best = &epochs[outcome.best_epoch - 1];
+            let end = TrialEnd {
                 state: "COMPLETE",
-                value: run.best_val_accuracy,
-                val_loss: run.best_val_loss,
+                value: Some(best.val_accuracy),
+                val_loss: Some(best.val_loss),
                 pruned_epoch: None,
                 reason: None,
-            })
+            };
+            (end, vec![saved])
         }
         Err(e) => match e.downcast_ref::<Pruned>() {
             Some(p) => {
-                let metrics = store.epoch_metrics(&run_id)?;
-                let best =
-                    metrics.iter().min_by(|a, b| a.val_loss.total_cmp(&b.val_loss)).expect("pruned after an epoch");
-                store.finish_run(&run_id, metrics.len(), best.epoch, &[])?;
-                Ok(TrialEnd {
+                let best = best_of(&epochs);
+                let end = TrialEnd {
                     state: "PRUNED",
                     value: Some(best.val_accuracy),
                     val_loss: Some(best.val_loss),
                     pruned_epoch: Some(p.epoch as i32),
                     reason: Some(p.to_string()),
-                })
+                };
+                (end, Vec::new())
             }
             None => {
-                let _ = store.fail_run(&run_id, &format!("{e:#}"));
-                Err(e)
+                let _ = store.record_epochs(&run_id, &epochs[recorded..]);
+                let _ = store.fail_run(&run_id, &crate::interrupt::reason(&e));
+                return Err(e);
             }
         },
+    };
+    let best_epoch = if checkpoints.is_empty() { best_of(&epochs).epoch } else { checkpoints[0].record.epoch as usize };
+    let run = (run_id.as_str(), &epochs[recorded..], epochs.len(), best_epoch, checkpoints.as_slice());
+    if let Finished::AlreadyEnded { state } = store.finish_trial(&study.study_name, number, run, &end)? {
+        eprintln!("trial {number} was already marked {state} by another process; its result is kept as a note");
     }
+    Ok(end)
 }
 
 /// numpy's median (linear interpolation) of sorted values.

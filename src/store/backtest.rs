@@ -193,7 +193,7 @@ impl Store {
             }
             _ => "SELECT date, equity, benchmark, drawdown_pct, positions FROM backtest_equity WHERE backtest_id = $id ORDER BY date",
         };
-        let tmp = crate::stages::export::partial_path(path);
+        let tmp = crate::files::partial_path(path);
         let conn = self.reader()?;
         conn.execute(
             &format!(

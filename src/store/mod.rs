@@ -8,27 +8,28 @@
 //! worker, then interleaves with a long-running job instead of failing.
 
 mod backtest;
+mod conn;
 mod extended;
 mod migrate;
 mod training;
 mod tuning;
+mod user_sql;
 mod views;
 
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use duckdb::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
 use duckdb::arrow::datatypes::SchemaRef;
-use duckdb::{params, AccessMode, Config, Connection};
+use duckdb::{params, Connection};
 
 pub use backtest::{BacktestRecord, EquityRow, SignalRow, StatRow, TradeRow};
 pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, Selection};
 pub use migrate::{Migration, MIGRATIONS};
-pub use training::{CheckpointRecord, NewRun, RunRecord};
-pub use tuning::{StudyRecord, TrialEnd, TrialRecord};
+pub use training::{CheckpointRecord, NewRun, RunRecord, SavedCheckpoint};
+pub use tuning::{Finished, StudyRecord, TrialEnd, TrialRecord};
 pub use views::{find as views_find, View, VIEWS};
 
 use crate::data::{self, Panel};
@@ -57,10 +58,7 @@ pub enum StoreError {
     NameTaken { name: String, dataset_id: String, path: PathBuf },
     #[error("no dataset named '{name}' in {path}; `hptune data list` shows the datasets there")]
     NoDataset { name: String, path: PathBuf },
-    #[error(
-        "hptune query runs SQL on a read-only connection, so this statement was refused ({0}). \
-         Change data with hptune's commands (data import, ...)"
-    )]
+    #[error("hptune query refused this statement: {0}")]
     ReadOnly(String),
     #[error("{0}")]
     NotFound(String),
@@ -117,36 +115,16 @@ pub struct TickerCoverage {
 
 pub struct Store {
     path: PathBuf,
-    lock_timeout: Duration,
+    /// How long to wait for another process that holds the file; None: as long as it takes (the
+    /// stages' bookkeeping, so that contention never costs a trial, fold or run).
+    lock_timeout: Option<Duration>,
 }
 
-/// One open connection per process at a time. DuckDB's file lock is a POSIX lock, which is held
-/// per process: two connections opened by two threads of one process (`tune --jobs 2`) would
-/// not exclude each other and would corrupt the file. Threads therefore take turns here, and
-/// processes take turns through DuckDB's lock.
-static OPEN: Mutex<()> = Mutex::new(());
-
-/// A connection that holds this process's turn until it is dropped.
-pub(crate) struct Conn {
-    conn: Connection,
-    _turn: MutexGuard<'static, ()>,
-}
-
-impl Deref for Conn {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.conn
-    }
-}
-
-impl DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-}
+pub use conn::release;
+pub(crate) use conn::Conn;
 
 impl Store {
-    pub fn new(path: impl Into<PathBuf>, lock_timeout: Duration) -> Self {
+    pub fn new(path: impl Into<PathBuf>, lock_timeout: Option<Duration>) -> Self {
         Self { path: path.into(), lock_timeout }
     }
 
@@ -154,80 +132,72 @@ impl Store {
         &self.path
     }
 
-    /// Opens the file, waiting for this process's other threads and for other processes' locks
-    /// (up to the lock timeout).
-    fn open(&self, mode: AccessMode) -> Result<Conn> {
-        let turn = OPEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let start = Instant::now();
-        let mut delay = Duration::from_millis(5);
-        loop {
-            let config = Config::default().access_mode(match mode {
-                AccessMode::ReadOnly => AccessMode::ReadOnly,
-                _ => AccessMode::ReadWrite,
-            })?;
-            match Connection::open_with_flags(&self.path, config) {
-                Ok(conn) => return Ok(Conn { conn, _turn: turn }),
-                Err(e) if e.to_string().contains("Could not set lock") => {
-                    let waited = start.elapsed();
-                    if waited >= self.lock_timeout {
-                        let msg = e.to_string();
-                        let detail = msg
-                            .split_once("Conflicting lock is held in ")
-                            .map(|(_, rest)| format!("held by {}", rest.split(". See").next().unwrap_or(rest)))
-                            .unwrap_or(msg);
-                        return Err(StoreError::Locked {
-                            path: self.path.clone(),
-                            waited: waited.as_secs_f64(),
-                            detail,
-                        });
-                    }
-                    std::thread::sleep(delay.min(self.lock_timeout - waited));
-                    delay = (delay * 2).min(Duration::from_millis(200));
-                }
-                Err(e) => return Err(StoreError::Duckdb { path: self.path.clone(), source: e }),
-            }
-        }
-    }
-
     /// A read-write connection on an up-to-date schema. A new file gets the shipped datasets.
     fn writer(&self) -> Result<Conn> {
-        let mut conn = self.open(AccessMode::ReadWrite)?;
-        let created = migrate::run(&mut conn, &self.path)?;
-        views::apply(&conn)?;
+        let (mut conn, opened) = conn::acquire(&self.path, true, self.lock_timeout)?;
+        if opened {
+            if let Err(e) = self.set_up(&mut conn) {
+                conn.discard();
+                return Err(e);
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Brings a file just opened read-write up to date: migrations, views, and the shipped
+    /// datasets in a new file.
+    fn set_up(&self, conn: &mut Conn) -> Result<()> {
+        let created = migrate::run(conn, &self.path)?;
+        views::apply(conn)?;
         if created {
             for shipped in data::SHIPPED {
                 let panel = data::read_long_csv(shipped.csv.as_bytes(), Path::new(shipped.file))
                     .expect("shipped data is valid");
-                insert_panel(&mut conn, &self.path, shipped.name, &format!("{} (shipped)", shipped.file), &panel)?;
+                insert_panel(conn, &self.path, shipped.name, &format!("{} (shipped)", shipped.file), &panel)?;
             }
         }
-        Ok(conn)
+        Ok(())
     }
 
-    /// A read-only connection. Creates or upgrades the file first when it needs it.
+    /// A read-only connection (or the read-write one this process holds). Creates or upgrades
+    /// the file first when it needs it.
     fn reader(&self) -> Result<Conn> {
         if !self.path.exists() {
             drop(self.writer()?);
         }
-        let conn = self.open(AccessMode::ReadOnly)?;
-        migrate::verify(&conn, &self.path)?;
-        if migrate::applied_version(&conn)? != Some(migrate::latest()) {
-            drop(conn);
-            drop(self.writer()?);
-            return self.open(AccessMode::ReadOnly);
+        let (conn, opened) = self.open_read_only()?;
+        if !opened {
+            return Ok(conn);
         }
-        if !views::current(&conn) {
-            // Views of another hptune version: bring them up to date when the file is writable.
-            drop(conn);
-            if let Err(e) = self.writer() {
+        let up_to_date = match migrate::verify(&conn, &self.path).and_then(|_| migrate::applied_version(&conn)) {
+            Ok(version) => version == Some(migrate::latest()),
+            Err(e) => {
+                conn.discard();
+                return Err(e);
+            }
+        };
+        if up_to_date && views::current(&conn) {
+            return Ok(conn);
+        }
+        // An older schema, or views of another hptune version: bring them up to date when the
+        // file is writable (a fresh read-write open sets the file up).
+        drop(conn);
+        conn::release();
+        match self.writer() {
+            Ok(conn) => Ok(conn),
+            Err(e) if up_to_date => {
                 eprintln!(
                     "note: the views of {} are not this hptune's and could not be updated: {e}",
                     self.path.display()
                 );
+                Ok(self.open_read_only()?.0)
             }
-            return self.open(AccessMode::ReadOnly);
+            Err(e) => Err(e),
         }
-        Ok(conn)
+    }
+
+    fn open_read_only(&self) -> Result<(Conn, bool)> {
+        conn::acquire(&self.path, false, self.lock_timeout)
     }
 
     /// Creates the file if needed and brings its schema and views up to date.
@@ -302,38 +272,58 @@ impl Store {
         Ok(rows)
     }
 
-    /// Runs `sql` on a read-only connection and hands its result, streamed as Arrow record
-    /// batches, to `sink`. The file is held until `sink` returns.
+    /// Runs a user's `sql` (one reading statement, see `user_sql`) on a read-only connection and
+    /// hands its result, streamed as Arrow record batches, to `sink`. The file is held until
+    /// `sink` returns.
     pub fn query_arrow<T>(
         &self,
         sql: &str,
         sink: impl FnOnce(SchemaRef, &mut dyn Iterator<Item = duckdb::Result<RecordBatch>>) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare(sql).map_err(read_only_hint)?;
-        let mut stream = stmt.stream_arrow([]).map_err(read_only_hint)?;
-        let schema = stream.get_schema();
-        sink(schema, &mut stream)
+        let sql = user_sql::statement(sql)?;
+        let conn = self.existing_reader()?;
+        let result = (|| {
+            user_sql::sandbox(&conn, None)?;
+            let mut stmt = conn.prepare(sql).map_err(user_sql::hint)?;
+            let mut stream = stmt.stream_arrow([]).map_err(user_sql::hint)?;
+            let schema = stream.get_schema();
+            sink(schema, &mut stream)
+        })();
+        conn.discard();
+        result
     }
 
-    /// Writes the result of `sql` to a Parquet file with DuckDB's own writer (streamed).
+    /// Writes the result of a user's `sql` to a Parquet file with DuckDB's own writer (streamed);
+    /// the user's SQL can reach no file but that one.
     pub fn query_to_parquet(&self, sql: &str, out: &Path) -> Result<u64> {
-        let conn = self.reader()?;
-        let target = out.to_string_lossy().replace('\'', "''");
-        let sql = sql.trim().trim_end_matches(';');
-        conn.execute(&format!("COPY ({sql}) TO '{target}' (FORMAT parquet)"), [])
-            .map(|n| n as u64)
-            .map_err(read_only_hint)
+        let sql = user_sql::statement(sql)?;
+        let out = std::path::absolute(out).map_err(|e| StoreError::NotFound(format!("{}: {e}", out.display())))?;
+        let conn = self.existing_reader()?;
+        let result = user_sql::sandbox(&conn, Some(&out)).map_err(StoreError::from).and_then(|()| {
+            let target = out.to_string_lossy().replace('\'', "''");
+            conn.execute(&format!("COPY ({sql}) TO '{target}' (FORMAT parquet)"), [])
+                .map(|n| n as u64)
+                .map_err(user_sql::hint)
+        });
+        conn.discard();
+        result
     }
-}
 
-/// DuckDB's read-only refusal, with what to do instead.
-fn read_only_hint(e: duckdb::Error) -> StoreError {
-    let msg = e.to_string();
-    if msg.contains("read-only mode") || msg.contains("read only mode") {
-        return StoreError::ReadOnly(msg);
+    /// A read-only connection to a file that must exist already, without migrating it: what
+    /// `hptune query` reads. An older schema is read as it is.
+    fn existing_reader(&self) -> Result<Conn> {
+        if !self.path.exists() {
+            return Err(StoreError::NotFound(format!(
+                "no database at {}: pass --db PATH (or set HPTUNE_DB), or run a stage to create it",
+                self.path.display()
+            )));
+        }
+        let (conn, opened) = self.open_read_only()?;
+        if opened {
+            migrate::check_not_newer(&conn, &self.path)?;
+        }
+        Ok(conn)
     }
-    e.into()
 }
 
 fn days_since_epoch(d: NaiveDate) -> i32 {

@@ -1,7 +1,7 @@
 //! Training runs, per-epoch metrics and checkpoint references.
 
 use chrono::NaiveDate;
-use duckdb::{params, OptionalExt};
+use duckdb::{params, Connection, OptionalExt};
 
 use super::{Result, Store, StoreError};
 use crate::data::{Bar, Panel};
@@ -50,6 +50,14 @@ pub struct CheckpointRecord {
     pub size_bytes: i64,
 }
 
+/// A checkpoint file as written: its record, and its bytes, which the database keeps by sha256 so
+/// that a lost or clobbered file can be written again.
+#[derive(Debug, Clone)]
+pub struct SavedCheckpoint {
+    pub record: CheckpointRecord,
+    pub bytes: Vec<u8>,
+}
+
 impl Store {
     /// The bars of a dataset, with its tickers in canonical order.
     pub fn load_panel(&self, name: &str) -> Result<(String, Panel)> {
@@ -78,65 +86,38 @@ impl Store {
     }
 
     pub fn begin_run(&self, r: &NewRun) -> Result<()> {
-        let conn = self.writer()?;
-        conn.execute(
-            "INSERT INTO training_runs (run_id, stage, dataset_id, model_type, config_json, config_source, seed, device,
-                 tickers_json, train_start, train_end, val_start, val_end, holdout_start, status, started_at, hptune_version)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp::TIMESTAMP, ?)",
-            params![
-                r.run_id,
-                r.stage,
-                r.dataset_id,
-                r.model_type,
-                r.config_json,
-                r.config_source,
-                r.seed as i64,
-                r.device,
-                serde_json::to_string(&r.tickers).unwrap(),
-                r.train_span.0,
-                r.train_span.1,
-                r.val_span.0,
-                r.val_span.1,
-                r.holdout_start,
-                crate::VERSION,
-            ],
-        )?;
-        Ok(())
+        insert_run(&*self.writer()?, r)
     }
 
     pub fn record_epoch(&self, run_id: &str, m: &EpochMetrics) -> Result<()> {
-        let conn = self.writer()?;
-        conn.execute(
-            "INSERT INTO epoch_metrics VALUES (?, ?, ?, ?, ?, ?)",
-            params![run_id, m.epoch as i32, m.train_loss, m.val_loss, m.val_accuracy, m.seconds],
-        )?;
+        self.record_epochs(run_id, std::slice::from_ref(m))
+    }
+
+    /// Records epochs of a run, in one transaction.
+    pub fn record_epochs(&self, run_id: &str, epochs: &[EpochMetrics]) -> Result<()> {
+        if epochs.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        for m in epochs {
+            insert_epoch(&tx, run_id, m)?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
-    /// Marks a run finished and records its checkpoints, in one transaction.
+    /// Marks a run finished and records its checkpoints (and their bytes), in one transaction.
     pub fn finish_run(
         &self,
         run_id: &str,
         epochs_run: usize,
         best_epoch: usize,
-        checkpoints: &[CheckpointRecord],
+        checkpoints: &[SavedCheckpoint],
     ) -> Result<()> {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
-        for c in checkpoints {
-            tx.execute(
-                "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
-                params![c.checkpoint_id, c.run_id, c.role, c.epoch, c.path, c.sha256, c.size_bytes],
-            )?;
-        }
-        tx.execute(
-            "UPDATE training_runs SET status = 'finished', epochs_run = ?, best_epoch = ?,
-                 best_val_loss = m.val_loss, best_val_accuracy = m.val_accuracy,
-                 finished_at = current_timestamp::TIMESTAMP
-             FROM (SELECT val_loss, val_accuracy FROM epoch_metrics WHERE run_id = ? AND epoch = ?) m
-             WHERE run_id = ?",
-            params![epochs_run as i32, best_epoch as i32, run_id, best_epoch as i32, run_id],
-        )?;
+        mark_finished(&tx, run_id, epochs_run, best_epoch, checkpoints)?;
         tx.commit()?;
         Ok(())
     }
@@ -254,13 +235,6 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no checkpoint {checkpoint_id} in {}", self.path.display())))
     }
 
-    /// Keeps a checkpoint file's bytes, by content.
-    pub fn put_checkpoint_file(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
-        let conn = self.writer()?;
-        conn.execute("INSERT INTO checkpoint_files VALUES (?, ?) ON CONFLICT DO NOTHING", params![sha256, bytes])?;
-        Ok(())
-    }
-
     pub fn checkpoint_file(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         let conn = self.reader()?;
         Ok(conn.query_row("SELECT bytes FROM checkpoint_files WHERE sha256 = ?", [sha256], |r| r.get(0)).optional()?)
@@ -287,4 +261,69 @@ impl Store {
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
+}
+
+/// Records a run as started (status running).
+pub(super) fn insert_run(conn: &Connection, r: &NewRun) -> Result<()> {
+    conn.prepare_cached(
+            "INSERT INTO training_runs (run_id, stage, dataset_id, model_type, config_json, config_source, seed, device,
+                 tickers_json, train_start, train_end, val_start, val_end, holdout_start, status, started_at, hptune_version)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp::TIMESTAMP, ?)",
+        )?.execute(params![
+                r.run_id,
+                r.stage,
+                r.dataset_id,
+                r.model_type,
+                r.config_json,
+                r.config_source,
+                r.seed as i64,
+                r.device,
+                serde_json::to_string(&r.tickers).unwrap(),
+                r.train_span.0,
+                r.train_span.1,
+                r.val_span.0,
+                r.val_span.1,
+                r.holdout_start,
+                crate::VERSION,
+            ])?;
+    Ok(())
+}
+
+/// Records one epoch of a run.
+pub(super) fn insert_epoch(conn: &Connection, run_id: &str, m: &EpochMetrics) -> Result<()> {
+    conn.prepare_cached("INSERT INTO epoch_metrics VALUES (?, ?, ?, ?, ?, ?)")?.execute(params![
+        run_id,
+        m.epoch as i32,
+        m.train_loss,
+        m.val_loss,
+        m.val_accuracy,
+        m.seconds
+    ])?;
+    Ok(())
+}
+
+/// Records a run's checkpoints (and their bytes, by content) and marks it finished, with its best
+/// epoch's metrics.
+pub(super) fn mark_finished(
+    tx: &Connection,
+    run_id: &str,
+    epochs_run: usize,
+    best_epoch: usize,
+    checkpoints: &[SavedCheckpoint],
+) -> Result<()> {
+    for SavedCheckpoint { record: c, bytes } in checkpoints {
+        tx.prepare_cached("INSERT INTO checkpoint_files VALUES (?, ?) ON CONFLICT DO NOTHING")?
+            .execute(params![c.sha256, bytes])?;
+        tx.prepare_cached("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)")?
+            .execute(params![c.checkpoint_id, c.run_id, c.role, c.epoch, c.path, c.sha256, c.size_bytes])?;
+    }
+    tx.prepare_cached(
+        "UPDATE training_runs SET status = 'finished', epochs_run = ?, best_epoch = ?,
+                 best_val_loss = m.val_loss, best_val_accuracy = m.val_accuracy,
+                 finished_at = current_timestamp::TIMESTAMP
+             FROM (SELECT val_loss, val_accuracy FROM epoch_metrics WHERE run_id = ? AND epoch = ?) m
+             WHERE run_id = ?",
+    )?
+    .execute(params![epochs_run as i32, best_epoch as i32, run_id, best_epoch as i32, run_id])?;
+    Ok(())
 }

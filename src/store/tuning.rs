@@ -5,7 +5,9 @@ use chrono::NaiveDateTime;
 use duckdb::{params, OptionalExt};
 use serde_json::Value as Json;
 
-use super::{Result, Store, StoreError};
+use super::training::{insert_epoch, insert_run, mark_finished};
+use super::{NewRun, Result, SavedCheckpoint, Store, StoreError};
+use crate::model::EpochMetrics;
 use crate::search::{Params, Phase, PhasePlan};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +56,7 @@ pub struct TrialEnd {
 
 fn read_trials(conn: &duckdb::Connection, study: &str) -> Result<Vec<TrialRecord>> {
     let mut trials: Vec<TrialRecord> = conn
-        .prepare(
+        .prepare_cached(
             "SELECT number, phase, state, value, val_loss, run_id, worker, pruned_epoch, reason, started_at,
                     finished_at, duration_s, epoch(current_timestamp::TIMESTAMP - heartbeat_at)
              FROM trials WHERE study_name = ? ORDER BY number",
@@ -79,7 +81,7 @@ fn read_trials(conn: &duckdb::Connection, study: &str) -> Result<Vec<TrialRecord
         })?
         .collect::<Result<_, _>>()?;
     let mut stmt =
-        conn.prepare("SELECT number, name, value_json FROM trial_params WHERE study_name = ? ORDER BY number")?;
+        conn.prepare_cached("SELECT number, name, value_json FROM trial_params WHERE study_name = ? ORDER BY number")?;
     let rows = stmt
         .query_map([study], |r| Ok((r.get::<_, i32>(0)? as usize, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
     for row in rows {
@@ -176,10 +178,13 @@ impl Store {
         let tx = conn.transaction()?;
         let mut failed = Vec::new();
         for t in read_trials(&tx, study)?.iter().filter(|t| t.state == "RUNNING" && orphaned(t)) {
-            let reason = format!("orphaned: worker {} stopped while the trial was RUNNING", t.worker);
+            let reason = format!(
+                "orphaned: worker {} stopped while the trial was RUNNING (last heartbeat {:.0} s ago)",
+                t.worker, t.heartbeat_age_s
+            );
             tx.execute(
                 "UPDATE trials SET state = 'FAIL', reason = ?, finished_at = current_timestamp::TIMESTAMP
-                 WHERE study_name = ? AND number = ?",
+                 WHERE study_name = ? AND number = ? AND state = 'RUNNING'",
                 params![reason, study, t.number as i32],
             )?;
             if let Some(run) = &t.run_id {
@@ -207,8 +212,9 @@ impl Store {
     ) -> Result<Option<(usize, Phase, Params)>> {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
-        let n_trials: i32 =
-            tx.query_row("SELECT n_trials FROM studies WHERE study_name = ?", [&study.study_name], |r| r.get(0))?;
+        let n_trials: i32 = tx
+            .prepare_cached("SELECT n_trials FROM studies WHERE study_name = ?")?
+            .query_row([&study.study_name], |r| r.get(0))?;
         let trials = read_trials(&tx, &study.study_name)?;
         let count = |s: &str| trials.iter().filter(|t| t.state == s).count();
         if count("COMPLETE") + count("PRUNED") + count("RUNNING") >= n_trials as usize {
@@ -223,50 +229,65 @@ impl Store {
         }
         let number = trials.last().map_or(0, |t| t.number + 1);
         let (phase, params) = sample(number, &trials);
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO trials (study_name, number, phase, state, worker, started_at, heartbeat_at)
              VALUES (?, ?, ?, 'RUNNING', ?, current_timestamp::TIMESTAMP, current_timestamp::TIMESTAMP)",
-            params![study.study_name, number as i32, phase.name(), worker],
-        )?;
-        for (name, value) in &params {
-            let num = value.as_f64();
-            tx.execute(
-                "INSERT INTO trial_params VALUES (?, ?, ?, ?, ?)",
-                params![study.study_name, number as i32, name, value.to_string(), num],
-            )?;
+        )?
+        .execute(params![study.study_name, number as i32, phase.name(), worker])?;
+        {
+            // The appender: no SQL to parse per parameter.
+            let mut app = tx.appender("trial_params")?;
+            for (name, value) in &params {
+                app.append_row(params![study.study_name, number as i32, name, value.to_string(), value.as_f64()])?;
+            }
+            app.flush()?;
         }
         tx.commit()?;
         Ok(Some((number, phase, params)))
     }
 
-    pub fn set_trial_run(&self, study: &str, number: usize, run_id: &str) -> Result<()> {
-        let conn = self.writer()?;
-        conn.execute(
-            "UPDATE trials SET run_id = ? WHERE study_name = ? AND number = ?",
-            params![run_id, study, number as i32],
-        )?;
+    /// Records a trial's training run as started and links it to the trial, in one transaction.
+    pub fn begin_trial_run(&self, study: &str, number: usize, run: &NewRun) -> Result<()> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        insert_run(&tx, run)?;
+        tx.prepare_cached("UPDATE trials SET run_id = ? WHERE study_name = ? AND number = ?")?.execute(params![
+            run.run_id,
+            study,
+            number as i32
+        ])?;
+        tx.commit()?;
         Ok(())
     }
 
-    /// Records an epoch of a trial's training and its heartbeat, in one transaction.
-    pub fn record_trial_epoch(
+    /// Finishes a trial's training run (its epochs not yet recorded, its checkpoints) and the
+    /// trial, in one transaction.
+    pub fn finish_trial(
         &self,
         study: &str,
         number: usize,
-        run_id: &str,
-        m: &crate::model::EpochMetrics,
-    ) -> Result<()> {
+        run: (&str, &[EpochMetrics], usize, usize, &[SavedCheckpoint]),
+        end: &TrialEnd,
+    ) -> Result<Finished> {
+        let (run_id, pending, epochs_run, best_epoch, checkpoints) = run;
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO epoch_metrics VALUES (?, ?, ?, ?, ?, ?)",
-            params![run_id, m.epoch as i32, m.train_loss, m.val_loss, m.val_accuracy, m.seconds],
-        )?;
-        tx.execute(
-            "UPDATE trials SET heartbeat_at = current_timestamp::TIMESTAMP WHERE study_name = ? AND number = ?",
-            params![study, number as i32],
-        )?;
+        for m in pending {
+            insert_epoch(&tx, run_id, m)?;
+        }
+        mark_finished(&tx, run_id, epochs_run, best_epoch, checkpoints)?;
+        let finished = guarded_end(&tx, study, number, end)?;
         tx.commit()?;
+        Ok(finished)
+    }
+
+    /// Renews the heartbeat of a worker's RUNNING trials.
+    pub fn heartbeat(&self, study: &str, worker: &str) -> Result<()> {
+        self.writer()?.execute(
+            "UPDATE trials SET heartbeat_at = current_timestamp::TIMESTAMP
+             WHERE study_name = ? AND worker = ? AND state = 'RUNNING'",
+            params![study, worker],
+        )?;
         Ok(())
     }
 
@@ -274,7 +295,7 @@ impl Store {
     pub fn completed_values_at(&self, study: &str, epoch: usize) -> Result<Vec<f64>> {
         let conn = self.reader()?;
         let rows = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT m.val_accuracy FROM trials t JOIN epoch_metrics m ON m.run_id = t.run_id
                  WHERE t.study_name = ? AND t.state = 'COMPLETE' AND m.epoch = ?",
             )?
@@ -283,15 +304,62 @@ impl Store {
         Ok(rows)
     }
 
-    pub fn end_trial(&self, study: &str, number: usize, end: &TrialEnd) -> Result<()> {
-        let conn = self.writer()?;
-        conn.execute(
+    /// Records how a trial ended, if it is still RUNNING (see `Finished`).
+    pub fn end_trial(&self, study: &str, number: usize, end: &TrialEnd) -> Result<Finished> {
+        guarded_end(&*self.writer()?, study, number, end)
+    }
+
+    /// How many trials of a study are done (COMPLETE or PRUNED), and the best COMPLETE value.
+    pub fn trial_progress(&self, study: &str) -> Result<(usize, Option<f64>)> {
+        let conn = self.reader()?;
+        let progress = conn
+            .prepare_cached(
+                "SELECT count(*) FILTER (WHERE state IN ('COMPLETE', 'PRUNED')), max(value) FILTER (WHERE state = 'COMPLETE')
+                 FROM trials WHERE study_name = ?",
+            )?
+            .query_row([study], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))?;
+        Ok(progress)
+    }
+}
+
+/// Whether a trial's end was recorded, or someone else had already finished it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finished {
+    Recorded,
+    /// The trial was no longer RUNNING (another process marked it, e.g. as orphaned): its state
+    /// stays, and this result is kept in its `reason` as a note.
+    AlreadyEnded {
+        state: String,
+    },
+}
+
+/// Only a RUNNING trial can be finished: the update is guarded, so two processes that race to
+/// end one trial cannot overwrite each other.
+fn guarded_end(conn: &duckdb::Connection, study: &str, number: usize, end: &TrialEnd) -> Result<Finished> {
+    let n = conn
+        .prepare_cached(
             "UPDATE trials SET state = ?, value = ?, val_loss = ?, pruned_epoch = ?, reason = ?,
                  finished_at = current_timestamp::TIMESTAMP,
                  duration_s = epoch(current_timestamp::TIMESTAMP - started_at)
-             WHERE study_name = ? AND number = ?",
-            params![end.state, end.value, end.val_loss, end.pruned_epoch, end.reason, study, number as i32],
-        )?;
-        Ok(())
+             WHERE study_name = ? AND number = ? AND state = 'RUNNING'",
+        )?
+        .execute(params![end.state, end.value, end.val_loss, end.pruned_epoch, end.reason, study, number as i32])?;
+    if n == 1 {
+        return Ok(Finished::Recorded);
     }
+    let state: String = conn.query_row(
+        "SELECT state FROM trials WHERE study_name = ? AND number = ?",
+        params![study, number as i32],
+        |r| r.get(0),
+    )?;
+    let note = format!(
+        "late result after the trial was marked {state}: {} value {}",
+        end.state,
+        end.value.map_or("-".to_string(), |v| v.to_string())
+    );
+    conn.execute(
+        "UPDATE trials SET reason = coalesce(reason || '; ', '') || ? WHERE study_name = ? AND number = ?",
+        params![note, study, number as i32],
+    )?;
+    Ok(Finished::AlreadyEnded { state })
 }

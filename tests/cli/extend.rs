@@ -226,7 +226,14 @@ fn too_many_folds_are_refused_before_anything_is_recorded() {
 
 #[test]
 fn a_killed_extend_resumes_keeping_finished_folds() {
-    let env = tuned();
+    // GRU folds of several seconds each, so that the kill lands before the last one finishes.
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "6", "--days", "1000", "--seed", "9", "--signal", "0.4", "--name", "s"]);
+    let space = env.write(
+        "space.toml",
+        "[model_type]\ntype = \"categorical\"\nchoices = [\"gru\"]\n\n[hidden_size]\ntype = \"int\"\nlow = 32\nhigh = 48\n",
+    );
+    env.ok(&["tune", "--dataset", "s", "--space", space.to_str().unwrap(), "--trials", "3", "--epochs", "1"]);
     let args = ["extend", "--top-n", "2", "--folds", "3", "--epochs", "30"];
     let mut child = env.cmd().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let count = |sql: &str| -> usize {

@@ -9,6 +9,7 @@ mod engine;
 mod extend;
 mod features;
 mod interop;
+mod interrupt;
 mod pipeline;
 mod query;
 mod search;

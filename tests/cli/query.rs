@@ -16,6 +16,8 @@ fn list_names_every_view_with_its_description() {
 #[test]
 fn a_view_runs_by_name_with_dashes_or_underscores() {
     let env = Env::new();
+    // query reads a database that exists; any other command creates one.
+    env.ok(&["data", "list"]);
     let a = env.ok(&["query", "ticker-coverage", "--format", "csv"]);
     let b = env.ok(&["query", "ticker_coverage", "--format", "csv"]);
     assert_eq!(a, b);
@@ -29,6 +31,8 @@ fn a_view_runs_by_name_with_dashes_or_underscores() {
 #[test]
 fn json_output_is_an_array_of_objects() {
     let env = Env::new();
+    // query reads a database that exists; any other command creates one.
+    env.ok(&["data", "list"]);
     let out = env.ok(&[
         "query",
         "SELECT t.ticker, t.position FROM dataset_tickers t JOIN datasets d USING (dataset_id) WHERE d.name = 'us6_ohlcv' ORDER BY position",
@@ -48,17 +52,52 @@ fn json_output_is_an_array_of_objects() {
 fn writes_are_refused_and_change_nothing() {
     let env = Env::new();
     env.ok(&["data", "list"]);
+    let secret = env.write("secret.csv", "a,b\n1,2\n");
+    let secret = secret.to_str().unwrap();
     let before = env.dump();
-    for sql in ["DELETE FROM prices", "CREATE TABLE x (a INT)", "DROP VIEW ticker_coverage"] {
+    let copy_to = format!("COPY prices TO '{}'", env.path("leak.csv").display());
+    let select_into = format!("SELECT * FROM read_csv('{secret}')");
+    let nested = format!("SELECT (SELECT count(*) FROM read_csv_auto('{secret}')) AS n");
+    let attach = format!("ATTACH '{}' AS other", env.path("other.db").display());
+    let cases: Vec<(&str, &str)> = vec![
+        ("DELETE FROM prices", "not a reading statement"),
+        ("CREATE TABLE x (a INT)", "not a reading statement"),
+        ("DROP VIEW ticker_coverage", "not a reading statement"),
+        (&copy_to, "not a reading statement"),
+        (&attach, "not a reading statement"),
+        ("INSTALL httpfs", "not a reading statement"),
+        ("LOAD httpfs", "not a reading statement"),
+        ("SET enable_external_access = true", "not a reading statement"),
+        ("SELECT 1; DELETE FROM prices", "one statement per call"),
+        (&select_into, "external access"),
+        (&nested, "external access"),
+        ("SELECT * FROM glob('/etc/*')", "external access"),
+    ];
+    for (sql, why) in cases {
         let err = env.fails(&["query", sql]);
-        assert!(err.contains("read-only"), "{sql}: {err}");
+        assert!(err.contains("refused") && err.to_lowercase().contains(why), "{sql}: {err}");
     }
+    // Through --output and Parquet too: the user's SQL reaches no file but the output.
+    let out = env.path("out.parquet");
+    let err = env.fails(&["query", &select_into, "--format", "parquet", "--output", out.to_str().unwrap()]);
+    assert!(err.contains("external access"), "{err}");
+    assert!(!env.path("leak.csv").exists() && !env.path("other.db").exists());
     assert_eq!(before, env.dump());
+}
+
+#[test]
+fn query_on_a_missing_file_names_it_and_creates_nothing() {
+    let env = Env::new();
+    let err = env.fails(&["query", "SELECT 1 AS x"]);
+    assert!(err.contains("no database at") && err.contains("experiments.db"), "{err}");
+    assert!(!env.db.exists());
 }
 
 #[test]
 fn parquet_and_csv_files_hold_the_whole_result() {
     let env = Env::new();
+    // query reads a database that exists; any other command creates one.
+    env.ok(&["data", "list"]);
     let sql = "SELECT date, ticker, close FROM prices JOIN datasets USING (dataset_id) WHERE name = 'sp500_20_close'";
     let pq = env.path("out.parquet");
     env.ok(&["query", sql, "--format", "parquet", "--output", pq.to_str().unwrap()]);
@@ -84,6 +123,8 @@ fn parquet_and_csv_files_hold_the_whole_result() {
 #[test]
 fn a_long_table_shows_its_ends_and_counts_the_rest() {
     let env = Env::new();
+    // query reads a database that exists; any other command creates one.
+    env.ok(&["data", "list"]);
     let out = env.ok(&["query", "SELECT range AS i FROM range(100000)", "--format", "table"]);
     assert!(out.contains("100000 rows (40 shown"), "{out}");
     assert!(out.contains("│ 19 ") || out.contains("│    19 "), "{out}");
@@ -91,4 +132,26 @@ fn a_long_table_shows_its_ends_and_counts_the_rest() {
     assert!(!out.contains(" 20 │") && !out.contains("│ 99979 "), "{out}");
     let short = env.ok(&["query", "SELECT 42 AS answer", "--format", "table"]);
     assert!(short.contains("42") && short.contains("1 row"), "{short}");
+}
+
+#[test]
+fn a_closed_standard_output_ends_commands_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = Env::new();
+    env.ok(&["data", "list"]);
+    for args in [&["data", "list"][..], &["query", "SELECT * FROM prices", "--format", "csv"], &["query", "--list"]] {
+        let mut child = env
+            .cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before hptune writes a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked") && stderr.is_empty(), "{args:?}: {stderr}");
+        assert!(out.status.success() || out.status.signal() == Some(libc::SIGPIPE), "{args:?}: {:?}", out.status);
+    }
 }

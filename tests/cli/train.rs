@@ -100,7 +100,7 @@ fn checkpoints_reload_exactly_and_refuse_tampering() {
     c["epochs"] = json!(3);
     let cfg = config(&env, "c.json", c);
     env.ok(&["train", "--config", &cfg, "--dataset", "s"]);
-    let store = hptune::store::Store::new(&env.db, std::time::Duration::from_secs(10));
+    let store = hptune::store::Store::new(&env.db, Some(std::time::Duration::from_secs(10)));
     let best = env.path("final_model/best_model");
     let (loss, acc) = hptune::stages::train::evaluate_checkpoint(&store, &best).unwrap();
     let recorded: (f64, f64) = {

@@ -283,3 +283,30 @@ fn parallel_jobs_in_one_process_share_the_file_safely() {
     let epochs: i64 = env.sql_one("SELECT count(*) FROM epoch_metrics WHERE starts_with(run_id, 'j/')");
     assert!(epochs >= 8);
 }
+
+#[test]
+fn two_studies_in_one_folder_and_the_older_resumed_keep_every_checkpoint() {
+    use sha2::Digest;
+    let (env, space) = setup();
+    env.ok(&tune_args(&space, "a", "3"));
+    env.ok(&tune_args(&space, "b", "3"));
+    // The older study resumed in the same folder.
+    env.ok(&tune_args(&space, "a", "5"));
+    let conn = crate::common::read_only(&env.db);
+    let rows: Vec<(String, String, String)> = conn
+        .prepare("SELECT t.study_name, c.path, c.sha256 FROM checkpoints c JOIN trials t ON t.run_id = c.run_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(rows.len() >= 6, "{rows:?}");
+    for (study, path, sha) in &rows {
+        assert!(path.contains(&format!("/checkpoints/{study}/trial_")), "{path}");
+        let bytes = std::fs::read(path).unwrap();
+        let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(&hex, sha, "{path} does not hold what was recorded");
+    }
+    let err = env.fails(&["tune", "--dataset", "s", "--space", &space, "--study", "../x", "--trials", "2"]);
+    assert!(err.contains("--study '../x'"), "{err}");
+}

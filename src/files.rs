@@ -1,0 +1,50 @@
+//! Files: whole-or-nothing writes and moving folders aside. The leaf every writer uses (stages,
+//! checkpoints, the store's CSV copies); it depends on nothing of hptune.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Writes a file whole or not at all: a temporary file beside it, flushed to disk, renamed into
+/// place. Two processes exporting the same study never leave a mixed file, and a crash never
+/// leaves a half-written one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // Created with mode 0666 less the umask, as a plain create would be (tempfile's own 0600 would
+    // make exports unreadable to others).
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".hptune-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A temporary name beside `path`, unique to this process, for writers that need a path (DuckDB's
+/// COPY, SQLite) before the file is renamed into place.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.partial", std::process::id()))
+}
+
+/// Moves an existing output folder aside (`NAME.YYYYmmdd-HHMMSS`) so that nothing is overwritten;
+/// returns where it went.
+pub fn move_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let mut target = PathBuf::from(format!("{}.{stamp}", dir.display()));
+    let mut n = 1;
+    while target.exists() {
+        target = PathBuf::from(format!("{}.{stamp}-{n}", dir.display()));
+        n += 1;
+    }
+    std::fs::rename(dir, &target)?;
+    Ok(Some(target))
+}

@@ -1,0 +1,73 @@
+//! Ctrl-C and `kill`: SIGINT and SIGTERM set a flag that training checks between batches, so the
+//! running trials, folds and training runs are recorded as failed with reason `interrupted`
+//! before the process exits with 130 or 143 (128 + the signal), as shells expect. A second signal
+//! ends the process at once.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// The reason recorded for work that an interruption stopped.
+pub const REASON: &str = "interrupted";
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    if SIGNAL.swap(signal, Ordering::SeqCst) != 0 {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(128 + signal) };
+    }
+}
+
+/// Routes SIGINT and SIGTERM to the flag. For commands that check it (the training stages);
+/// the others keep the default, which ends them at once (DuckDB's log keeps every commit).
+pub fn install() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches an atomic (and calls _exit).
+        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+/// The signal received, if any.
+pub fn received() -> Option<i32> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// The error that stops work after a signal.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("interrupted by {}: finished work is recorded; run the same command again to continue", name(*.0))]
+pub struct Interrupted(pub i32);
+
+impl Interrupted {
+    /// The exit status: 128 + the signal (130 for SIGINT, 143 for SIGTERM).
+    pub fn exit_code(&self) -> u8 {
+        (128 + self.0) as u8
+    }
+}
+
+fn name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT (Ctrl-C)",
+        libc::SIGTERM => "SIGTERM",
+        _ => "a signal",
+    }
+}
+
+/// Err once a signal has arrived.
+pub fn check() -> Result<(), Interrupted> {
+    received().map_or(Ok(()), |s| Err(Interrupted(s)))
+}
+
+/// Whether an error (or one of its causes) is an interruption.
+pub fn is_interrupted(e: &anyhow::Error) -> Option<Interrupted> {
+    e.chain().find_map(|c| c.downcast_ref::<Interrupted>().copied())
+}
+
+/// The reason to record for work that stopped with `e`.
+pub fn reason(e: &anyhow::Error) -> String {
+    match is_interrupted(e) {
+        Some(_) => REASON.to_string(),
+        None => format!("{e:#}"),
+    }
+}

@@ -1,0 +1,260 @@
+//! Interruption and contention: Ctrl-C and `kill` are recorded states, `kill -9` at random loses
+//! nothing, and a process that holds the file for longer than `--lock-timeout` costs no trial or
+//! fold. Signals go to the hptune process itself (spawned directly, no shell).
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+use crate::common::Env;
+
+/// GRU trials on 8 tickers: epochs of a second or so, so that a signal lands inside a trial.
+const SLOW: &str = "[model_type]\ntype = \"categorical\"\nchoices = [\"gru\"]\n\n\
+                    [hidden_size]\ntype = \"int\"\nlow = 32\nhigh = 64\n\n[seq_len]\ntype = \"int\"\nlow = 10\nhigh = 20\n";
+fn setup(space: &str, tickers: &str, days: &str) -> (Env, String) {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", tickers, "--days", days, "--seed", "5", "--signal", "0.3", "--name", "s"]);
+    let space = env.write("space.toml", space).to_string_lossy().into_owned();
+    (env, space)
+}
+
+fn spawn(env: &Env, args: &[&str]) -> Child {
+    env.cmd().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn count(env: &Env, sql: &str) -> i64 {
+    let out = env.ok(&["query", sql, "--format", "csv"]);
+    out.lines().nth(1).unwrap_or("0").parse().unwrap_or(0)
+}
+
+/// Waits until `sql` counts at least `n` (or the child ends, or a minute passes).
+fn wait_for(env: &Env, child: &mut Child, sql: &str, n: i64) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if count(env, sql) >= n {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's PID.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// Opens the file read-write from this process (retrying while hptune holds it) and keeps it.
+fn hold(db: &std::path::Path) -> duckdb::Connection {
+    let start = Instant::now();
+    loop {
+        match duckdb::Connection::open(db) {
+            Ok(c) => return c,
+            Err(e) if start.elapsed() < Duration::from_secs(30) => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("could not take the file: {e}"),
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_records_interrupted_trials_exits_130_and_the_study_resumes() {
+    let (env, space) = setup(SLOW, "8", "1500");
+    let args = [
+        "tune",
+        "--dataset",
+        "s",
+        "--space",
+        &space,
+        "--study",
+        "c",
+        "--trials",
+        "6",
+        "--epochs",
+        "3",
+        "--no-pruning",
+        "--jobs",
+        "2",
+    ];
+    let mut child = spawn(&env, &args);
+    assert!(wait_for(&env, &mut child, "SELECT count(*) FROM trials", 2), "no trials started");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state = 'RUNNING'"), 0);
+    assert_eq!(count(&env, "SELECT count(*) FROM training_runs WHERE status = 'running'"), 0);
+    let interrupted = count(&env, "SELECT count(*) FROM trials WHERE state = 'FAIL' AND reason = 'interrupted'");
+    assert!(interrupted >= 1, "{}", env.ok(&["query", "SELECT number, state, reason FROM trials"]));
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM training_runs WHERE status = 'failed' AND reason = 'interrupted'"),
+        interrupted
+    );
+    // Re-running continues until the budget is met.
+    env.ok(&args);
+    assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"), 6);
+}
+
+#[test]
+fn sigterm_during_train_records_the_run_interrupted_and_exits_143() {
+    let (env, _) = setup(SLOW, "8", "1500");
+    let config = env.write(
+        "c.json",
+        r#"{"model_type": "gru", "hidden_size": 32, "num_layers": 1, "dropout": 0.0, "learning_rate": 0.001,
+            "weight_decay": 0.0, "batch_size": 32, "seq_len": 10, "epochs": 500, "patience": 500}"#,
+    );
+    let mut child = spawn(&env, &["train", "--dataset", "s", "--config", config.to_str().unwrap()]);
+    assert!(wait_for(&env, &mut child, "SELECT count(*) FROM epoch_metrics", 2), "no epoch ran");
+    signal(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, reason): (String, String) = {
+        let c = crate::common::read_only(&env.db);
+        c.query_row("SELECT status, reason FROM training_runs", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+    };
+    assert_eq!((status.as_str(), reason.as_str()), ("failed", "interrupted"));
+    let epochs = count(&env, "SELECT count(*) FROM epoch_metrics");
+    assert!(epochs >= 2, "the finished epochs are kept");
+}
+
+#[test]
+fn a_process_holding_the_file_past_the_lock_timeout_costs_no_trial_or_fold() {
+    let (env, space) = setup(SLOW, "6", "1000");
+    let args = [
+        "--lock-timeout",
+        "0.5",
+        "tune",
+        "--dataset",
+        "s",
+        "--space",
+        &space,
+        "--study",
+        "h",
+        "--trials",
+        "6",
+        "--epochs",
+        "2",
+        "--jobs",
+        "2",
+    ];
+    let mut child = spawn(&env, &args);
+    assert!(wait_for(&env, &mut child, "SELECT count(*) FROM trials", 1), "no trial started");
+    // Longer than the timeout, and long enough for the waiting message (every 10 s).
+    let holder = hold(&env.db);
+    std::thread::sleep(Duration::from_millis(10_500));
+    drop(holder);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("waiting") && stderr.contains(&format!("PID {}", std::process::id())), "{stderr}");
+    assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state = 'FAIL'"), 0);
+    assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"), 6);
+
+    let mut child = spawn(
+        &env,
+        &["--lock-timeout", "0.5", "extend", "--top-n", "2", "--folds", "2", "--epochs", "3", "--jobs", "2"],
+    );
+    assert!(wait_for(&env, &mut child, "SELECT count(*) FROM cv_folds", 1), "no extended run started");
+    let holder = hold(&env.db);
+    std::thread::sleep(Duration::from_millis(2_000));
+    drop(holder);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(count(&env, "SELECT count(*) FROM cv_folds WHERE status = 'finished'"), 4);
+}
+
+#[test]
+fn a_late_result_does_not_overwrite_the_state_another_process_recorded() {
+    let (env, space) = setup(SLOW, "8", "1500");
+    let args =
+        ["tune", "--dataset", "s", "--space", &space, "--study", "l", "--trials", "1", "--epochs", "4", "--no-pruning"];
+    let mut child = spawn(&env, &args);
+    assert!(wait_for(&env, &mut child, "SELECT count(*) FROM trials", 1), "no trial started");
+    // Another process decides trial 0 is over (as an orphan sweep would) while it still trains.
+    {
+        let c = hold(&env.db);
+        c.execute("UPDATE trials SET state = 'FAIL', reason = 'marked by another process' WHERE number = 0", [])
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("trial 0 was already marked FAIL"), "{stderr}");
+    let (state, reason): (String, String) = {
+        let c = crate::common::read_only(&env.db);
+        c.query_row("SELECT state, reason FROM trials WHERE number = 0", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+    };
+    assert_eq!(state, "FAIL");
+    assert!(
+        reason.starts_with("marked by another process; late result after the trial was marked FAIL: COMPLETE"),
+        "{reason}"
+    );
+}
+
+/// Chaos: `kill -9` at random moments of `tune --jobs 2` (5 times) and `extend` (2 times), then
+/// resume: the database opens every time, no finished trial or fold is lost or changed, and the
+/// budget is met exactly. `benches/chaos.py` runs the same with 50 kills.
+#[test]
+fn random_kills_lose_no_finished_trial_or_fold() {
+    let (env, space) = setup(SLOW, "6", "1000");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let tune =
+        ["tune", "--dataset", "s", "--space", &space, "--study", "k", "--trials", "8", "--epochs", "2", "--jobs", "2"];
+    let finished_trials = "SELECT number, state, value FROM trials WHERE state IN ('COMPLETE', 'PRUNED') ORDER BY 1";
+    let mut kills = 0;
+    while kills < 5 {
+        let before = env.ok(&["query", finished_trials, "--format", "csv"]);
+        let mut child = spawn(&env, &tune);
+        std::thread::sleep(Duration::from_millis(rng.gen_range(500..2500)));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        let after = env.ok(&["query", finished_trials, "--format", "csv"]);
+        for line in before.lines() {
+            assert!(after.contains(line), "kill {kills}: finished trial {line} changed or was lost:\n{after}");
+        }
+    }
+    assert!(kills >= 3, "the study finished before enough kills landed ({kills})");
+    env.ok(&tune);
+    assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')"), 8);
+    assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state = 'RUNNING'"), 0);
+
+    let extend = ["extend", "--top-n", "2", "--folds", "3", "--epochs", "4", "--jobs", "2"];
+    let finished_folds =
+        "SELECT config_rank, fold, run_id, val_accuracy FROM cv_folds WHERE status = 'finished' ORDER BY ALL";
+    let mut child = spawn(&env, &extend);
+    let mut extend_kills = 0;
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(rng.gen_range(300..1200)));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let before = env.ok(&["query", finished_folds, "--format", "csv"]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        extend_kills += 1;
+        let after = env.ok(&["query", finished_folds, "--format", "csv"]);
+        assert!(after.starts_with(before.lines().next().unwrap()));
+        for line in before.lines() {
+            assert!(after.contains(line), "finished fold {line} lost:\n{after}");
+        }
+        let id: String = env.sql_one("SELECT extended_run_id FROM extended_runs ORDER BY started_at DESC LIMIT 1");
+        child = spawn(&env, &["extend", "--resume", &id, "--jobs", "2"]);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(extend_kills >= 1, "extend finished before a kill landed");
+    assert_eq!(count(&env, "SELECT count(*) FROM cv_folds WHERE status = 'finished'"), 6);
+    env.ok(&["analyze"]);
+}
