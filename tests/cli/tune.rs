@@ -310,3 +310,28 @@ fn two_studies_in_one_folder_and_the_older_resumed_keep_every_checkpoint() {
     let err = env.fails(&["tune", "--dataset", "s", "--space", &space, "--study", "../x", "--trials", "2"]);
     assert!(err.contains("--study '../x'"), "{err}");
 }
+
+#[test]
+fn flags_and_tickers_are_checked_before_anything_is_written() {
+    let (env, space) = setup();
+    let before = env.dump();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["tune", "--holdout", "0.95"], "'0.95' is not a share between 0 and 0.9"),
+        (vec!["tune", "--trials", "0"], "'0' is not a whole number of at least 1"),
+        (vec!["tune", "--epochs", "0"], "'0' is not a whole number of at least 1"),
+        (vec!["pipeline", "--final-epochs", "0"], "'0' is not a whole number of at least 1"),
+        (vec!["extend", "--top-n", "0"], "'0' is not a whole number of at least 1"),
+        (vec!["backtest", "--commission-bps", "1e9"], "'1e9' is not a number of basis points"),
+        // 300 days leave too few samples before a holdout of 0.85 for any window the space allows.
+        (vec!["tune", "--dataset", "s", "--space", &space, "--holdout", "0.85", "--study", "h"], "--holdout 0.85"),
+    ];
+    for (args, expected) in cases {
+        let err = env.fails(&args);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let bad = env.write("bad.csv", "date,ticker,close\n2020-01-02,\"A,B\",1\n2020-01-03,\"A,B\",2\n");
+    let err = env.fails(&["data", "import", bad.to_str().unwrap()]);
+    assert!(err.contains("bad.csv") && err.contains("line 2") && err.contains("no commas"), "{err}");
+    assert_eq!(before, env.dump());
+    assert!(!env.path("hyperparameter_tuning_results").exists());
+}
