@@ -200,11 +200,6 @@ impl Store {
         conn::acquire(&self.path, false, self.lock_timeout)
     }
 
-    /// Creates the file if needed and brings its schema and views up to date.
-    pub fn init(&self) -> Result<()> {
-        self.writer().map(drop)
-    }
-
     /// Stores a panel under `name` in one transaction. The same content twice adds nothing.
     pub fn import_panel(&self, name: &str, source: &str, panel: &Panel) -> Result<Imported> {
         let mut conn = self.writer()?;

@@ -184,6 +184,10 @@ fn a_late_result_does_not_overwrite_the_state_another_process_recorded() {
         c.execute("UPDATE trials SET state = 'FAIL', reason = 'marked by another process' WHERE number = 0", [])
             .unwrap();
     }
+    // The epochs of a running trial are visible to others within a few seconds.
+    let running_epochs =
+        "SELECT count(*) FROM epoch_metrics JOIN training_runs USING (run_id) WHERE status = 'running'";
+    assert!(wait_for(&env, &mut child, running_epochs, 1), "no epoch of the running trial became visible");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
