@@ -19,6 +19,10 @@ fn setup(space: &str, tickers: &str, days: &str) -> (Env, String) {
     (env, space)
 }
 
+fn tune_args<'a>(space: &'a str, study: &'a str, trials: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    vec!["tune", "--dataset", "s", "--space", space, "--study", study, "--trials", trials, "--epochs", epochs]
+}
+
 fn spawn(env: &Env, args: &[&str]) -> Child {
     env.cmd().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
 }
@@ -66,22 +70,7 @@ fn hold(db: &std::path::Path) -> duckdb::Connection {
 #[test]
 fn ctrl_c_records_interrupted_trials_exits_130_and_the_study_resumes() {
     let (env, space) = setup(SLOW, "8", "1500");
-    let args = [
-        "tune",
-        "--dataset",
-        "s",
-        "--space",
-        &space,
-        "--study",
-        "c",
-        "--trials",
-        "6",
-        "--epochs",
-        "3",
-        "--no-pruning",
-        "--jobs",
-        "2",
-    ];
+    let args = [tune_args(&space, "c", "6", "3"), vec!["--no-pruning", "--jobs", "2"]].concat();
     let mut child = spawn(&env, &args);
     assert!(wait_for(&env, &mut child, "SELECT count(*) FROM trials", 2), "no trials started");
     std::thread::sleep(Duration::from_millis(300));
@@ -128,23 +117,7 @@ fn sigterm_during_train_records_the_run_interrupted_and_exits_143() {
 #[test]
 fn a_process_holding_the_file_past_the_lock_timeout_costs_no_trial_or_fold() {
     let (env, space) = setup(SLOW, "6", "1000");
-    let args = [
-        "--lock-timeout",
-        "0.5",
-        "tune",
-        "--dataset",
-        "s",
-        "--space",
-        &space,
-        "--study",
-        "h",
-        "--trials",
-        "6",
-        "--epochs",
-        "2",
-        "--jobs",
-        "2",
-    ];
+    let args = [vec!["--lock-timeout", "0.5"], tune_args(&space, "h", "6", "2"), vec!["--jobs", "2"]].concat();
     let mut child = spawn(&env, &args);
     assert!(wait_for(&env, &mut child, "SELECT count(*) FROM trials", 1), "no trial started");
     // Longer than the timeout, and long enough for the waiting message (every 10 s).
@@ -174,8 +147,7 @@ fn a_process_holding_the_file_past_the_lock_timeout_costs_no_trial_or_fold() {
 #[test]
 fn a_late_result_does_not_overwrite_the_state_another_process_recorded() {
     let (env, space) = setup(SLOW, "8", "1500");
-    let args =
-        ["tune", "--dataset", "s", "--space", &space, "--study", "l", "--trials", "1", "--epochs", "4", "--no-pruning"];
+    let args = [tune_args(&space, "l", "1", "4"), vec!["--no-pruning"]].concat();
     let mut child = spawn(&env, &args);
     assert!(wait_for(&env, &mut child, "SELECT count(*) FROM trials", 1), "no trial started");
     // Another process decides trial 0 is over (as an orphan sweep would) while it still trains.
@@ -210,8 +182,7 @@ fn a_late_result_does_not_overwrite_the_state_another_process_recorded() {
 fn random_kills_lose_no_finished_trial_or_fold() {
     let (env, space) = setup(SLOW, "6", "1000");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    let tune =
-        ["tune", "--dataset", "s", "--space", &space, "--study", "k", "--trials", "8", "--epochs", "2", "--jobs", "2"];
+    let tune = [tune_args(&space, "k", "8", "2"), vec!["--jobs", "2"]].concat();
     let finished_trials = "SELECT number, state, value FROM trials WHERE state IN ('COMPLETE', 'PRUNED') ORDER BY 1";
     let mut kills = 0;
     while kills < 5 {
