@@ -68,7 +68,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
                 bail!("extended run {id} already finished; run `hptune analyze` next");
             }
             store.reopen_extended_run(id)?;
-            (id.clone(), None)
+            let key = ("extended_training_results.json", "extended_run_id");
+            (id.clone(), super::set_aside_unless_owned(store, &req.out_dir, key, id)?)
         }
         None => start(store, req)?,
     };
@@ -204,11 +205,7 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
         })
         .collect();
     let id = format!("extended-{}", chrono::Local::now().format("%Y%m%d-%H%M%S%.3f"));
-    let old_abs = std::fs::canonicalize(&req.out_dir).ok();
-    let moved_aside = crate::files::move_aside(&req.out_dir)?;
-    if let (Some(old), Some(new)) = (old_abs, &moved_aside) {
-        store.relocate_checkpoints(&old.to_string_lossy(), &std::fs::canonicalize(new)?.to_string_lossy())?;
-    }
+    let moved_aside = super::set_aside(store, &req.out_dir)?;
     store.create_extended_run(
         &ExtendedRun {
             extended_run_id: id.clone(),

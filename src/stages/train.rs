@@ -82,13 +82,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         })?;
         progress.finish();
 
-        let old_abs = std::fs::canonicalize(&req.out_dir).ok();
-        let moved_aside = crate::files::move_aside(&req.out_dir)
-            .with_context(|| format!("moving {} aside", req.out_dir.display()))?;
-        if let (Some(old), Some(new)) = (old_abs, &moved_aside) {
-            let new = std::fs::canonicalize(new)?;
-            store.relocate_checkpoints(&old.to_string_lossy(), &new.to_string_lossy())?;
-        }
+        let moved_aside =
+            super::set_aside(store, &req.out_dir).with_context(|| format!("moving {} aside", req.out_dir.display()))?;
         let mut records = Vec::new();
         for (role, weights, epoch) in
             [("best", &outcome.best, outcome.best_epoch), ("final", &outcome.last, outcome.epochs_run)]

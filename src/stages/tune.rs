@@ -181,6 +181,11 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
             if req.trials > s.n_trials {
                 store.set_study_trials(&s.study_name, req.trials)?;
             }
+            // Resuming an older study where a newer one exported: the newer one's folder is kept.
+            let key = ("trial_results.json", "study");
+            if let Some(moved) = super::set_aside_unless_owned(store, &req.out_dir, key, &s.study_name)? {
+                eprintln!("kept another study's {} as {}", req.out_dir.display(), moved.display());
+            }
             store.study(&s.study_name)?.unwrap()
         }
         None => {
@@ -206,15 +211,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
             let name =
                 req.study.clone().unwrap_or_else(|| format!("study-{}", chrono::Local::now().format("%Y%m%d-%H%M%S")));
             // A new study's outputs do not overwrite an earlier study's.
-            let old_abs = std::fs::canonicalize(&req.out_dir).ok();
-            if let Some(moved) = crate::files::move_aside(&req.out_dir)? {
+            if let Some(moved) = super::set_aside(store, &req.out_dir)? {
                 eprintln!("kept the previous {} as {}", req.out_dir.display(), moved.display());
-                if let Some(old) = old_abs {
-                    store.relocate_checkpoints(
-                        &old.to_string_lossy(),
-                        &std::fs::canonicalize(&moved)?.to_string_lossy(),
-                    )?;
-                }
             }
             store.create_study(&StudyRecord {
                 study_name: name,

@@ -307,6 +307,19 @@ fn two_studies_in_one_folder_and_the_older_resumed_keep_every_checkpoint() {
         let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(&hex, sha, "{path} does not hold what was recorded");
     }
+    // The resumed older study's exports did not mix with the newer one's: b's folder was kept aside.
+    let json = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    assert_eq!(json(env.path("hyperparameter_tuning_results/trial_results.json"))["study"], "a");
+    let kept: Vec<String> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("hyperparameter_tuning_results."))
+        .collect();
+    let studies: Vec<serde_json::Value> =
+        kept.iter().map(|n| json(env.path(n).join("trial_results.json"))["study"].clone()).collect();
+    assert!(studies.contains(&serde_json::json!("b")), "{kept:?} {studies:?}");
     let err = env.fails(&["tune", "--dataset", "s", "--space", &space, "--study", "../x", "--trials", "2"]);
     assert!(err.contains("--study '../x'"), "{err}");
 }
