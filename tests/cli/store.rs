@@ -94,3 +94,27 @@ fn a_file_that_is_not_a_database_is_named_in_the_error() {
     assert!(err.contains("experiments.db"), "{err}");
     assert_eq!(std::fs::read_to_string(&env.db).unwrap(), "not a database");
 }
+
+#[test]
+fn views_are_recreated_only_when_their_checksum_differs() {
+    let env = Env::new();
+    env.ok(&["data", "list"]);
+    let view_sql =
+        |env: &Env| -> String { env.sql_one("SELECT sql FROM duckdb_views() WHERE view_name = 'cv_summary'") };
+    let original = view_sql(&env);
+    // Another definition under the same checksum: a writing command leaves it alone (no re-creation
+    // on each open).
+    {
+        let c = duckdb::Connection::open(&env.db).unwrap();
+        c.execute_batch("CREATE OR REPLACE VIEW cv_summary AS SELECT 1 AS marker").unwrap();
+    }
+    env.ok(&["data", "synth", "--tickers", "2", "--days", "100", "--seed", "1"]);
+    assert!(view_sql(&env).contains("marker"));
+    // Another checksum (views of another hptune): the next read-write open re-creates them.
+    {
+        let c = duckdb::Connection::open(&env.db).unwrap();
+        c.execute_batch("UPDATE hptune_views SET checksum = 'other'").unwrap();
+    }
+    env.ok(&["data", "synth", "--tickers", "2", "--days", "100", "--seed", "2"]);
+    assert_eq!(view_sql(&env), original);
+}
