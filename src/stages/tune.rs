@@ -416,17 +416,10 @@ fn run_trial(
         Ok(())
     });
     // The epoch with the lowest validation loss (the first of equals), as training picks it.
-    let best_of = |epochs: &[EpochMetrics]| -> EpochMetrics {
-        epochs
-            .iter()
-            .fold(None::<&EpochMetrics>, |b, e| match b {
-                Some(b) if b.val_loss <= e.val_loss => Some(b),
-                _ => Some(e),
-            })
-            .expect("at least one epoch ran")
-            .clone()
+    let lowest_loss = |epochs: &[EpochMetrics]| -> EpochMetrics {
+        epochs.iter().reduce(|b, e| if e.val_loss < b.val_loss { e } else { b }).expect("an epoch ran").clone()
     };
-    let (end, checkpoints) = match result {
+    let (end, checkpoints, best_epoch) = match result {
         Ok(outcome) => {
             let dir = req.out_dir.join("checkpoints").join(&study.study_name).join(format!("trial_{number}"));
             let saved = costs::time(Cost::Checkpoint, || {
@@ -440,11 +433,11 @@ fn run_trial(
                 pruned_epoch: None,
                 reason: None,
             };
-            (end, vec![saved])
+            (end, vec![saved], outcome.best_epoch)
         }
         Err(e) => match e.downcast_ref::<Pruned>() {
             Some(p) => {
-                let best = best_of(&epochs);
+                let best = lowest_loss(&epochs);
                 let end = TrialEnd {
                     state: "PRUNED",
                     value: Some(best.val_accuracy),
@@ -452,7 +445,7 @@ fn run_trial(
                     pruned_epoch: Some(p.epoch as i32),
                     reason: Some(p.to_string()),
                 };
-                (end, Vec::new())
+                (end, Vec::new(), best.epoch)
             }
             None => {
                 let _ = store.record_epochs(&run_id, &epochs[recorded..]);
@@ -461,7 +454,6 @@ fn run_trial(
             }
         },
     };
-    let best_epoch = if checkpoints.is_empty() { best_of(&epochs).epoch } else { checkpoints[0].record.epoch as usize };
     let run = (run_id.as_str(), &epochs[recorded..], epochs.len(), best_epoch, checkpoints.as_slice());
     if let Finished::AlreadyEnded { state } = store.finish_trial(&study.study_name, number, run, &end)? {
         eprintln!("trial {number} was already marked {state} by another process; its result is kept as a note");
