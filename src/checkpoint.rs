@@ -95,18 +95,27 @@ pub fn load(store: &Store, path: &Path, device: &Device) -> anyhow::Result<Loade
     from_bytes(store, record, &bytes, &file, device)
 }
 
-/// Loads a recorded checkpoint; a file that is gone is first written again from the database.
+/// Loads a recorded checkpoint; a file that is gone or no longer holds the recorded bytes is first
+/// written again from the database.
 pub fn load_record(store: &Store, record: &CheckpointRecord, device: &Device) -> anyhow::Result<LoadedModel> {
     let path = Path::new(&record.path);
-    if !path.exists() {
-        restore(store, record, path)?;
+    if ensure(store, record, path)? {
         eprintln!("wrote {} again from the database", path.display());
     }
     load(store, path, device)
 }
 
+/// Makes `path` hold a recorded checkpoint's bytes: written from the database when the file is
+/// missing or its sha256 differs. Returns whether it wrote.
+pub fn ensure(store: &Store, record: &CheckpointRecord, path: &Path) -> anyhow::Result<bool> {
+    match std::fs::read(path) {
+        Ok(bytes) if sha256_hex(&bytes) == record.sha256 => Ok(false),
+        _ => restore(store, record, path).map(|()| true),
+    }
+}
+
 /// Writes a recorded checkpoint's bytes (from the database) to `path`.
-pub fn restore(store: &Store, record: &CheckpointRecord, path: &Path) -> anyhow::Result<()> {
+fn restore(store: &Store, record: &CheckpointRecord, path: &Path) -> anyhow::Result<()> {
     let bytes = store.checkpoint_file(&record.sha256)?.with_context(|| {
         format!("the bytes of checkpoint {} are not in {}", record.checkpoint_id, store.path().display())
     })?;

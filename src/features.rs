@@ -92,9 +92,7 @@ pub fn compute(panel: &Panel) -> FeatureTable {
             let c = at(&close, t, k);
             let ret = |h: usize| (c / at(&close, t - h, k)).ln();
             let daily: Vec<f64> = (t - 19..=t).map(|s| (at(&close, s, k) / at(&close, s - 1, k)).ln()).collect();
-            let mean = daily.iter().sum::<f64>() / 20.0;
-            let vol = (daily.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / 19.0).sqrt();
-            let mut row = vec![ret(1), ret(5), ret(20), vol];
+            let mut row = vec![ret(1), ret(5), ret(20), crate::stats::sample_std(&daily)];
             if ohlcv {
                 let mean_v = (t - 19..=t).map(|s| at(&volume, s, k)).sum::<f64>() / 20.0;
                 row.push((at(&high, t, k) / at(&low, t, k)).ln());

@@ -1,5 +1,5 @@
 //! Files: whole-or-nothing writes and moving folders aside. The leaf every writer uses (stages,
-//! checkpoints, the store's CSV copies); it depends on nothing of hptune.
+//! checkpoints, the store's CSV copies); it depends on nothing of hptune but the id clock.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ pub fn move_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
     if !dir.exists() {
         return Ok(None);
     }
-    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let stamp = crate::ids::aside_stamp();
     let mut target = PathBuf::from(format!("{}.{stamp}", dir.display()));
     let mut n = 1;
     while target.exists() {

@@ -13,7 +13,9 @@ pub mod cv;
 pub mod data;
 pub mod features;
 pub mod files;
+pub mod ids;
 pub mod interrupt;
+pub mod layout;
 pub mod model;
 pub mod output;
 pub mod plot;
@@ -21,6 +23,7 @@ pub mod progress;
 pub mod search;
 pub mod split;
 pub mod stages;
+pub mod stats;
 pub mod store;
 
 /// The hptune version, recorded with everything it writes.

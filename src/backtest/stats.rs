@@ -5,6 +5,7 @@
 use chrono::NaiveDate;
 
 use super::Trade;
+use crate::stats::{mean, sample_var as var};
 
 const TRADING_DAYS: f64 = 252.0;
 
@@ -17,23 +18,6 @@ fn geometric_mean(returns: &[f64]) -> f64 {
         return 0.0;
     }
     (returns.iter().map(|r| (1.0 + r).ln()).sum::<f64>() / returns.len() as f64).exp() - 1.0
-}
-
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v.iter().sum::<f64>() / v.len() as f64
-    }
-}
-
-/// Sample variance (ddof 1), NaN below two values.
-fn var(v: &[f64]) -> f64 {
-    if v.len() < 2 {
-        return f64::NAN;
-    }
-    let m = mean(v);
-    v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64
 }
 
 fn or_nan(x: f64) -> f64 {

@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10_000.0)]
     pub cash: f64,
     /// Output folder (an earlier one is moved aside with a timestamp).
-    #[arg(long, default_value = "backtesting_results")]
+    #[arg(long, default_value = crate::layout::BACKTEST_DIR)]
     pub out: PathBuf,
     /// Instead of a backtest, record and print the latest signal per ticker.
     #[arg(long)]

@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Output folder (an earlier run's is moved aside with a timestamp).
-    #[arg(long, default_value = "extended_training_results")]
+    #[arg(long, default_value = crate::layout::EXTENDED_DIR)]
     pub out: PathBuf,
     /// Finish an interrupted or failed extended run (its finished folds are kept).
     #[arg(long, value_name = "EXTENDED_RUN_ID")]

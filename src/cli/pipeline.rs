@@ -94,7 +94,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             pruning: true,
             space_toml,
             device: args.device.clone(),
-            out_dir: out.join("hyperparameter_tuning_results"),
+            out_dir: out.join(crate::layout::TUNING_DIR),
         },
         extend: extend::Request {
             study: None,
@@ -106,12 +106,12 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             seed: args.seed,
             jobs: args.jobs,
             device: args.device.clone(),
-            out_dir: out.join("extended_training_results"),
+            out_dir: out.join(crate::layout::EXTENDED_DIR),
             resume: None,
         },
         analyze: analyze::Request { extended_run: None, out_dir: out.clone() },
         final_epochs: args.final_epochs,
-        final_out: out.join("final_model"),
+        final_out: out.join(crate::layout::FINAL_DIR),
         backtest: backtest::Request {
             model_path: None,
             dataset: None,
@@ -123,7 +123,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             commission_bps: args.commission_bps,
             slippage_bps: args.slippage_bps,
             initial_cash: 10_000.0,
-            out_dir: out.join("backtesting_results"),
+            out_dir: out.join(crate::layout::BACKTEST_DIR),
         },
     };
     let done = pipeline::run(store, &request)?;

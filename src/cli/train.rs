@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Output folder (an existing one is moved aside with a timestamp).
-    #[arg(long, default_value = "final_model")]
+    #[arg(long, default_value = crate::layout::FINAL_DIR)]
     pub out: PathBuf,
 }
 

@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Output folder (an earlier study's is moved aside with a timestamp).
-    #[arg(long, default_value = "hyperparameter_tuning_results")]
+    #[arg(long, default_value = crate::layout::TUNING_DIR)]
     pub out: PathBuf,
 }
 

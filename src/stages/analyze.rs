@@ -43,7 +43,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     let dataset = store
         .dataset_by_id(&run.dataset_id)?
         .with_context(|| format!("dataset {} is no longer in {}", run.dataset_id, store.path().display()))?;
-    let selection_id = format!("selection-{}", chrono::Local::now().format("%Y%m%d-%H%M%S%.3f"));
+    let selection_id = crate::ids::new("selection");
     let config: serde_json::Value = serde_json::from_str(&best.config_json)?;
     let file = json!({
         "config": config,
@@ -85,7 +85,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     };
     store.record_selection(&selection)?;
     let mut moved_aside = Vec::new();
-    for name in ["best_config.json", "analysis_plots"] {
+    for name in [crate::layout::BEST_CONFIG, crate::layout::ANALYSIS_PLOTS] {
         if let Some(p) = crate::files::move_aside(&req.out_dir.join(name))? {
             moved_aside.push(p);
         }

@@ -45,8 +45,8 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
     let device = candle_core::Device::Cpu;
     if let Some(p) = path {
         // A final_model/ export holds best_model/ and final_model/; a checkpoint folder holds the file.
-        let dir =
-            if p.join("best_model").join(checkpoint::FILE).exists() { p.join("best_model") } else { p.to_path_buf() };
+        let best = crate::layout::final_checkpoint_dir(p, "best");
+        let dir = if best.join(checkpoint::FILE).exists() { best } else { p.to_path_buf() };
         let model = checkpoint::load(store, &dir, &device)?;
         return Ok(Chosen { source: "path", why: format!("--model-path {}", p.display()), model });
     }
@@ -65,7 +65,7 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
             seed: 42,
             holdout: super::train::DEFAULT_HOLDOUT,
             device: "cpu".into(),
-            out_dir: PathBuf::from("final_model"),
+            out_dir: PathBuf::from(crate::layout::FINAL_DIR),
         },
     )?;
     let record = store.checkpoint(&format!("{}/best", outcome.run_id))?;
@@ -273,7 +273,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
             calls += 1;
         }
     }
-    let backtest_id = format!("backtest-{}", chrono::Local::now().format("%Y%m%d-%H%M%S%.3f"));
+    let backtest_id = crate::ids::new("backtest");
     let record = BacktestRecord {
         backtest_id: backtest_id.clone(),
         run_id: m.run.run.run_id.clone(),

@@ -68,7 +68,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
                 bail!("extended run {id} already finished; run `hptune analyze` next");
             }
             store.reopen_extended_run(id)?;
-            let key = ("extended_training_results.json", "extended_run_id");
+            let key = super::export::EXTENDED_OWNER;
             (id.clone(), super::set_aside_unless_owned(store, &req.out_dir, key, id)?)
         }
         None => start(store, req)?,
@@ -204,7 +204,7 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
             })
         })
         .collect();
-    let id = format!("extended-{}", chrono::Local::now().format("%Y%m%d-%H%M%S%.3f"));
+    let id = crate::ids::new("extended");
     let moved_aside = super::set_aside(store, &req.out_dir)?;
     store.create_extended_run(
         &ExtendedRun {
@@ -256,9 +256,8 @@ fn train_fold(
 ) -> anyhow::Result<f64> {
     let id = &run.extended_run_id;
     let (rank, k) = (row.config_rank, fold.index);
-    let attempts = store.fold_attempts(id, rank, k)?;
-    let base = format!("{id}/config-{rank}/fold-{k}");
-    let run_id = if attempts == 0 { base } else { format!("{base}/attempt-{}", attempts + 1) };
+    let attempts = store.fold_attempts(&crate::ids::fold_run(id, rank, k, 1))?;
+    let run_id = crate::ids::fold_run(id, rank, k, attempts + 1);
     let scaler = Scaler::fit(table, fold.train.iter().flat_map(|r| r.clone()));
     let mut train_set = build_samples(table, &scaler, fold.train[0].clone(), cfg.seq_len);
     for r in &fold.train[1..] {
@@ -288,7 +287,7 @@ fn train_fold(
             Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(seed), device)?;
         let outcome =
             model::train(&net, &train_set, &val_set, &cfg.settings(seed), |m| Ok(store.record_epoch(&run_id, m)?))?;
-        let dir = out_dir.join(format!("extended_model_{rank}")).join(id).join(format!("fold_{k}"));
+        let dir = crate::layout::fold_checkpoint_dir(out_dir, rank, id, k);
         let saved = checkpoint::save(&dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)?;
         store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, std::slice::from_ref(&saved))?;
         store.finish_fold(id, rank, k, &saved.record.checkpoint_id)?;

@@ -6,7 +6,6 @@ pub mod backtest;
 pub mod check;
 pub mod export;
 pub mod extend;
-pub mod optuna_export;
 pub mod pipeline;
 pub mod train;
 pub mod tune;
@@ -26,19 +25,23 @@ pub(crate) fn set_aside(store: &Store, dir: &Path) -> anyhow::Result<Option<Path
     Ok(moved)
 }
 
-/// Sets `dir` aside when the export `file` in it belongs to another run (its JSON `key` is not
-/// `owner`): a resumed older run then never writes its files among a newer run's.
+/// The run an export file belongs to: the string at JSON `pointer` in `file`, if readable.
+pub(crate) fn owner_of(file: &Path, pointer: &str) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.pointer(pointer)?.as_str().map(str::to_string)
+}
+
+/// Sets `dir` aside when its export `file` belongs to another run (the string at JSON `pointer`
+/// is not `owner`): a resumed older run or an export then never writes among another run's files.
+/// A folder without that file (a run that stopped before its export) stays.
 pub(crate) fn set_aside_unless_owned(
     store: &Store,
     dir: &Path,
-    (file, key): (&str, &str),
+    (file, pointer): (&str, &str),
     owner: &str,
 ) -> anyhow::Result<Option<PathBuf>> {
-    let owned_by = std::fs::read_to_string(dir.join(file))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|json| json.get(key).and_then(|v| v.as_str()).map(str::to_string));
-    match owned_by {
+    match owner_of(&dir.join(file), pointer) {
         Some(other) if other != owner => set_aside(store, dir),
         _ => Ok(None),
     }

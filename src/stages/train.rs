@@ -50,7 +50,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     let train_set = build_samples(&table, &scaler, split.train.clone(), cfg.seq_len);
     let val_set = build_samples(&table, &scaler, split.val.clone(), cfg.seq_len);
 
-    let run_id = format!("train-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f"));
+    let run_id = crate::ids::new("train");
     let d = |i: usize| table.dates[i];
     store.begin_run(&NewRun {
         run_id: run_id.clone(),
@@ -88,7 +88,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         for (role, weights, epoch) in
             [("best", &outcome.best, outcome.best_epoch), ("final", &outcome.last, outcome.epochs_run)]
         {
-            let dir = req.out_dir.join(format!("{role}_model"));
+            let dir = crate::layout::final_checkpoint_dir(&req.out_dir, role);
             records.push(checkpoint::save(&dir, (&run_id, role, epoch), weights, &scaler)?);
         }
         store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, &records)?;

@@ -182,7 +182,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
                 store.set_study_trials(&s.study_name, req.trials)?;
             }
             // Resuming an older study where a newer one exported: the newer one's folder is kept.
-            let key = ("trial_results.json", "study");
+            let key = super::export::TUNING_OWNER;
             if let Some(moved) = super::set_aside_unless_owned(store, &req.out_dir, key, &s.study_name)? {
                 eprintln!("kept another study's {} as {}", req.out_dir.display(), moved.display());
             }
@@ -208,8 +208,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
             let shortest = shortest_seq_len(&space);
             Split::new(&table, shortest, req.holdout)
                 .map_err(|e| anyhow::anyhow!("dataset {} with --holdout {}: {e}", dataset.name, req.holdout))?;
-            let name =
-                req.study.clone().unwrap_or_else(|| format!("study-{}", chrono::Local::now().format("%Y%m%d-%H%M%S")));
+            let name = req.study.clone().unwrap_or_else(|| crate::ids::new("study"));
             // A new study's outputs do not overwrite an earlier study's.
             if let Some(moved) = super::set_aside(store, &req.out_dir)? {
                 eprintln!("kept the previous {} as {}", req.out_dir.display(), moved.display());
@@ -243,7 +242,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
         .context("the study's dataset is no longer in the database")?;
     let (_, panel) = store.load_panel(&dataset_name)?;
     let table = costs::time(Cost::Features, || features::compute(&panel));
-    std::fs::create_dir_all(req.out_dir.join("checkpoints").join(&study.study_name))?;
+    std::fs::create_dir_all(crate::layout::study_checkpoints_dir(&req.out_dir, &study.study_name))?;
 
     let worker = worker_name();
     let progress = Progress::new(format!("tune {}", study.study_name), study.n_trials.max(req.trials));
@@ -369,7 +368,7 @@ fn run_trial(
         let val_set = build_samples(table, &scaler, split.val.clone(), cfg.seq_len);
         (scaler, train_set, val_set)
     });
-    let run_id = format!("{}/trial-{number}", study.study_name);
+    let run_id = crate::ids::trial_run(&study.study_name, number);
     let d = |i: usize| table.dates[i];
     let run = NewRun {
         run_id: run_id.clone(),
@@ -406,7 +405,7 @@ fn run_trial(
             let mut others = store.completed_values_at(&study.study_name, m.epoch)?;
             if others.len() >= PRUNE_STARTUP_TRIALS {
                 others.sort_by(f64::total_cmp);
-                let median = percentile50(&others);
+                let median = crate::stats::percentile_sorted(&others, 50.0);
                 let best_acc = epochs.iter().map(|e| e.val_accuracy).fold(f64::NEG_INFINITY, f64::max);
                 if best_acc < median {
                     return Err(Pruned { epoch: m.epoch, value: best_acc, median }.into());
@@ -421,7 +420,7 @@ fn run_trial(
     };
     let (end, checkpoints, best_epoch) = match result {
         Ok(outcome) => {
-            let dir = req.out_dir.join("checkpoints").join(&study.study_name).join(format!("trial_{number}"));
+            let dir = crate::layout::trial_checkpoint_dir(&req.out_dir, &study.study_name, number);
             let saved = costs::time(Cost::Checkpoint, || {
                 checkpoint::save(&dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)
             })?;
@@ -459,11 +458,4 @@ fn run_trial(
         eprintln!("trial {number} was already marked {state} by another process; its result is kept as a note");
     }
     Ok(end)
-}
-
-/// numpy's median (linear interpolation) of sorted values.
-fn percentile50(sorted: &[f64]) -> f64 {
-    let pos = 0.5 * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }

@@ -307,12 +307,13 @@ impl Store {
         Ok(())
     }
 
-    /// How many training runs a fold has had (attempts), for the next run id.
-    pub fn fold_attempts(&self, id: &str, rank: usize, fold: usize) -> Result<usize> {
+    /// How many training runs a fold has had: its first run `first_run_id` and the attempts after
+    /// it (`first_run_id/attempt-N`).
+    pub fn fold_attempts(&self, first_run_id: &str) -> Result<usize> {
         let conn = self.reader()?;
         let n: i64 = conn.query_row(
-            "SELECT count(*) FROM training_runs WHERE starts_with(run_id, ?)",
-            [format!("{id}/config-{rank}/fold-{fold}")],
+            "SELECT count(*) FROM training_runs WHERE run_id = ?1 OR starts_with(run_id, ?1 || '/attempt-')",
+            [first_run_id],
             |r| r.get(0),
         )?;
         Ok(n as usize)

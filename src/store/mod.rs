@@ -11,6 +11,7 @@ mod backtest;
 mod conn;
 mod extended;
 mod migrate;
+pub mod optuna_sqlite;
 mod training;
 mod tuning;
 mod user_sql;

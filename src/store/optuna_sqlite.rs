@@ -1,14 +1,12 @@
-//! The study as an Optuna SQLite storage (`../shared/ref/optuna-storage.md`), so that
-//! `optuna.load_study(...)` and `optuna-dashboard` open it. Written from database rows into a new
-//! file that replaces the old one only when complete.
+//! A study as an Optuna SQLite storage (`../shared/ref/optuna-storage.md`, schema version 12),
+//! so that `optuna.load_study(...)` and `optuna-dashboard` open it. Written into a new file that
+//! replaces the old one only when complete.
 
 use std::path::Path;
 
 use anyhow::Context;
-use rusqlite::{params, Connection};
-
-use crate::search::Space;
-use crate::store::{StudyRecord, TrialRecord};
+use chrono::NaiveDateTime;
+use rusqlite::{params, Connection, Transaction};
 
 const SCHEMA: &str = r#"
 CREATE TABLE studies (study_id INTEGER NOT NULL, study_name VARCHAR(512) NOT NULL, PRIMARY KEY (study_id));
@@ -48,18 +46,29 @@ CREATE TABLE trial_heartbeats (trial_heartbeat_id INTEGER NOT NULL, trial_id INT
     PRIMARY KEY (trial_heartbeat_id), UNIQUE (trial_id), FOREIGN KEY(trial_id) REFERENCES trials (trial_id));
 "#;
 
-fn when(t: &chrono::NaiveDateTime) -> String {
+/// A trial as Optuna stores it.
+pub struct Trial {
+    pub number: usize,
+    /// COMPLETE, PRUNED, FAIL or RUNNING.
+    pub state: String,
+    pub started_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+    /// User attributes: key and JSON value.
+    pub user_attrs: Vec<(String, String)>,
+    /// Parameter name, value in Optuna's internal representation, distribution JSON.
+    pub params: Vec<(String, f64, String)>,
+    /// Step and value.
+    pub intermediate: Vec<(usize, f64)>,
+    pub value: Option<f64>,
+}
+
+fn when(t: &NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
-/// Writes `path` from a study, its trials and each trial's per-epoch validation accuracy.
-pub fn write(
-    path: &Path,
-    study: &StudyRecord,
-    space: &Space,
-    trials: &[TrialRecord],
-    intermediate: &dyn Fn(&TrialRecord) -> Vec<(usize, f64)>,
-) -> anyhow::Result<()> {
+/// Writes `path` with one study (`name`, whether it maximizes, its user attributes as JSON under
+/// the key `hptune`) and its trials.
+pub fn write(path: &Path, (name, maximize, attrs): (&str, bool, &str), trials: &[Trial]) -> anyhow::Result<()> {
     let tmp = crate::files::partial_path(path);
     let _ = std::fs::remove_file(&tmp);
     {
@@ -68,55 +77,50 @@ pub fn write(
         tx.execute_batch(SCHEMA)?;
         tx.execute("INSERT INTO version_info VALUES (1, 12, ?)", [format!("hptune {}", crate::VERSION)])?;
         tx.execute("INSERT INTO alembic_version VALUES ('v3.2.0.a')", [])?;
-        tx.execute("INSERT INTO studies VALUES (1, ?)", [&study.study_name])?;
-        let direction = if study.direction == "maximize" { "MAXIMIZE" } else { "MINIMIZE" };
-        tx.execute("INSERT INTO study_directions VALUES (1, ?, 1, 0)", [direction])?;
+        tx.execute("INSERT INTO studies VALUES (1, ?)", [name])?;
         tx.execute(
-            "INSERT INTO study_user_attributes VALUES (1, 1, 'hptune', ?)",
-            [serde_json::json!({"seed": study.seed, "epochs": study.epochs, "n_trials": study.n_trials}).to_string()],
+            "INSERT INTO study_directions VALUES (1, ?, 1, 0)",
+            [if maximize { "MAXIMIZE" } else { "MINIMIZE" }],
         )?;
-        let (mut param_id, mut value_id, mut inter_id) = (0, 0, 0);
+        tx.execute("INSERT INTO study_user_attributes VALUES (1, 1, 'hptune', ?)", [attrs])?;
         for (i, t) in trials.iter().enumerate() {
-            let trial_id = i as i64 + 1;
-            let complete = t.finished_at.as_ref().map(when);
-            tx.execute(
-                "INSERT INTO trials VALUES (?, ?, 1, ?, ?, ?)",
-                params![trial_id, t.number as i64, t.state, when(&t.started_at), complete],
-            )?;
-            tx.execute(
-                "INSERT INTO trial_user_attributes VALUES (?, ?, 'phase', ?)",
-                params![trial_id, trial_id, serde_json::to_string(&t.phase)?],
-            )?;
-            for p in &space.params {
-                let Some(v) = t.params.get(&p.name) else { continue };
-                let Some(internal) = p.dist.to_internal(v) else { continue };
-                let stored = if p.dist.is_categorical() { internal } else { v.as_f64().unwrap_or(internal) };
-                param_id += 1;
-                tx.execute(
-                    "INSERT INTO trial_params VALUES (?, ?, ?, ?, ?)",
-                    params![param_id, trial_id, p.name, stored, p.dist.optuna_json().to_string()],
-                )?;
-            }
-            let steps = intermediate(t);
-            for (step, value) in &steps {
-                inter_id += 1;
-                tx.execute(
-                    "INSERT INTO trial_intermediate_values VALUES (?, ?, ?, ?, 'FINITE')",
-                    params![inter_id, trial_id, *step as i64, value],
-                )?;
-            }
-            // A COMPLETE trial has its value; a PRUNED one its last intermediate value.
-            let value = match t.state.as_str() {
-                "COMPLETE" => t.value,
-                "PRUNED" => steps.last().map(|s| s.1),
-                _ => None,
-            };
-            if let Some(v) = value {
-                value_id += 1;
-                tx.execute("INSERT INTO trial_values VALUES (?, ?, 0, ?, 'FINITE')", params![value_id, trial_id, v])?;
-            }
+            insert_trial(&tx, i as i64 + 1, t)?;
         }
         tx.commit()?;
     }
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// One trial's rows; SQLite numbers its attribute, parameter, value and intermediate rows.
+fn insert_trial(tx: &Transaction, trial_id: i64, t: &Trial) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO trials VALUES (?, ?, 1, ?, ?, ?)",
+        params![trial_id, t.number as i64, t.state, when(&t.started_at), t.finished_at.as_ref().map(when)],
+    )?;
+    for (key, value) in &t.user_attrs {
+        tx.execute(
+            "INSERT INTO trial_user_attributes (trial_id, key, value_json) VALUES (?, ?, ?)",
+            params![trial_id, key, value],
+        )?;
+    }
+    for (name, value, distribution) in &t.params {
+        tx.execute(
+            "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) VALUES (?, ?, ?, ?)",
+            params![trial_id, name, value, distribution],
+        )?;
+    }
+    for (step, value) in &t.intermediate {
+        tx.execute(
+            "INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, intermediate_value_type)
+             VALUES (?, ?, ?, 'FINITE')",
+            params![trial_id, *step as i64, value],
+        )?;
+    }
+    if let Some(v) = t.value {
+        tx.execute(
+            "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?, 0, ?, 'FINITE')",
+            params![trial_id, v],
+        )?;
+    }
+    Ok(())
 }

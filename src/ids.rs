@@ -1,0 +1,29 @@
+//! Identifiers: one format and one clock (UTC) for every id hptune makes, and the shapes of the
+//! run ids derived from them.
+
+/// A new id of `kind`, from the time in UTC to the millisecond: `train-20261130-153700.123`.
+/// Sorts by time as text.
+pub fn new(kind: &str) -> String {
+    format!("{kind}-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f"))
+}
+
+/// The suffix of a folder moved aside: the time in UTC to the second.
+pub fn aside_stamp() -> String {
+    chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string()
+}
+
+/// The training run of a study's trial.
+pub fn trial_run(study: &str, number: usize) -> String {
+    format!("{study}/trial-{number}")
+}
+
+/// The training run of a configuration's fold in an extended run; a retried fold's later attempts
+/// (`attempt` from 2) get their own.
+pub fn fold_run(extended_run_id: &str, rank: usize, fold: usize, attempt: usize) -> String {
+    let base = format!("{extended_run_id}/config-{rank}/fold-{fold}");
+    if attempt <= 1 {
+        base
+    } else {
+        format!("{base}/attempt-{attempt}")
+    }
+}
