@@ -13,6 +13,9 @@
 
 use std::ops::Range;
 
+/// A fold accepts as few samples as a split does.
+pub use crate::split::{MIN_TRAIN, MIN_VAL};
+
 /// Days from a decision to the end of its label: the next close.
 pub const LABEL_HORIZON: usize = 1;
 
@@ -55,10 +58,6 @@ impl Fold {
         (self.train[0].start, self.train.last().unwrap().end - 1)
     }
 }
-
-/// Fewest samples a fold accepts in each part.
-pub const MIN_TRAIN: usize = 50;
-pub const MIN_VAL: usize = 10;
 
 /// The folds over the samples decided at `samples` (date indices).
 pub fn folds(

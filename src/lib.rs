@@ -12,18 +12,18 @@ pub mod costs;
 pub mod cv;
 pub mod data;
 pub mod features;
-pub mod files;
-pub mod ids;
+pub(crate) mod files;
+pub(crate) mod ids;
 pub mod interrupt;
-pub mod layout;
+pub(crate) mod layout;
 pub mod model;
-pub mod output;
-pub mod plot;
-pub mod progress;
+pub(crate) mod output;
+pub(crate) mod plot;
+pub(crate) mod progress;
 pub mod search;
-pub mod split;
+pub(crate) mod split;
 pub mod stages;
-pub mod stats;
+pub(crate) mod stats;
 pub mod store;
 
 /// The hptune version, recorded with everything it writes.

@@ -13,9 +13,12 @@ use crate::features::{FeatureTable, WARMUP};
 /// Share of the training span's samples kept for validation.
 pub const VAL_FRACTION: f64 = 0.2;
 
-/// Fewest samples a split accepts in each part.
+/// Fewest samples a split, or a cross-validation fold, accepts in each part.
 pub const MIN_TRAIN: usize = 50;
 pub const MIN_VAL: usize = 10;
+
+/// Share of the most recent dates reserved for the backtest by default.
+pub const DEFAULT_HOLDOUT: f64 = 0.2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {

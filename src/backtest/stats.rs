@@ -34,6 +34,8 @@ fn days(a: NaiveDate, b: NaiveDate) -> f64 {
 
 /// The statistics of one equity curve (at each day's close) with its trades, against the
 /// buy-and-hold curve `benchmark` of the same capital. Names and order as backtesting.py prints.
+/// Long because it is one table: each figure is a line, in backtesting.py's order, beside the
+/// inputs it shares with the others.
 pub fn compute(dates: &[NaiveDate], equity: &[f64], benchmark: &[f64], trades: &[&Trade]) -> Vec<(&'static str, f64)> {
     let n = equity.len();
     assert!(n > 0 && dates.len() == n && benchmark.len() == n);

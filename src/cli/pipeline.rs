@@ -9,9 +9,9 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use crate::backtest::Mode;
 use crate::cv::Scheme;
 use crate::data::SHIPPED;
+use crate::split::DEFAULT_HOLDOUT;
 use crate::stages::check;
 use crate::stages::pipeline::{self, Request};
-use crate::stages::train::DEFAULT_HOLDOUT;
 use crate::stages::{analyze, backtest, extend, tune};
 use crate::store::Store;
 

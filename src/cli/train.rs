@@ -7,7 +7,8 @@ use anyhow::{bail, Context};
 use crate::checkpoint::sha256_hex;
 use crate::data::SHIPPED;
 use crate::model::ModelConfig;
-use crate::stages::train::{self, Request, DEFAULT_HOLDOUT};
+use crate::split::DEFAULT_HOLDOUT;
+use crate::stages::train::{self, Request};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,7 @@ use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use crate::data::SHIPPED;
-use crate::stages::train::DEFAULT_HOLDOUT;
+use crate::split::DEFAULT_HOLDOUT;
 use crate::stages::tune::{self, Request};
 use crate::store::Store;
 

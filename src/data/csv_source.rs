@@ -4,7 +4,7 @@
 //! Every problem is reported with the file and line; nothing is half-read.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -145,47 +145,8 @@ fn parse(
     bars: &mut Vec<Bar>,
     lines: &mut Vec<(usize, u64)>,
 ) -> Result<(), DataError> {
-    let file_err = |problem: String| DataError::File { path: path.to_path_buf(), problem };
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(reader);
-    let headers = rdr.byte_headers().map_err(|e| file_err(format!("cannot read the header: {e}")))?.clone();
-    if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
-        return Err(file_err("the file is empty; expected a header line such as date,ticker,close".into()));
-    }
-    let mut cols: HashMap<Field, usize> = HashMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        let name = String::from_utf8_lossy(h);
-        if let Some(f) = field_of(&name) {
-            if cols.insert(f, i).is_some() {
-                return Err(DataError::Line {
-                    path: path.to_path_buf(),
-                    line: 1,
-                    problem: format!("column '{name}' appears twice"),
-                });
-            }
-        }
-    }
-    let need: &[(Field, &str)] = if fixed_ticker.is_some() {
-        &[(Field::Date, "Date"), (Field::Close, "Close")]
-    } else {
-        &[(Field::Date, "date"), (Field::Ticker, "ticker"), (Field::Close, "close")]
-    };
-    let missing: Vec<&str> = need.iter().filter(|(f, _)| !cols.contains_key(f)).map(|(_, n)| *n).collect();
-    if !missing.is_empty() {
-        let expected = if fixed_ticker.is_some() {
-            "Date,Open,High,Low,Close,Adj Close,Volume"
-        } else {
-            "date,ticker,close[,open,high,low,volume]"
-        };
-        return Err(DataError::Line {
-            path: path.to_path_buf(),
-            line: 1,
-            problem: format!(
-                "missing column(s) {}; the header is '{}', expected {expected}",
-                missing.join(", "),
-                String::from_utf8_lossy(headers.as_slice()).trim(),
-            ),
-        });
-    }
+    let cols = columns(&mut rdr, path, fixed_ticker.is_some())?;
     let fixed = fixed_ticker.map(|t| tickers.intern(t));
     let mut record = csv::ByteRecord::new();
     loop {
@@ -198,58 +159,106 @@ fn parse(
             }
         }
         let line = record.position().map_or(0, |p| p.line());
-        let bad = |problem: String| DataError::Line { path: path.to_path_buf(), line, problem };
         let text = |f: Field| cols.get(&f).map(|&i| std::str::from_utf8(&record[i]).unwrap_or("").trim());
-        let date_s = text(Field::Date).unwrap();
-        let date =
-            parse_date(date_s).ok_or_else(|| bad(format!("date '{date_s}' is not a date; expected YYYY-MM-DD")))?;
-        let ticker = match fixed {
-            Some(t) => t,
-            None => {
-                let t = text(Field::Ticker).unwrap();
-                check_ticker(t).map_err(bad)?;
-                tickers.intern(t)
-            }
-        };
-        let price = |f: Field, name: &str| -> Result<Option<f64>, DataError> {
-            let Some(s) = text(f) else { return Ok(None) };
-            let v: f64 = s.parse().map_err(|_| bad(format!("{name} '{s}' is not a number")))?;
-            if !v.is_finite() || v <= 0.0 {
-                return Err(bad(format!("{name} must be a positive finite price, got '{s}'")));
-            }
-            Ok(Some(v))
-        };
-        let close = price(Field::Close, "close")?.unwrap();
-        let adj = price(Field::AdjClose, "adj close")?;
-        let mut open = price(Field::Open, "open")?;
-        let mut high = price(Field::High, "high")?;
-        let mut low = price(Field::Low, "low")?;
-        let volume = match text(Field::Volume) {
-            None => None,
-            Some(s) => {
-                let v: f64 = s.parse().map_err(|_| bad(format!("volume '{s}' is not a number")))?;
-                if !v.is_finite() || v < 0.0 {
-                    return Err(bad(format!("volume must be a finite number >= 0, got '{s}'")));
-                }
-                Some(v)
-            }
-        };
-        // Adjusted close replaces close; open/high/low are scaled by the same factor so that
-        // ratios between them stay meaningful.
-        let close = match adj {
-            Some(a) => {
-                let k = a / close;
-                for p in [&mut open, &mut high, &mut low] {
-                    *p = p.map(|x| x * k);
-                }
-                a
-            }
-            None => close,
-        };
-        bars.push(Bar { date, ticker, open, high, low, close, volume });
+        let bar =
+            row(text, fixed, tickers).map_err(|problem| DataError::Line { path: path.to_path_buf(), line, problem })?;
+        bars.push(bar);
         lines.push((file_index, line));
     }
     Ok(())
+}
+
+/// The header's columns, by field; refuses a missing or repeated column.
+fn columns(
+    rdr: &mut csv::Reader<impl Read>,
+    path: &Path,
+    fixed_ticker: bool,
+) -> Result<HashMap<Field, usize>, DataError> {
+    let file_err = |problem: String| DataError::File { path: path.to_path_buf(), problem };
+    let line_err = |problem: String| DataError::Line { path: path.to_path_buf(), line: 1, problem };
+    let headers = rdr.byte_headers().map_err(|e| file_err(format!("cannot read the header: {e}")))?.clone();
+    if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+        return Err(file_err("the file is empty; expected a header line such as date,ticker,close".into()));
+    }
+    let mut cols: HashMap<Field, usize> = HashMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        let name = String::from_utf8_lossy(h);
+        if let Some(f) = field_of(&name) {
+            if cols.insert(f, i).is_some() {
+                return Err(line_err(format!("column '{name}' appears twice")));
+            }
+        }
+    }
+    let need: &[(Field, &str)] = if fixed_ticker {
+        &[(Field::Date, "Date"), (Field::Close, "Close")]
+    } else {
+        &[(Field::Date, "date"), (Field::Ticker, "ticker"), (Field::Close, "close")]
+    };
+    let missing: Vec<&str> = need.iter().filter(|(f, _)| !cols.contains_key(f)).map(|(_, n)| *n).collect();
+    if !missing.is_empty() {
+        let expected = if fixed_ticker {
+            "Date,Open,High,Low,Close,Adj Close,Volume"
+        } else {
+            "date,ticker,close[,open,high,low,volume]"
+        };
+        return Err(line_err(format!(
+            "missing column(s) {}; the header is '{}', expected {expected}",
+            missing.join(", "),
+            String::from_utf8_lossy(headers.as_slice()).trim(),
+        )));
+    }
+    Ok(cols)
+}
+
+/// One row as a bar; the error says what is wrong with it. `text` gives a column's text, if the
+/// file has that column (date, close and, without `fixed`, ticker are known to be there).
+fn row<'r>(text: impl Fn(Field) -> Option<&'r str>, fixed: Option<u32>, tickers: &mut Tickers) -> Result<Bar, String> {
+    let date_s = text(Field::Date).unwrap_or_default();
+    let date = parse_date(date_s).ok_or_else(|| format!("date '{date_s}' is not a date; expected YYYY-MM-DD"))?;
+    let ticker = match fixed {
+        Some(t) => t,
+        None => {
+            let t = text(Field::Ticker).unwrap_or_default();
+            check_ticker(t)?;
+            tickers.intern(t)
+        }
+    };
+    let price = |f: Field, name: &str| -> Result<Option<f64>, String> {
+        let Some(s) = text(f) else { return Ok(None) };
+        let v: f64 = s.parse().map_err(|_| format!("{name} '{s}' is not a number"))?;
+        if !v.is_finite() || v <= 0.0 {
+            return Err(format!("{name} must be a positive finite price, got '{s}'"));
+        }
+        Ok(Some(v))
+    };
+    let close = price(Field::Close, "close")?.unwrap_or_default();
+    let adj = price(Field::AdjClose, "adj close")?;
+    let mut open = price(Field::Open, "open")?;
+    let mut high = price(Field::High, "high")?;
+    let mut low = price(Field::Low, "low")?;
+    let volume = match text(Field::Volume) {
+        None => None,
+        Some(s) => {
+            let v: f64 = s.parse().map_err(|_| format!("volume '{s}' is not a number"))?;
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!("volume must be a finite number >= 0, got '{s}'"));
+            }
+            Some(v)
+        }
+    };
+    // Adjusted close replaces close; open/high/low are scaled by the same factor so that
+    // ratios between them stay meaningful.
+    let close = match adj {
+        Some(a) => {
+            let k = a / close;
+            for p in [&mut open, &mut high, &mut low] {
+                *p = p.map(|x| x * k);
+            }
+            a
+        }
+        None => close,
+    };
+    Ok(Bar { date, ticker, open, high, low, close, volume })
 }
 
 fn parse_date(s: &str) -> Option<NaiveDate> {
@@ -294,22 +303,24 @@ fn finish(
 
 /// Writes a panel as a long CSV (`date,ticker,open,high,low,close,volume`, or `date,ticker,close`
 /// for close-only data) that [`read_long_csv`] reads back to the same content hash.
-pub fn write_long_csv(panel: &Panel, out: impl std::io::Write) -> std::io::Result<()> {
-    let mut w = std::io::BufWriter::new(out);
+pub fn write_long_csv(panel: &Panel, out: impl std::io::Write) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
     let ohlcv = panel.has_ohlcv();
     if ohlcv {
-        writeln!(w, "date,ticker,open,high,low,close,volume")?;
+        w.write_record(["date", "ticker", "open", "high", "low", "close", "volume"])?;
     } else {
-        writeln!(w, "date,ticker,close")?;
+        w.write_record(["date", "ticker", "close"])?;
     }
     for b in &panel.bars {
-        let t = &panel.tickers[b.ticker as usize];
+        let (date, ticker) = (b.date.to_string(), panel.tickers[b.ticker as usize].as_str());
         if ohlcv {
             let (o, h, l, v) = (b.open.unwrap(), b.high.unwrap(), b.low.unwrap(), b.volume.unwrap());
-            writeln!(w, "{},{t},{o},{h},{l},{},{v}", b.date, b.close)?;
+            let values = [o, h, l, b.close, v].map(|x| x.to_string());
+            w.write_record([date.as_str(), ticker].into_iter().chain(values.iter().map(String::as_str)))?;
         } else {
-            writeln!(w, "{},{t},{}", b.date, b.close)?;
+            w.write_record([date.as_str(), ticker, b.close.to_string().as_str()])?;
         }
     }
-    w.flush()
+    w.flush()?;
+    Ok(())
 }

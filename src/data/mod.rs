@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
-pub use csv_source::{read_long_csv, read_path, write_long_csv, Shipped, SHIPPED};
+pub use csv_source::{read_long_csv, read_path, write_long_csv, SHIPPED};
 
 /// Why input data was refused. Each names the file and, where there is one, the line.
 #[derive(Debug, thiserror::Error)]

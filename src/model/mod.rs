@@ -7,7 +7,7 @@ mod net;
 mod train;
 
 pub use config::{ModelConfig, ModelType, CONFIG_KEYS};
-pub use net::{accuracy, bce_mean, bce_with_logits, Net, NetShape};
+pub use net::{accuracy, bce_mean, Net, NetShape};
 pub use train::{
     adamw, build_inputs, build_samples, run_epoch, train, EpochMetrics, Samples, TrainOutcome, TrainSettings,
 };

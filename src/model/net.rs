@@ -218,10 +218,6 @@ impl Net {
         candle_core::safetensors::save(weights, path)
     }
 
-    pub fn load_weights(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
-        candle_core::safetensors::load(path, device)
-    }
-
     pub fn n_params(&self) -> usize {
         self.params.iter().map(|(_, v)| v.elem_count()).sum()
     }

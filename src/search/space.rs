@@ -85,6 +85,79 @@ struct RawParam {
     choices: Option<Vec<toml::Value>>,
 }
 
+impl RawParam {
+    fn distribution(self) -> Result<Distribution, String> {
+        match self.kind.as_str() {
+            "float" => self.float(),
+            "int" => self.int(),
+            "categorical" => self.categorical(),
+            other => Err(format!("type must be float, int or categorical, got '{other}'")),
+        }
+    }
+
+    fn float(self) -> Result<Distribution, String> {
+        let (Some(low), Some(high)) = (num(&self.low), num(&self.high)) else {
+            return Err("a float needs numeric low and high".into());
+        };
+        let log = self.log.unwrap_or(false);
+        let step = num(&self.step);
+        if !(low.is_finite() && high.is_finite() && low < high) {
+            return Err(format!("needs low < high, got low {low}, high {high}"));
+        }
+        if log && low <= 0.0 {
+            return Err(format!("a log parameter needs low > 0, got {low}"));
+        }
+        if let Some(s) = step {
+            if log || s <= 0.0 || s > high - low {
+                return Err("step must be > 0, at most high - low, and not combined with log".into());
+            }
+        }
+        if self.choices.is_some() {
+            return Err("choices belong to categorical parameters".into());
+        }
+        Ok(Distribution::Float { low, high, log, step })
+    }
+
+    fn int(self) -> Result<Distribution, String> {
+        let (Some(low), Some(high)) = (int(&self.low), int(&self.high)) else {
+            return Err("an int needs integer low and high".into());
+        };
+        let log = self.log.unwrap_or(false);
+        let step = match &self.step {
+            Some(_) => int(&self.step).ok_or("step of an int must be an integer")?,
+            None => 1,
+        };
+        if low >= high {
+            return Err(format!("needs low < high, got low {low}, high {high}"));
+        }
+        if log && (low < 1 || step != 1) {
+            return Err("a log int needs low >= 1 and no step".into());
+        }
+        if step < 1 || (high - low) % step != 0 {
+            return Err(format!("step must be >= 1 and divide high - low, got {step}"));
+        }
+        Ok(Distribution::Int { low, high, log, step })
+    }
+
+    fn categorical(self) -> Result<Distribution, String> {
+        let choices = self.choices.ok_or("a categorical needs choices = [...]")?;
+        if choices.is_empty() {
+            return Err("choices is empty".into());
+        }
+        let choices = choices
+            .into_iter()
+            .map(|c| match c {
+                toml::Value::String(s) => Ok(Json::from(s)),
+                toml::Value::Integer(i) => Ok(Json::from(i)),
+                toml::Value::Float(f) => Ok(Json::from(f)),
+                toml::Value::Boolean(b) => Ok(Json::from(b)),
+                other => Err(format!("choice {other} is not a string, number or boolean")),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Distribution::Categorical { choices })
+    }
+}
+
 fn num(v: &Option<toml::Value>) -> Option<f64> {
     match v {
         Some(toml::Value::Float(f)) => Some(*f),
@@ -105,83 +178,16 @@ impl Space {
         Self::from_toml(DEFAULT_TOML).expect("the default space is valid")
     }
 
-    /// Parses a space: one table per parameter, `type = "float" | "int" | "categorical"`.
-    /// Errors name the parameter.
+    /// Parses a space: one table per parameter, in the file's order, `type = "float" | "int" |
+    /// "categorical"`. Errors name the parameter.
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        // toml keeps the file's key order only with preserve_order; parse the order separately.
         let table: toml::Table =
             text.parse().map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
-        let order = key_order(text, &table);
         let mut params = Vec::new();
-        for name in order {
-            let raw: RawParam = table[&name]
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| format!("parameter '{name}': {}", e.message()))?;
-            let bad = |what: &str| format!("parameter '{name}': {what}");
-            let dist = match raw.kind.as_str() {
-                "float" => {
-                    let (Some(low), Some(high)) = (num(&raw.low), num(&raw.high)) else {
-                        return Err(bad("a float needs numeric low and high"));
-                    };
-                    let log = raw.log.unwrap_or(false);
-                    let step = num(&raw.step);
-                    if !(low.is_finite() && high.is_finite() && low < high) {
-                        return Err(bad(&format!("needs low < high, got low {low}, high {high}")));
-                    }
-                    if log && low <= 0.0 {
-                        return Err(bad(&format!("a log parameter needs low > 0, got {low}")));
-                    }
-                    if let Some(s) = step {
-                        if log || s <= 0.0 || s > high - low {
-                            return Err(bad("step must be > 0, at most high - low, and not combined with log"));
-                        }
-                    }
-                    if raw.choices.is_some() {
-                        return Err(bad("choices belong to categorical parameters"));
-                    }
-                    Distribution::Float { low, high, log, step }
-                }
-                "int" => {
-                    let (Some(low), Some(high)) = (int(&raw.low), int(&raw.high)) else {
-                        return Err(bad("an int needs integer low and high"));
-                    };
-                    let log = raw.log.unwrap_or(false);
-                    let step = if raw.step.is_some() {
-                        int(&raw.step).ok_or_else(|| bad("step of an int must be an integer"))?
-                    } else {
-                        1
-                    };
-                    if low >= high {
-                        return Err(bad(&format!("needs low < high, got low {low}, high {high}")));
-                    }
-                    if log && (low < 1 || step != 1) {
-                        return Err(bad("a log int needs low >= 1 and no step"));
-                    }
-                    if step < 1 || (high - low) % step != 0 {
-                        return Err(bad(&format!("step must be >= 1 and divide high - low, got {step}")));
-                    }
-                    Distribution::Int { low, high, log, step }
-                }
-                "categorical" => {
-                    let choices = raw.choices.ok_or_else(|| bad("a categorical needs choices = [...]"))?;
-                    if choices.is_empty() {
-                        return Err(bad("choices is empty"));
-                    }
-                    let choices: Vec<Json> = choices
-                        .into_iter()
-                        .map(|c| match c {
-                            toml::Value::String(s) => Ok(Json::from(s)),
-                            toml::Value::Integer(i) => Ok(Json::from(i)),
-                            toml::Value::Float(f) => Ok(Json::from(f)),
-                            toml::Value::Boolean(b) => Ok(Json::from(b)),
-                            other => Err(bad(&format!("choice {other} is not a string, number or boolean"))),
-                        })
-                        .collect::<Result<_, _>>()?;
-                    Distribution::Categorical { choices }
-                }
-                other => return Err(bad(&format!("type must be float, int or categorical, got '{other}'"))),
-            };
+        for (name, value) in table {
+            let raw: RawParam =
+                value.try_into().map_err(|e: toml::de::Error| format!("parameter '{name}': {}", e.message()))?;
+            let dist = raw.distribution().map_err(|e| format!("parameter '{name}': {e}"))?;
             params.push(Param { name, dist });
         }
         if params.is_empty() {
@@ -194,19 +200,6 @@ impl Space {
     pub fn bounds(&self) -> Vec<(f64, f64)> {
         self.params.iter().map(|p| p.dist.bounds()).collect()
     }
-}
-
-/// Keys of the top-level tables in the order they appear in the text.
-fn key_order(text: &str, table: &toml::Table) -> Vec<String> {
-    let mut seen: Vec<(usize, String)> = table
-        .keys()
-        .map(|k| {
-            let pos = text.find(&format!("[{k}]")).or_else(|| text.find(&format!("[\"{k}\"]"))).unwrap_or(usize::MAX);
-            (pos, k.clone())
-        })
-        .collect();
-    seen.sort();
-    seen.into_iter().map(|(_, k)| k).collect()
 }
 
 impl Distribution {

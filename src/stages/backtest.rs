@@ -12,7 +12,7 @@ use crate::checkpoint::{self, LoadedModel};
 use crate::cv::LABEL_HORIZON;
 use crate::features::{self, FeatureTable, WARMUP};
 use crate::model::{build_inputs, ModelConfig};
-use crate::store::{BacktestRecord, EquityRow, SignalRow, StatRow, Store, TradeRow};
+use crate::store::{BacktestRecord, CheckpointRecord, EquityRow, SignalRow, StatRow, Store, TradeRow};
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -39,8 +39,30 @@ pub struct Chosen {
     pub model: LoadedModel,
 }
 
-/// Picks the model: `--model-path`, else the newest final model, extended model, best tuning
-/// checkpoint, and last a default configuration trained now.
+/// The recorded model a backtest picks, with its source and why, in this order: the newest final
+/// model, the newest extended run's best configuration (its last fold, trained on the most data),
+/// the newest study's best trial.
+pub fn recorded_model(store: &Store) -> anyhow::Result<Option<(&'static str, CheckpointRecord, String)>> {
+    if let Some(c) = store.newest_final_model()? {
+        let why = format!("the newest final model (hptune train run {})", c.run_id);
+        return Ok(Some(("final", c, why)));
+    }
+    if let Some((c, pick)) = store.newest_extended_best()? {
+        let why = format!(
+            "the newest extended run ({}): its best configuration, trial {}, fold {} (trained on the most data)",
+            pick.extended_run_id, pick.trial_number, pick.fold
+        );
+        return Ok(Some(("extended", c, why)));
+    }
+    if let Some((c, (study, number))) = store.newest_study_best()? {
+        let why = format!("the best trial ({number}) of the newest study ({study})");
+        return Ok(Some(("tuning", c, why)));
+    }
+    Ok(None)
+}
+
+/// Picks the model: `--model-path`, else the recorded model, and last a default configuration
+/// trained now.
 pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Option<&str>) -> anyhow::Result<Chosen> {
     let device = candle_core::Device::Cpu;
     if let Some(p) = path {
@@ -50,7 +72,7 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
         let model = checkpoint::load(store, &dir, &device)?;
         return Ok(Chosen { source: "path", why: format!("--model-path {}", p.display()), model });
     }
-    if let Some((source, record, why)) = store.model_candidates()?.into_iter().next() {
+    if let Some((source, record, why)) = recorded_model(store)? {
         let model = checkpoint::load_record(store, &record, &device)?;
         return Ok(Chosen { source, why, model });
     }
@@ -63,7 +85,7 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
             config_source: "default configuration (no model in the database)".into(),
             dataset,
             seed: 42,
-            holdout: super::train::DEFAULT_HOLDOUT,
+            holdout: crate::split::DEFAULT_HOLDOUT,
             device: "cpu".into(),
             out_dir: PathBuf::from(crate::layout::FINAL_DIR),
         },
@@ -132,73 +154,129 @@ fn first_unseen(m: &LoadedModel, table: &FeatureTable) -> Option<NaiveDate> {
 
 pub struct Outcome {
     pub backtest_id: String,
-    pub chosen_why: String,
-    pub source: &'static str,
     pub dataset: String,
     pub moved_aside: Option<PathBuf>,
 }
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
-    if !(req.threshold > 0.0 && req.threshold < 1.0) {
-        bail!("--threshold must be between 0 and 1, got {}", req.threshold);
-    }
-    for (flag, v) in [("--commission-bps", req.commission_bps), ("--slippage-bps", req.slippage_bps)] {
-        if !(0.0..1000.0).contains(&v) {
-            bail!("{flag} must be in [0, 1000) basis points, got {v}");
-        }
-    }
-    if !(req.initial_cash.is_finite() && req.initial_cash > 0.0) {
-        bail!("--cash must be a positive amount, got {}", req.initial_cash);
-    }
+    check_settings(req.threshold, req.commission_bps, req.slippage_bps, req.initial_cash)?;
     let chosen = choose_model(store, req.model_path.as_deref(), req.dataset.as_deref())?;
     eprintln!("model: {} ({})", chosen.why, chosen.model.checkpoint.path);
     let m = &chosen.model;
     let (dataset, dataset_id, table) = model_table(store, m, req.dataset.as_deref())?;
-    let unseen = first_unseen(m, &table);
-    let first_possible = WARMUP + m.config.seq_len - 1;
-    let start = match (req.start, unseen) {
-        (Some(s), Some(u)) if s < u && !req.include_training => bail!(
-            "--start {s} overlaps the model's training data (it has seen the days before {u}): \
-             start on or after {u}, or pass --include-training to allow it (the results are marked in-sample)"
-        ),
-        (Some(s), _) => s,
-        (None, Some(u)) => u,
-        (None, None) => bail!(
-            "the model {} was trained on every day of {dataset}: there is no day after its training data; \
-             use newer data (--dataset), or --include-training with --start",
-            m.run.run.run_id
-        ),
-    };
-    let t0 = table.dates.partition_point(|d| *d < start).max(first_possible);
-    let t1 = match req.end {
-        Some(e) => table.dates.partition_point(|d| *d <= e),
-        None => table.dates.len(),
-    };
-    if t1 < t0 + 2 {
-        bail!(
-            "the backtest period of {dataset} from {start} has {} day(s) (at least 2 needed): the data ends on {}; \
-             use a dataset with later days, an earlier --start, or --include-training with --start",
-            t1.saturating_sub(t0),
-            table.dates.last().unwrap()
-        );
-    }
-    let in_sample = unseen.is_none_or(|u| table.dates[t0] < u);
-    let n = table.tickers.len();
-    let probs = probabilities(m, &table, t0..t1)?;
+    let period = Period::choose(m, &table, req, &dataset)?;
+    let probs = probabilities(m, &table, period.t0..period.t1)?;
     let targets: Vec<i8> = probs.iter().map(|&p| req.mode.position(p, req.threshold)).collect();
     let settings =
         Settings { commission_bps: req.commission_bps, slippage_bps: req.slippage_bps, initial_cash: req.initial_cash };
-    let dates = &table.dates[t0..t1];
-    let close = &table.closes[t0 * n..t1 * n];
-    let open = table.opens.as_ref().map(|o| &o[t0 * n..t1 * n]);
-    let out = backtest::run(&Market { dates, tickers: n, close, open }, &targets, &settings);
+    let n = table.tickers.len();
+    let (t0, t1) = (period.t0, period.t1);
+    let market = Market {
+        dates: &table.dates[t0..t1],
+        tickers: n,
+        close: &table.closes[t0 * n..t1 * n],
+        open: table.opens.as_ref().map(|o| &o[t0 * n..t1 * n]),
+    };
+    let out = backtest::run(&market, &targets, &settings);
 
-    // Records: trades, daily equity, statistics overall and per ticker, beside buy and hold.
-    let trades: Vec<TradeRow> = out
-        .trades
+    let trades = trade_rows(&out, &table.tickers);
+    let equity = equity_rows(&out, market.dates);
+    let stat_rows = stat_rows(&out, &market, &table.tickers, req.initial_cash);
+    let (hits, calls) = direction_hits(&probs, &market);
+    let backtest_id = crate::ids::new("backtest");
+    let record = BacktestRecord {
+        backtest_id: backtest_id.clone(),
+        run_id: m.run.run.run_id.clone(),
+        checkpoint_id: m.checkpoint.checkpoint_id.clone(),
+        model_source: chosen.source.into(),
+        dataset_id,
+        tickers: table.tickers.clone(),
+        start_date: market.dates[0],
+        end_date: *market.dates.last().unwrap(),
+        first_unseen: period.unseen,
+        in_sample: period.in_sample,
+        mode: req.mode.name().into(),
+        threshold: req.threshold,
+        fill: if market.open.is_some() { "next-open" } else { "close" }.into(),
+        commission_bps: req.commission_bps,
+        slippage_bps: req.slippage_bps,
+        initial_cash: req.initial_cash,
+        accuracy: (calls > 0).then(|| hits as f64 / calls as f64),
+        n_predictions: calls as i64,
+    };
+    let moved_aside = crate::files::move_aside(&req.out_dir)?;
+    store.record_backtest(&record, &trades, &equity, &stat_rows)?;
+    super::export::backtest(store, &backtest_id, &req.out_dir)?;
+    Ok(Outcome { backtest_id, dataset, moved_aside })
+}
+
+/// Refuses settings no backtest can run with.
+fn check_settings(threshold: f64, commission_bps: f64, slippage_bps: f64, cash: f64) -> anyhow::Result<()> {
+    if !(threshold > 0.0 && threshold < 1.0) {
+        bail!("--threshold must be between 0 and 1, got {threshold}");
+    }
+    for (flag, v) in [("--commission-bps", commission_bps), ("--slippage-bps", slippage_bps)] {
+        if !(0.0..1000.0).contains(&v) {
+            bail!("{flag} must be in [0, 1000) basis points, got {v}");
+        }
+    }
+    if !(cash.is_finite() && cash > 0.0) {
+        bail!("--cash must be a positive amount, got {cash}");
+    }
+    Ok(())
+}
+
+/// The simulated days: date indices `t0..t1` of the feature table, the first day the model has
+/// not seen, and whether the period starts before it.
+struct Period {
+    t0: usize,
+    t1: usize,
+    unseen: Option<NaiveDate>,
+    in_sample: bool,
+}
+
+impl Period {
+    /// From `--start` (default: the first unseen day) to `--end` (default: the data's last day),
+    /// refusing a start inside the training data unless `--include-training`.
+    fn choose(m: &LoadedModel, table: &FeatureTable, req: &Request, dataset: &str) -> anyhow::Result<Period> {
+        let unseen = first_unseen(m, table);
+        let first_possible = WARMUP + m.config.seq_len - 1;
+        let start = match (req.start, unseen) {
+            (Some(s), Some(u)) if s < u && !req.include_training => bail!(
+                "--start {s} overlaps the model's training data (it has seen the days before {u}): \
+                 start on or after {u}, or pass --include-training to allow it (the results are marked in-sample)"
+            ),
+            (Some(s), _) => s,
+            (None, Some(u)) => u,
+            (None, None) => bail!(
+                "the model {} was trained on every day of {dataset}: there is no day after its training data; \
+                 use newer data (--dataset), or --include-training with --start",
+                m.run.run.run_id
+            ),
+        };
+        let t0 = table.dates.partition_point(|d| *d < start).max(first_possible);
+        let t1 = match req.end {
+            Some(e) => table.dates.partition_point(|d| *d <= e),
+            None => table.dates.len(),
+        };
+        if t1 < t0 + 2 {
+            bail!(
+                "the backtest period of {dataset} from {start} has {} day(s) (at least 2 needed): the data ends on {}; \
+                 use a dataset with later days, an earlier --start, or --include-training with --start",
+                t1.saturating_sub(t0),
+                table.dates.last().map_or("-".into(), |d| d.to_string())
+            );
+        }
+        let in_sample = unseen.is_none_or(|u| table.dates[t0] < u);
+        Ok(Period { t0, t1, unseen, in_sample })
+    }
+}
+
+fn trade_rows(out: &backtest::Outcome, tickers: &[String]) -> Vec<TradeRow> {
+    out.trades
         .iter()
         .map(|t| TradeRow {
-            ticker: table.tickers[t.ticker].clone(),
+            ticker: tickers[t.ticker].clone(),
             side: if t.side > 0 { "long" } else { "short" }.into(),
             entry_date: t.entry_date,
             entry_price: t.entry_price,
@@ -210,7 +288,11 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
             commission: t.commission,
             slippage: t.slippage,
         })
-        .collect();
+        .collect()
+}
+
+/// Each day's equity, buy and hold, drawdown from the peak and open positions.
+fn equity_rows(out: &backtest::Outcome, dates: &[NaiveDate]) -> Vec<EquityRow> {
     let mut open_positions = vec![0i32; dates.len()];
     for t in &out.trades {
         // Held at the closes from the entry day to the day before the exit (the exit day's own
@@ -221,7 +303,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         }
     }
     let mut peak = f64::NEG_INFINITY;
-    let equity: Vec<EquityRow> = (0..dates.len())
+    (0..dates.len())
         .map(|i| {
             peak = peak.max(out.equity[i]);
             EquityRow {
@@ -232,11 +314,16 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
                 positions: open_positions[i],
             }
         })
-        .collect();
-    let mut stat_rows = Vec::new();
+        .collect()
+}
+
+/// The statistics of the portfolio and of each ticker's sleeve, the model beside buy and hold.
+fn stat_rows(out: &backtest::Outcome, market: &Market, tickers: &[String], cash: f64) -> Vec<StatRow> {
+    let (dates, n) = (market.dates, market.tickers);
+    let mut rows = Vec::new();
     let mut push = |scope: &str, strategy: &str, values: Vec<(&'static str, f64)>| {
         for (i, (name, v)) in values.into_iter().enumerate() {
-            stat_rows.push(StatRow {
+            rows.push(StatRow {
                 scope: scope.into(),
                 strategy: strategy.into(),
                 position: i as i32,
@@ -246,7 +333,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         }
     };
     let all: Vec<_> = out.trades.iter().collect();
-    let holds = buy_and_hold_trades(dates, close, n, req.initial_cash);
+    let holds = buy_and_hold_trades(dates, market.close, n, cash);
     push("portfolio", "model", stats::compute(dates, &out.equity, &out.benchmark, &all));
     push(
         "portfolio",
@@ -260,44 +347,26 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     for (k, mine) in by_ticker.iter().enumerate() {
         let eq: Vec<f64> = (0..dates.len()).map(|t| out.sleeve_equity[t * n + k]).collect();
         let bh: Vec<f64> = (0..dates.len()).map(|t| out.sleeve_benchmark[t * n + k]).collect();
-        push(&table.tickers[k], "model", stats::compute(dates, &eq, &bh, mine));
-        push(&table.tickers[k], "buy_and_hold", stats::compute(dates, &bh, &bh, &[&holds[k]]));
+        push(&tickers[k], "model", stats::compute(dates, &eq, &bh, mine));
+        push(&tickers[k], "buy_and_hold", stats::compute(dates, &bh, &bh, &[&holds[k]]));
     }
-    // How often the model called the next close's direction (days whose next close is simulated).
+    rows
+}
+
+/// How often the model called the next close's direction: (hits, calls) over the days whose next
+/// close is simulated.
+fn direction_hits(probs: &[f64], market: &Market) -> (usize, usize) {
+    let (n, close) = (market.tickers, market.close);
     let mut hits = 0usize;
     let mut calls = 0usize;
-    for t in 0..dates.len() - 1 {
+    for t in 0..market.dates.len() - 1 {
         for k in 0..n {
             let up = close[(t + 1) * n + k] > close[t * n + k];
             hits += usize::from((probs[t * n + k] > 0.5) == up);
             calls += 1;
         }
     }
-    let backtest_id = crate::ids::new("backtest");
-    let record = BacktestRecord {
-        backtest_id: backtest_id.clone(),
-        run_id: m.run.run.run_id.clone(),
-        checkpoint_id: m.checkpoint.checkpoint_id.clone(),
-        model_source: chosen.source.into(),
-        dataset_id,
-        tickers: table.tickers.clone(),
-        start_date: dates[0],
-        end_date: *dates.last().unwrap(),
-        first_unseen: unseen,
-        in_sample,
-        mode: req.mode.name().into(),
-        threshold: req.threshold,
-        fill: if open.is_some() { "next-open" } else { "close" }.into(),
-        commission_bps: req.commission_bps,
-        slippage_bps: req.slippage_bps,
-        initial_cash: req.initial_cash,
-        accuracy: (calls > 0).then(|| hits as f64 / calls as f64),
-        n_predictions: calls as i64,
-    };
-    let moved_aside = crate::files::move_aside(&req.out_dir)?;
-    store.record_backtest(&record, &trades, &equity, &stat_rows)?;
-    super::export::backtest(store, &backtest_id, &req.out_dir)?;
-    Ok(Outcome { backtest_id, chosen_why: chosen.why, source: chosen.source, dataset, moved_aside })
+    (hits, calls)
 }
 
 /// Buy and hold of each ticker's sleeve from the first close to the last, without costs.
@@ -334,9 +403,7 @@ pub fn signals(
     mode: Mode,
     threshold: f64,
 ) -> anyhow::Result<(String, Vec<SignalRow>)> {
-    if !(threshold > 0.0 && threshold < 1.0) {
-        bail!("--threshold must be between 0 and 1, got {threshold}");
-    }
+    check_settings(threshold, 0.0, 0.0, 1.0)?;
     let chosen = choose_model(store, model_path, dataset)?;
     eprintln!("model: {} ({})", chosen.why, chosen.model.checkpoint.path);
     let m = &chosen.model;

@@ -43,31 +43,37 @@ fn check(stage: &'static str, item: &str, status: Status, detail: String) -> Che
 pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     let existing = dir.ancestors().find(|p| p.exists() && !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let p = std::fs::canonicalize(existing);
-    let c = std::ffi::CString::new(p?.as_os_str().as_encoded_bytes()).unwrap();
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid NUL-terminated path and s a writable statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(s.f_bavail as u64 * s.f_frsize as u64)
+    let s = rustix::fs::statvfs(existing)?;
+    Ok(s.f_bavail * s.f_frsize)
 }
 
 /// The checklist of every stage for `dataset` on `device`, with outputs under `out_dir`.
 pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> anyhow::Result<Vec<Check>> {
-    let mut list = Vec::new();
+    Ok(vec![
+        dataset_check(store, dataset),
+        disk_check(out_dir),
+        device_check(device),
+        study_check(store)?,
+        extended_check(store)?,
+        selection_check(store)?,
+        model_check(store)?,
+    ])
+}
+
+fn dataset_check(store: &Store, dataset: &str) -> Check {
     match store.dataset(dataset) {
-        Ok(d) => list.push(check(
+        Ok(d) => check(
             "tune",
             "dataset",
             Status::Ok,
             format!("{} ({} tickers, {} .. {})", d.name, d.tickers.len(), d.first_date, d.last_date),
-        )),
-        Err(e) => {
-            list.push(check("tune", "dataset", Status::Failed, format!("{e}; `hptune data list` shows what is there")))
-        }
+        ),
+        Err(e) => check("tune", "dataset", Status::Failed, format!("{e}; `hptune data list` shows what is there")),
     }
-    list.push(match free_bytes(out_dir) {
+}
+
+fn disk_check(out_dir: &Path) -> Check {
+    match free_bytes(out_dir) {
         Ok(b) if b >= MIN_FREE_BYTES => {
             check("all", "disk space", Status::Ok, format!("{:.1} GB free", b as f64 / 1e9))
         }
@@ -85,17 +91,23 @@ pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> 
         Err(e) => {
             check("all", "disk space", Status::Failed, format!("cannot read free space of {}: {e}", out_dir.display()))
         }
-    });
-    list.push(match crate::model::device(device) {
+    }
+}
+
+fn device_check(device: &str) -> Check {
+    match crate::model::device(device) {
         Ok(_) => check("all", "device", Status::Ok, device.to_string()),
         Err(e) => check("all", "device", Status::Failed, format!("{e:#}")),
-    });
+    }
+}
+
+fn study_check(store: &Store) -> anyhow::Result<Check> {
     let study = store.latest_study()?;
     let finished = match &study {
         Some(s) => store.trials(s)?.iter().filter(|t| t.state == "COMPLETE").count(),
         None => 0,
     };
-    list.push(match &study {
+    Ok(match &study {
         Some(s) if finished > 0 => {
             check("extend", "tuned study", Status::Ok, format!("{s}: {finished} finished trials"))
         }
@@ -106,9 +118,12 @@ pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> 
             format!("{s} has no finished trials: run `hptune tune --study {s}`"),
         ),
         None => check("extend", "tuned study", Status::Missing, "no study: run `hptune tune`".into()),
-    });
+    })
+}
+
+fn extended_check(store: &Store) -> anyhow::Result<Check> {
     let extended = store.latest_extended_run(None)?;
-    list.push(match &extended {
+    Ok(match &extended {
         Some(id) => {
             let run = store.extended_run(id)?;
             if run.status == "finished" {
@@ -123,8 +138,11 @@ pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> 
             }
         }
         None => check("analyze", "extended run", Status::Missing, "none: run `hptune extend`".into()),
-    });
-    list.push(match store.selection(None)? {
+    })
+}
+
+fn selection_check(store: &Store) -> anyhow::Result<Check> {
+    Ok(match store.selection(None)? {
         Some(s) => check(
             "train",
             "selected configuration",
@@ -132,8 +150,12 @@ pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> 
             format!("{} (trial {} of {})", s.selection_id, s.trial_number, s.study_name),
         ),
         None => check("train", "selected configuration", Status::Missing, "none: run `hptune analyze`".into()),
-    });
-    list.push(match store.model_candidates()?.into_iter().next() {
+    })
+}
+
+/// The model a backtest would use, and whether its file or bytes are there.
+fn model_check(store: &Store) -> anyhow::Result<Check> {
+    Ok(match super::backtest::recorded_model(store)? {
         Some((_, record, why)) => {
             let file = Path::new(&record.path);
             if file.exists() || store.checkpoint_file(&record.sha256)?.is_some() {
@@ -153,6 +175,5 @@ pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> 
             Status::Missing,
             "none: run `hptune train` (or the default configuration is trained)".into(),
         ),
-    });
-    Ok(list)
+    })
 }

@@ -40,7 +40,6 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub extended_run_id: String,
-    pub status: String,
     pub moved_aside: Option<PathBuf>,
 }
 
@@ -129,7 +128,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
              fix the cause and run `hptune extend --resume {id}`"
         );
     }
-    Ok(Outcome { extended_run_id: id, status, moved_aside })
+    Ok(Outcome { extended_run_id: id, moved_aside })
 }
 
 /// Records a new extended run: the study's top configurations and the folds they share.
@@ -149,10 +148,48 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
     let study = store.study(&study_name)?.with_context(|| {
         format!("no study '{study_name}' in {}: run `hptune tune --study {study_name}` first", store.path().display())
     })?;
+    let (configs, models) = top_configurations(store, &study_name, req.top_n, req.epochs)?;
+    let (_, table) = load_table(store, &study.dataset_id)?;
+    let hs = split::holdout_start(table.dates.len(), study.holdout);
+    let folds = plan_folds(&models, hs, req.scheme, req.folds, req.embargo)
+        .map_err(|e| anyhow::anyhow!("study '{study_name}': {e}"))?;
+    let fold_rows = fold_rows(&configs, &folds, &table);
+    let d = |i: usize| table.dates[i];
+    let id = crate::ids::new("extended");
+    let moved_aside = super::set_aside(store, &req.out_dir)?;
+    store.create_extended_run(
+        &ExtendedRun {
+            extended_run_id: id.clone(),
+            study_name,
+            dataset_id: study.dataset_id.clone(),
+            scheme: req.scheme.name().into(),
+            n_folds: req.folds,
+            embargo: req.embargo,
+            label_horizon: cv::LABEL_HORIZON,
+            top_n: req.top_n,
+            epochs: req.epochs,
+            seed: req.seed,
+            holdout_start: (hs < table.dates.len()).then(|| d(hs)),
+            status: "running".into(),
+        },
+        &configs,
+        &fold_rows,
+    )?;
+    Ok((id, moved_aside))
+}
+
+/// The study's `top_n` COMPLETE trials by value (ties: lower number first) as configurations
+/// trained for `epochs`, with their models.
+fn top_configurations(
+    store: &Store,
+    study_name: &str,
+    top_n: usize,
+    epochs: usize,
+) -> anyhow::Result<(Vec<ExtendedConfig>, Vec<ModelConfig>)> {
     let mut trials: Vec<_> =
-        store.trials(&study_name)?.into_iter().filter(|t| t.state == "COMPLETE" && t.value.is_some()).collect();
+        store.trials(study_name)?.into_iter().filter(|t| t.state == "COMPLETE" && t.value.is_some()).collect();
     trials.sort_by(|a, b| b.value.unwrap().total_cmp(&a.value.unwrap()).then(a.number.cmp(&b.number)));
-    trials.truncate(req.top_n);
+    trials.truncate(top_n);
     if trials.is_empty() {
         bail!(
             "study '{study_name}' in {} has no finished trials: run `hptune tune --study {study_name}` until some finish",
@@ -162,7 +199,7 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
     let mut configs = Vec::new();
     let mut models = Vec::new();
     for (i, t) in trials.iter().enumerate() {
-        let mut cfg = super::tune::trial_config(&t.params, req.epochs)
+        let mut cfg = super::tune::trial_config(&t.params, epochs)
             .map_err(|e| anyhow::anyhow!("trial {} of {study_name}: {e}", t.number))?;
         cfg.patience = EXTEND_PATIENCE;
         configs.push(ExtendedConfig {
@@ -174,12 +211,13 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
         });
         models.push(cfg);
     }
-    let (_, table) = load_table(store, &study.dataset_id)?;
-    let hs = split::holdout_start(table.dates.len(), study.holdout);
-    let folds = plan_folds(&models, hs, req.scheme, req.folds, req.embargo)
-        .map_err(|e| anyhow::anyhow!("study '{study_name}': {e}"))?;
+    Ok((configs, models))
+}
+
+/// Every configuration's folds, pending.
+fn fold_rows(configs: &[ExtendedConfig], folds: &[Fold], table: &FeatureTable) -> Vec<FoldRecord> {
     let d = |i: usize| table.dates[i];
-    let fold_rows: Vec<FoldRecord> = configs
+    configs
         .iter()
         .flat_map(|c| {
             folds.iter().map(move |f| {
@@ -203,28 +241,7 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
                 }
             })
         })
-        .collect();
-    let id = crate::ids::new("extended");
-    let moved_aside = super::set_aside(store, &req.out_dir)?;
-    store.create_extended_run(
-        &ExtendedRun {
-            extended_run_id: id.clone(),
-            study_name,
-            dataset_id: study.dataset_id.clone(),
-            scheme: req.scheme.name().into(),
-            n_folds: req.folds,
-            embargo: req.embargo,
-            label_horizon: cv::LABEL_HORIZON,
-            top_n: req.top_n,
-            epochs: req.epochs,
-            seed: req.seed,
-            holdout_start: (hs < table.dates.len()).then(|| d(hs)),
-            status: "running".into(),
-        },
-        &configs,
-        &fold_rows,
-    )?;
-    Ok((id, moved_aside))
+        .collect()
 }
 
 /// A dataset's feature table, by id.

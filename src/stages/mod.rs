@@ -1,14 +1,14 @@
 //! The pipeline's stages: each reads what it needs from the store, runs the numeric core, records
 //! its results in the store, and exports the compatibility files from the recorded rows.
 
-pub mod analyze;
-pub mod backtest;
-pub mod check;
-pub mod export;
-pub mod extend;
-pub mod pipeline;
+pub(crate) mod analyze;
+pub(crate) mod backtest;
+pub(crate) mod check;
+pub(crate) mod export;
+pub(crate) mod extend;
+pub(crate) mod pipeline;
 pub mod train;
-pub mod tune;
+pub(crate) mod tune;
 
 use std::path::{Path, PathBuf};
 

@@ -1,14 +1,16 @@
 //! All five stages in order: tune, extend, analyze, train, backtest. Checks first, stops at the
 //! first failure with the next step to take, and sums up what each stage made and where.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::bail;
 
 use super::check::{self, Status};
 use super::{analyze, backtest, extend, train, tune};
+use crate::layout;
 use crate::model::ModelConfig;
-use crate::store::Store;
+use crate::store::{Selection, Store};
 
 pub struct Request {
     pub tune: tune::Request,
@@ -29,9 +31,34 @@ pub struct StageResult {
     pub seconds: f64,
 }
 
+/// What a stage made: its id, a line of results and where its files are.
+struct Made {
+    id: String,
+    result: String,
+    output: String,
+}
+
 /// Runs the pipeline; returns the summary of every stage that ran, or the first failure with
 /// what to do next.
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
+    preflight(store, req)?;
+    let mut done = Vec::new();
+    let study = stage(&mut done, "tune", NEXT_TUNE, || tune_stage(store, req))?;
+    let extended = stage(&mut done, "extend", NEXT_EXTEND, || extend_stage(store, req, study))?;
+    let selection = stage(&mut done, "analyze", NEXT_ANALYZE, || analyze_stage(store, req, extended))?;
+    let final_dir = stage(&mut done, "train", NEXT_TRAIN, || train_stage(store, req, &selection))?;
+    stage(&mut done, "backtest", "`hptune backtest`", || backtest_stage(store, req, final_dir))?;
+    Ok(done)
+}
+
+const NEXT_TUNE: &str =
+    "fix the cause, then `hptune pipeline --study NAME` (or `hptune tune --study NAME`) resumes the study";
+const NEXT_EXTEND: &str = "fix the cause, then `hptune extend --resume ID` and the stages after it";
+const NEXT_ANALYZE: &str = "`hptune analyze`, then `hptune train` and `hptune backtest`";
+const NEXT_TRAIN: &str = "`hptune train` (it trains the selection), then `hptune backtest`";
+
+/// The checks that can fail before anything is written.
+fn preflight(store: &Store, req: &Request) -> anyhow::Result<()> {
     let failed: Vec<_> = check::checklist(store, &req.tune.dataset, &req.tune.device, &req.tune.out_dir)?
         .into_iter()
         .filter(|c| c.stage == "tune" || c.stage == "all")
@@ -45,86 +72,94 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
             c.detail
         );
     }
-    let mut done = Vec::new();
-    let step = |n: usize, name: &str| eprintln!("== stage {n}/5: {name}");
-    let fail = |stage: &str, e: anyhow::Error, next: &str| -> anyhow::Error {
-        anyhow::anyhow!("stage {stage} failed: {e:#}\nnext: {next}")
-    };
+    Ok(())
+}
 
-    step(1, "tune");
+/// Runs one stage: announces it, times it, adds its line to `done`, and turns a failure into one
+/// that says what to do `next`.
+fn stage<T>(
+    done: &mut Vec<StageResult>,
+    name: &'static str,
+    next: &str,
+    f: impl FnOnce() -> anyhow::Result<(T, Made)>,
+) -> anyhow::Result<T> {
+    eprintln!("== stage {}/5: {name}", done.len() + 1);
     let t = Instant::now();
-    let summary = tune::run(store, &req.tune).map_err(|e| {
-        fail(
-            "tune",
-            e,
-            "fix the cause, then `hptune pipeline --study NAME` (or `hptune tune --study NAME`) resumes the study",
-        )
-    })?;
+    let (value, made) = f().map_err(|e| anyhow::anyhow!("stage {name} failed: {e:#}\nnext: {next}"))?;
+    done.push(StageResult {
+        stage: name,
+        id: made.id,
+        result: made.result,
+        output: made.output,
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    Ok(value)
+}
+
+fn tune_stage(store: &Store, req: &Request) -> anyhow::Result<(String, Made)> {
+    let summary = tune::run(store, &req.tune)?;
     let best = summary.trials.iter().filter(|t| t.state == "COMPLETE").filter_map(|t| t.value).fold(f64::NAN, f64::max);
     if best.is_nan() {
-        bail!("stage tune finished no trial of study {} (see `hptune query tuning_leaderboard` and the trials' reasons)\nnext: fix the cause and rerun", summary.study);
+        bail!(
+            "no trial of study {} finished (see `hptune query tuning_leaderboard` and the trials' reasons)",
+            summary.study
+        );
     }
-    done.push(StageResult {
-        stage: "tune",
+    let made = Made {
         id: summary.study.clone(),
         result: format!("best validation accuracy {:.2}% of {} trials", 100.0 * best, summary.trials.len()),
         output: format!("{}/", req.tune.out_dir.display()),
-        seconds: t.elapsed().as_secs_f64(),
-    });
+    };
+    Ok((summary.study, made))
+}
 
-    step(2, "extend");
-    let t = Instant::now();
-    let ext = extend::Request { study: Some(summary.study.clone()), ..req.extend.clone() };
-    let outcome = extend::run(store, &ext)
-        .map_err(|e| fail("extend", e, "fix the cause, then `hptune extend --resume ID` and the stages after it"))?;
-    done.push(StageResult {
-        stage: "extend",
+fn extend_stage(store: &Store, req: &Request, study: String) -> anyhow::Result<(String, Made)> {
+    let ext = extend::Request { study: Some(study), ..req.extend.clone() };
+    let outcome = extend::run(store, &ext)?;
+    let made = Made {
         id: outcome.extended_run_id.clone(),
         result: format!("top {} x {} {} folds", ext.top_n, ext.folds, ext.scheme.name()),
         output: format!("{}/", ext.out_dir.display()),
-        seconds: t.elapsed().as_secs_f64(),
-    });
+    };
+    Ok((outcome.extended_run_id, made))
+}
 
-    step(3, "analyze");
-    let t = Instant::now();
-    let an = analyze::Request { extended_run: Some(outcome.extended_run_id.clone()), ..req.analyze.clone() };
-    let analysis = analyze::run(store, &an)
-        .map_err(|e| fail("analyze", e, "`hptune analyze`, then `hptune train` and `hptune backtest`"))?;
-    done.push(StageResult {
-        stage: "analyze",
+fn analyze_stage(store: &Store, req: &Request, extended: String) -> anyhow::Result<(Selection, Made)> {
+    let an = analyze::Request { extended_run: Some(extended), ..req.analyze.clone() };
+    let analysis = analyze::run(store, &an)?;
+    let best = &analysis.best;
+    let made = Made {
         id: analysis.selection.selection_id.clone(),
         result: format!(
             "trial {} ({}): cv {:.2}% +- {:.2}",
-            analysis.best.trial_number,
-            analysis.best.model_type,
-            100.0 * analysis.best.cv_mean,
-            100.0 * analysis.best.cv_std
+            best.trial_number,
+            best.model_type,
+            100.0 * best.cv_mean,
+            100.0 * best.cv_std
         ),
-        output: format!("{}/best_config.json, analysis_plots/", an.out_dir.display()),
-        seconds: t.elapsed().as_secs_f64(),
-    });
+        output: format!("{}/{}, {}/", an.out_dir.display(), layout::BEST_CONFIG, layout::ANALYSIS_PLOTS),
+    };
+    Ok((analysis.selection, made))
+}
 
-    step(4, "train");
-    let t = Instant::now();
-    let mut config = ModelConfig::from_json(&analysis.selection.best_config_json).map_err(|e| anyhow::anyhow!(e))?;
+/// Trains the selection's configuration for `final_epochs` on the tuning's dataset and seed.
+fn train_stage(store: &Store, req: &Request, selection: &Selection) -> anyhow::Result<(PathBuf, Made)> {
+    let mut config = ModelConfig::from_json(&selection.best_config_json).map_err(|e| anyhow::anyhow!(e))?;
     config.epochs = req.final_epochs;
-    let dataset = req.tune.dataset.clone();
     let trained = train::run(
         store,
         &train::Request {
             config,
-            config_source: format!("selection {}", analysis.selection.selection_id),
-            dataset,
+            config_source: format!("selection {}", selection.selection_id),
+            dataset: req.tune.dataset.clone(),
             seed: req.tune.seed,
             holdout: req.tune.holdout,
             device: req.tune.device.clone(),
             out_dir: req.final_out.clone(),
         },
-    )
-    .map_err(|e| fail("train", e, "`hptune train` (it trains the selection), then `hptune backtest`"))?;
+    )?;
     let run = store.run(&trained.run_id)?;
-    done.push(StageResult {
-        stage: "train",
+    let made = Made {
         id: trained.run_id.clone(),
         result: format!(
             "{} epochs, validation accuracy {:.2}%",
@@ -132,13 +167,14 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
             100.0 * run.best_val_accuracy.unwrap_or(f64::NAN)
         ),
         output: format!("{}/", trained.out_dir.display()),
-        seconds: t.elapsed().as_secs_f64(),
-    });
+    };
+    Ok((trained.out_dir, made))
+}
 
-    step(5, "backtest");
-    let t = Instant::now();
-    let bt = backtest::Request { model_path: Some(trained.out_dir.clone()), dataset: None, ..req.backtest.clone() };
-    let tested = backtest::run(store, &bt).map_err(|e| fail("backtest", e, "`hptune backtest`"))?;
+/// Backtests the final model on its own tickers.
+fn backtest_stage(store: &Store, req: &Request, final_dir: PathBuf) -> anyhow::Result<((), Made)> {
+    let bt = backtest::Request { model_path: Some(final_dir), dataset: None, ..req.backtest.clone() };
+    let tested = backtest::run(store, &bt)?;
     let stats = store.backtest_stats(&tested.backtest_id)?;
     let record = store.backtest(&tested.backtest_id)?;
     let stat = |strategy: &str, name: &str| {
@@ -148,9 +184,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
             .and_then(|s| s.value)
             .unwrap_or(f64::NAN)
     };
-    done.push(StageResult {
-        stage: "backtest",
-        id: tested.backtest_id.clone(),
+    let made = Made {
+        id: tested.backtest_id,
         result: format!(
             "{} .. {}: accuracy {:.2}%, return {:.2}% vs buy & hold {:.2}%, Sharpe {:.2}, {} trades",
             record.start_date,
@@ -162,7 +197,6 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<StageResult>> {
             stat("model", "# Trades")
         ),
         output: format!("{}/", bt.out_dir.display()),
-        seconds: t.elapsed().as_secs_f64(),
-    });
-    Ok(done)
+    };
+    Ok(((), made))
 }

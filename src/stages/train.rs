@@ -14,9 +14,6 @@ use crate::progress::Progress;
 use crate::split::Split;
 use crate::store::{NewRun, Store};
 
-/// Share of the most recent dates reserved for the backtest by default.
-pub const DEFAULT_HOLDOUT: f64 = 0.2;
-
 #[derive(Debug, Clone)]
 pub struct Request {
     pub config: ModelConfig,

@@ -170,50 +170,47 @@ fn resolve_plan(total: usize, overrides: [Option<usize>; 3]) -> anyhow::Result<P
     Ok(plan)
 }
 
-pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
-    let device = model::device(&req.device)?;
-    let existing = match &req.study {
-        Some(name) => store.study(name)?,
-        None => None,
-    };
-    let study = match existing {
-        Some(s) => {
-            if req.trials > s.n_trials {
-                store.set_study_trials(&s.study_name, req.trials)?;
-            }
-            // Resuming an older study where a newer one exported: the newer one's folder is kept.
-            let key = super::export::TUNING_OWNER;
-            if let Some(moved) = super::set_aside_unless_owned(store, &req.out_dir, key, &s.study_name)? {
-                eprintln!("kept another study's {} as {}", req.out_dir.display(), moved.display());
-            }
-            store.study(&s.study_name)?.unwrap()
-        }
-        None => {
-            if req.trials == 0 {
-                bail!("--trials must be at least 1");
-            }
-            let space_toml =
-                req.space_toml.clone().unwrap_or_else(|| search::space::DEFAULT_TOML.trim_start().to_string());
-            let space = Space::from_toml(&space_toml).map_err(|e| anyhow::anyhow!("search space: {e}"))?;
-            check_space(&space).map_err(|e| anyhow::anyhow!("search space: {e}"))?;
-            let plan = resolve_plan(req.trials, req.phases)?;
-            if let Some(name) = &req.study {
-                check_study_name(name)?;
-            }
-            let dataset = store.dataset(&req.dataset)?;
-            // Every trial would fail if even the shortest window the space allows left too few
-            // samples before the holdout: refused before the study exists.
-            let (_, panel) = store.load_panel(&dataset.name)?;
-            let table = features::compute(&panel);
-            let shortest = shortest_seq_len(&space);
-            Split::new(&table, shortest, req.holdout)
-                .map_err(|e| anyhow::anyhow!("dataset {} with --holdout {}: {e}", dataset.name, req.holdout))?;
-            let name = req.study.clone().unwrap_or_else(|| crate::ids::new("study"));
-            // A new study's outputs do not overwrite an earlier study's.
-            if let Some(moved) = super::set_aside(store, &req.out_dir)? {
-                eprintln!("kept the previous {} as {}", req.out_dir.display(), moved.display());
-            }
-            store.create_study(&StudyRecord {
+/// Resumes a recorded study, raising its trial budget to `--trials` when that is larger.
+fn resume_study(store: &Store, req: &Request, s: StudyRecord) -> anyhow::Result<StudyRecord> {
+    if req.trials > s.n_trials {
+        store.set_study_trials(&s.study_name, req.trials)?;
+    }
+    // Resuming an older study where a newer one exported: the newer one's folder is kept.
+    let key = super::export::TUNING_OWNER;
+    if let Some(moved) = super::set_aside_unless_owned(store, &req.out_dir, key, &s.study_name)? {
+        eprintln!("kept another study's {} as {}", req.out_dir.display(), moved.display());
+    }
+    store.study(&s.study_name)?.with_context(|| format!("study {} is no longer in the database", s.study_name))
+}
+
+/// Creates a new study after checking everything it needs: the space, the phases, the name, and a
+/// dataset that leaves enough samples before the holdout for the shortest window the space allows
+/// (else every trial would fail).
+fn create_study(store: &Store, req: &Request) -> anyhow::Result<StudyRecord> {
+    if req.trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    let space_toml = req.space_toml.clone().unwrap_or_else(|| search::space::DEFAULT_TOML.trim_start().to_string());
+    let space = Space::from_toml(&space_toml).map_err(|e| anyhow::anyhow!("search space: {e}"))?;
+    check_space(&space).map_err(|e| anyhow::anyhow!("search space: {e}"))?;
+    let plan = resolve_plan(req.trials, req.phases)?;
+    if let Some(name) = &req.study {
+        check_study_name(name)?;
+    }
+    let dataset = store.dataset(&req.dataset)?;
+    // Every trial would fail if even the shortest window the space allows left too few
+    // samples before the holdout: refused before the study exists.
+    let (_, panel) = store.load_panel(&dataset.name)?;
+    let table = features::compute(&panel);
+    let shortest = shortest_seq_len(&space);
+    Split::new(&table, shortest, req.holdout)
+        .map_err(|e| anyhow::anyhow!("dataset {} with --holdout {}: {e}", dataset.name, req.holdout))?;
+    let name = req.study.clone().unwrap_or_else(|| crate::ids::new("study"));
+    // A new study's outputs do not overwrite an earlier study's.
+    if let Some(moved) = super::set_aside(store, &req.out_dir)? {
+        eprintln!("kept the previous {} as {}", req.out_dir.display(), moved.display());
+    }
+    Ok(store.create_study(&StudyRecord {
                 study_name: name,
                 direction: "maximize".into(),
                 dataset_id: dataset.dataset_id,
@@ -231,8 +228,17 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
                                "metric": "val_accuracy", "enabled": req.pruning},
                 })
                 .to_string(),
-            })?
-        }
+            })?)
+}
+
+pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
+    let device = model::device(&req.device)?;
+    let study = match &req.study {
+        Some(name) => match store.study(name)? {
+            Some(s) => resume_study(store, req, s)?,
+            None => create_study(store, req)?,
+        },
+        None => create_study(store, req)?,
     };
     let orphans_failed = store.fail_orphans(&study.study_name, orphaned)?;
     let space = Space::from_toml(&study.space_toml).map_err(|e| anyhow::anyhow!("stored search space: {e}"))?;
@@ -368,56 +374,26 @@ fn run_trial(
         let val_set = build_samples(table, &scaler, split.val.clone(), cfg.seq_len);
         (scaler, train_set, val_set)
     });
-    let run_id = crate::ids::trial_run(&study.study_name, number);
-    let d = |i: usize| table.dates[i];
-    let run = NewRun {
-        run_id: run_id.clone(),
-        stage: "tune".into(),
-        dataset_id: study.dataset_id.clone(),
-        model_type: cfg.model_type.name().into(),
-        config_json: cfg.to_json().to_string(),
-        config_source: format!("study {} trial {number}", study.study_name),
-        seed: study.seed,
-        device: req.device.clone(),
-        tickers: table.tickers.clone(),
-        train_span: (d(split.train.start), d(split.train.end - 1)),
-        val_span: (d(split.val.start), d(split.val.end - 1)),
-        holdout_start: (split.holdout_start < table.dates.len()).then(|| d(split.holdout_start)),
-    };
+    let run = trial_run(study, number, table, &split, &cfg, &req.device);
     store.begin_trial_run(&study.study_name, number, &run)?;
+    let run_id = run.run_id;
     let trial_seed = study.seed.wrapping_mul(1_000_003).wrapping_add(number as u64);
     let net =
         Net::new(cfg.shape(table.width(), table.tickers.len()), &mut ChaCha8Rng::seed_from_u64(trial_seed), device)?;
-    let settings = cfg.settings(trial_seed);
     // Epoch rows are written at most every EPOCH_FLUSH_S while the trial runs (so that others see
     // its progress) and the rest with the trial's end, in one transaction.
     let mut epochs: Vec<EpochMetrics> = Vec::new();
     let mut recorded = 0;
     let mut flushed = std::time::Instant::now();
-    let result = model::train(&net, &train_set, &val_set, &settings, |m| {
+    let result = model::train(&net, &train_set, &val_set, &cfg.settings(trial_seed), |m| {
         epochs.push(m.clone());
         if flushed.elapsed().as_secs_f64() >= EPOCH_FLUSH_S {
             store.record_epochs(&run_id, &epochs[recorded..])?;
             recorded = epochs.len();
             flushed = std::time::Instant::now();
         }
-        if study.pruning && m.epoch >= PRUNE_WARMUP_EPOCHS {
-            let mut others = store.completed_values_at(&study.study_name, m.epoch)?;
-            if others.len() >= PRUNE_STARTUP_TRIALS {
-                others.sort_by(f64::total_cmp);
-                let median = crate::stats::percentile_sorted(&others, 50.0);
-                let best_acc = epochs.iter().map(|e| e.val_accuracy).fold(f64::NEG_INFINITY, f64::max);
-                if best_acc < median {
-                    return Err(Pruned { epoch: m.epoch, value: best_acc, median }.into());
-                }
-            }
-        }
-        Ok(())
+        prune(store, study, m.epoch, &epochs)
     });
-    // The epoch with the lowest validation loss (the first of equals), as training picks it.
-    let lowest_loss = |epochs: &[EpochMetrics]| -> EpochMetrics {
-        epochs.iter().reduce(|b, e| if e.val_loss < b.val_loss { e } else { b }).expect("an epoch ran").clone()
-    };
     let (end, checkpoints, best_epoch) = match result {
         Ok(outcome) => {
             let dir = crate::layout::trial_checkpoint_dir(&req.out_dir, &study.study_name, number);
@@ -425,26 +401,14 @@ fn run_trial(
                 checkpoint::save(&dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)
             })?;
             let best = &epochs[outcome.best_epoch - 1];
-            let end = TrialEnd {
-                state: "COMPLETE",
-                value: Some(best.val_accuracy),
-                val_loss: Some(best.val_loss),
-                pruned_epoch: None,
-                reason: None,
-            };
-            (end, vec![saved], outcome.best_epoch)
+            (ended("COMPLETE", best, None), vec![saved], outcome.best_epoch)
         }
         Err(e) => match e.downcast_ref::<Pruned>() {
             Some(p) => {
-                let best = lowest_loss(&epochs);
-                let end = TrialEnd {
-                    state: "PRUNED",
-                    value: Some(best.val_accuracy),
-                    val_loss: Some(best.val_loss),
-                    pruned_epoch: Some(p.epoch as i32),
-                    reason: Some(p.to_string()),
-                };
-                (end, Vec::new(), best.epoch)
+                // The epoch with the lowest validation loss (the first of equals), as training picks it.
+                let best =
+                    epochs.iter().reduce(|b, e| if e.val_loss < b.val_loss { e } else { b }).expect("an epoch ran");
+                (ended("PRUNED", best, Some(p)), Vec::new(), best.epoch)
             }
             None => {
                 let _ = store.record_epochs(&run_id, &epochs[recorded..]);
@@ -458,4 +422,60 @@ fn run_trial(
         eprintln!("trial {number} was already marked {state} by another process; its result is kept as a note");
     }
     Ok(end)
+}
+
+/// The training run of a trial: its spans, tickers and configuration, for lineage.
+fn trial_run(
+    study: &StudyRecord,
+    number: usize,
+    table: &FeatureTable,
+    split: &Split,
+    cfg: &ModelConfig,
+    device: &str,
+) -> NewRun {
+    let d = |i: usize| table.dates[i];
+    NewRun {
+        run_id: crate::ids::trial_run(&study.study_name, number),
+        stage: "tune".into(),
+        dataset_id: study.dataset_id.clone(),
+        model_type: cfg.model_type.name().into(),
+        config_json: cfg.to_json().to_string(),
+        config_source: format!("study {} trial {number}", study.study_name),
+        seed: study.seed,
+        device: device.to_string(),
+        tickers: table.tickers.clone(),
+        train_span: (d(split.train.start), d(split.train.end - 1)),
+        val_span: (d(split.val.start), d(split.val.end - 1)),
+        holdout_start: (split.holdout_start < table.dates.len()).then(|| d(split.holdout_start)),
+    }
+}
+
+/// The median pruner: after the warm-up epochs and once enough trials have completed, a trial
+/// whose best validation accuracy so far is below the median of the others' at this epoch stops.
+fn prune(store: &Store, study: &StudyRecord, epoch: usize, epochs: &[EpochMetrics]) -> anyhow::Result<()> {
+    if !study.pruning || epoch < PRUNE_WARMUP_EPOCHS {
+        return Ok(());
+    }
+    let mut others = store.completed_values_at(&study.study_name, epoch)?;
+    if others.len() < PRUNE_STARTUP_TRIALS {
+        return Ok(());
+    }
+    others.sort_by(f64::total_cmp);
+    let median = crate::stats::percentile_sorted(&others, 50.0);
+    let best_acc = epochs.iter().map(|e| e.val_accuracy).fold(f64::NEG_INFINITY, f64::max);
+    if best_acc < median {
+        return Err(Pruned { epoch, value: best_acc, median }.into());
+    }
+    Ok(())
+}
+
+/// A trial's end in `state`, valued by its `best` epoch.
+fn ended(state: &'static str, best: &EpochMetrics, pruned: Option<&Pruned>) -> TrialEnd {
+    TrialEnd {
+        state,
+        value: Some(best.val_accuracy),
+        val_loss: Some(best.val_loss),
+        pruned_epoch: pruned.map(|p| p.epoch as i32),
+        reason: pruned.map(|p| p.to_string()),
+    }
 }

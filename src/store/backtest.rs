@@ -69,6 +69,14 @@ pub struct SignalRow {
     pub position: i32,
 }
 
+/// Which fold of which extended run a picked checkpoint comes from.
+#[derive(Debug, Clone)]
+pub struct FoldPick {
+    pub extended_run_id: String,
+    pub trial_number: usize,
+    pub fold: usize,
+}
+
 impl Store {
     /// Records a backtest whole, in one transaction.
     pub fn record_backtest(
@@ -281,46 +289,54 @@ impl Store {
         Ok(())
     }
 
-    /// The models a backtest picks, in the seed's order, each with why: the newest final model,
-    /// the newest extended run's best configuration (its last fold), the newest study's best trial.
-    pub fn model_candidates(&self) -> Result<Vec<(&'static str, CheckpointRecord, String)>> {
-        let queries: [(&str, &str); 3] = [
-            (
-                "final",
-                "SELECT c.checkpoint_id, 'the newest final model (hptune train run ' || r.run_id || ')'
-                 FROM checkpoints c JOIN training_runs r USING (run_id)
-                 WHERE r.stage = 'train' AND r.status = 'finished' AND c.role = 'best'
-                 ORDER BY r.finished_at DESC LIMIT 1",
-            ),
-            (
-                "extended",
-                "SELECT c.checkpoint_id, 'the newest extended run (' || e.extended_run_id || '): its best configuration, trial '
-                        || v.trial_number || ', fold ' || f.fold || ' (trained on the most data)'
-                 FROM extended_runs e
-                 JOIN cv_vs_tuning v ON v.extended_run_id = e.extended_run_id AND v.cv_rank = 1
-                 JOIN cv_folds f ON f.extended_run_id = e.extended_run_id AND f.config_rank = v.tuning_rank
-                 JOIN checkpoints c ON c.checkpoint_id = f.checkpoint_id
-                 WHERE e.status = 'finished'
-                 ORDER BY e.started_at DESC, f.fold DESC LIMIT 1",
-            ),
-            (
-                "tuning",
-                "SELECT c.checkpoint_id, 'the best trial (' || t.number || ') of the newest study (' || t.study_name || ')'
-                 FROM trials t JOIN checkpoints c USING (run_id)
-                 WHERE t.state = 'COMPLETE' AND t.study_name = (SELECT study_name FROM studies ORDER BY created_at DESC LIMIT 1)
-                 ORDER BY t.value DESC, t.number LIMIT 1",
-            ),
-        ];
-        let mut found = Vec::new();
-        for (kind, sql) in queries {
-            let row: Option<(String, String)> = {
-                let conn = self.reader()?;
-                conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?
-            };
-            if let Some((id, why)) = row {
-                found.push((kind, self.checkpoint(&id)?, why));
-            }
-        }
-        Ok(found)
+    /// The newest finished final-training run's best checkpoint.
+    pub fn newest_final_model(&self) -> Result<Option<CheckpointRecord>> {
+        let pick = self.pick_checkpoint(
+            "SELECT c.checkpoint_id FROM checkpoints c JOIN training_runs r USING (run_id)
+             WHERE r.stage = 'train' AND r.status = 'finished' AND c.role = 'best'
+             ORDER BY r.finished_at DESC LIMIT 1",
+            |_| Ok(()),
+        )?;
+        Ok(pick.map(|(c, ())| c))
+    }
+
+    /// The newest finished extended run's best configuration (rank 1 in `cv_vs_tuning`) at its
+    /// last fold (trained on the most data).
+    pub fn newest_extended_best(&self) -> Result<Option<(CheckpointRecord, FoldPick)>> {
+        self.pick_checkpoint(
+            "SELECT c.checkpoint_id, e.extended_run_id, v.trial_number, f.fold FROM extended_runs e
+             JOIN cv_vs_tuning v ON v.extended_run_id = e.extended_run_id AND v.cv_rank = 1
+             JOIN cv_folds f ON f.extended_run_id = e.extended_run_id AND f.config_rank = v.tuning_rank
+             JOIN checkpoints c ON c.checkpoint_id = f.checkpoint_id
+             WHERE e.status = 'finished'
+             ORDER BY e.started_at DESC, f.fold DESC LIMIT 1",
+            |r| {
+                Ok(FoldPick {
+                    extended_run_id: r.get(1)?,
+                    trial_number: r.get::<_, i64>(2)? as usize,
+                    fold: r.get::<_, i64>(3)? as usize,
+                })
+            },
+        )
+    }
+
+    /// The best COMPLETE trial of the newest study: the checkpoint, the study and the trial.
+    pub fn newest_study_best(&self) -> Result<Option<(CheckpointRecord, (String, usize))>> {
+        self.pick_checkpoint(
+            "SELECT c.checkpoint_id, t.study_name, t.number FROM trials t JOIN checkpoints c USING (run_id)
+             WHERE t.state = 'COMPLETE' AND t.study_name = (SELECT study_name FROM studies ORDER BY created_at DESC LIMIT 1)
+             ORDER BY t.value DESC, t.number LIMIT 1",
+            |r| Ok((r.get(1)?, r.get::<_, i64>(2)? as usize)),
+        )
+    }
+
+    /// The checkpoint named in the first column of `sql`'s row, with what `rest` reads of the row.
+    fn pick_checkpoint<T>(
+        &self,
+        sql: &str,
+        rest: impl FnOnce(&duckdb::Row) -> duckdb::Result<T>,
+    ) -> Result<Option<(CheckpointRecord, T)>> {
+        let row: Option<(String, T)> = self.reader()?.query_row(sql, [], |r| Ok((r.get(0)?, rest(r)?))).optional()?;
+        row.map(|(id, t)| Ok((self.checkpoint(&id)?, t))).transpose()
     }
 }

@@ -26,7 +26,7 @@ use duckdb::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, Str
 use duckdb::arrow::datatypes::SchemaRef;
 use duckdb::{params, Connection};
 
-pub use backtest::{BacktestRecord, EquityRow, SignalRow, StatRow, TradeRow};
+pub use backtest::{BacktestRecord, EquityRow, FoldPick, SignalRow, StatRow, TradeRow};
 pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, Selection};
 pub use migrate::{Migration, MIGRATIONS};
 pub use training::{CheckpointRecord, NewRun, RunRecord, SavedCheckpoint};

@@ -29,13 +29,10 @@ pub struct NewRun {
 pub struct RunRecord {
     pub run: NewRun,
     pub status: String,
-    pub reason: Option<String>,
     pub epochs_run: Option<i32>,
     pub best_epoch: Option<i32>,
     pub best_val_loss: Option<f64>,
     pub best_val_accuracy: Option<f64>,
-    pub started_at: String,
-    pub finished_at: Option<String>,
     pub hptune_version: String,
 }
 
@@ -137,8 +134,8 @@ impl Store {
         let conn = self.reader()?;
         conn.query_row(
             "SELECT run_id, stage, dataset_id, model_type, config_json, config_source, seed, device, tickers_json,
-                    train_start, train_end, val_start, val_end, holdout_start, status, reason, epochs_run,
-                    best_epoch, best_val_loss, best_val_accuracy, started_at::VARCHAR, finished_at::VARCHAR, hptune_version
+                    train_start, train_end, val_start, val_end, holdout_start, status, epochs_run,
+                    best_epoch, best_val_loss, best_val_accuracy, hptune_version
              FROM training_runs WHERE run_id = ?",
             [run_id],
             |r| {
@@ -159,14 +156,11 @@ impl Store {
                         holdout_start: r.get(13)?,
                     },
                     status: r.get(14)?,
-                    reason: r.get(15)?,
-                    epochs_run: r.get(16)?,
-                    best_epoch: r.get(17)?,
-                    best_val_loss: r.get(18)?,
-                    best_val_accuracy: r.get(19)?,
-                    started_at: r.get(20)?,
-                    finished_at: r.get(21)?,
-                    hptune_version: r.get(22)?,
+                    epochs_run: r.get(15)?,
+                    best_epoch: r.get(16)?,
+                    best_val_loss: r.get(17)?,
+                    best_val_accuracy: r.get(18)?,
+                    hptune_version: r.get(19)?,
                 })
             },
         )

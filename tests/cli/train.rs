@@ -211,3 +211,80 @@ fn a_bad_configuration_names_the_key_and_writes_nothing() {
     let err = env.fails(&["train", "--config", "missing.json"]);
     assert!(err.contains("missing.json"), "{err}");
 }
+
+/// The sha256 of each checkpoint file an export's `training_results.json` lists, against the file.
+fn exported_checkpoints(dir: &std::path::Path) -> Vec<(String, String)> {
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("training_results.json")).unwrap()).unwrap();
+    results["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let path = std::path::Path::new(c["path"].as_str().unwrap());
+            assert!(
+                path.starts_with(std::fs::canonicalize(dir).unwrap()),
+                "{} is outside {}",
+                path.display(),
+                dir.display()
+            );
+            let file_sha = hptune::checkpoint::sha256_hex(&std::fs::read(path).unwrap());
+            (c["sha256"].as_str().unwrap().to_string(), file_sha)
+        })
+        .collect()
+}
+
+#[test]
+fn an_older_run_exports_complete_into_another_folder_and_an_existing_one_is_kept() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "400", "--seed", "3", "--signal", "0.4", "--name", "s"]);
+    let mut c = quick("mlp");
+    c["epochs"] = json!(2);
+    let cfg = config(&env, "c.json", c);
+    env.ok(&["train", "--config", &cfg, "--dataset", "s", "--seed", "1"]);
+    env.ok(&["train", "--config", &cfg, "--dataset", "s", "--seed", "2"]);
+    let runs = env.ok(&["query", "SELECT run_id FROM training_runs ORDER BY started_at", "--format", "csv"]);
+    let runs: Vec<&str> = runs.lines().skip(1).collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let before = env.dump();
+
+    // The older run, into a folder of its own: every file, its checkpoints under it, each as recorded.
+    env.ok(&["export", "train", "--run", runs[0], "--to", "old"]);
+    let dir = env.path("old/final_model");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["run_id"], runs[0]);
+    let checkpoints = exported_checkpoints(&dir);
+    assert_eq!(checkpoints.len(), 2);
+    for (recorded, file) in &checkpoints {
+        assert_eq!(recorded, file);
+    }
+    assert_eq!(env.dump(), before, "an export into a new folder changes no record");
+
+    // The newer run into the same folder: the older run's export is moved aside, not overwritten.
+    let err = env.ok(&["export", "train", "--run", runs[1], "--to", "old"]);
+    assert!(err.contains(runs[1]), "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["run_id"], runs[1]);
+    let aside: Vec<_> = std::fs::read_dir(env.path("old"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("final_model."))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("old").join(&aside[0]).join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept["run_id"], runs[0]);
+    // The backtest loads the weights of the run the folder now holds.
+    env.ok(&["backtest", "--model-path", "old/final_model", "--out", "bt"]);
+    let used: String = env.sql_one("SELECT run_id FROM backtests");
+    assert_eq!(used, runs[1]);
+    // Exporting the same run again rewrites it in place.
+    env.ok(&["export", "train", "--run", runs[1], "--to", "old"]);
+    assert_eq!(std::fs::read_dir(env.path("old")).unwrap().count(), 2);
+    // An unknown run is named.
+    let err = env.fails(&["export", "train", "--run", "train-nope", "--to", "old"]);
+    assert!(err.contains("train-nope"), "{err}");
+}

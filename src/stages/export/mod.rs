@@ -82,52 +82,42 @@ pub fn export_run(store: &Store, stage: Stage, id: Option<&str>, to: &Path) -> a
             None => return Ok(None),
         },
     };
-    create_dir(to)?;
-    let mut moved_aside = Vec::new();
-    let path = match stage {
-        Stage::Tune => {
-            let dir = to.join(layout::TUNING_DIR);
-            moved_aside.extend(super::set_aside_unless_owned(store, &dir, tuning::OWNER, &id)?);
-            tuning(store, &id, &dir)?;
-            dir
-        }
-        Stage::Extend => {
-            let dir = to.join(layout::EXTENDED_DIR);
-            moved_aside.extend(super::set_aside_unless_owned(store, &dir, extended::OWNER, &id)?);
-            extended(store, &id, &dir)?;
-            dir
-        }
-        Stage::Analyze => {
-            store.selection(Some(&id))?.with_context(|| no_run(store, stage, &id))?;
-            let (file, pointer) = analysis::OWNER;
-            if super::owner_of(&to.join(file), pointer).is_some_and(|other| other != id) {
-                for name in [layout::BEST_CONFIG, layout::ANALYSIS_PLOTS] {
-                    moved_aside.extend(super::set_aside(store, &to.join(name))?);
-                }
-            }
-            analysis(store, &id, to)?;
-            to.join(layout::BEST_CONFIG)
-        }
-        Stage::Train => {
-            let dir = to.join(layout::FINAL_DIR);
-            moved_aside.extend(super::set_aside_unless_owned(store, &dir, final_model::OWNER, &id)?);
-            final_model(store, &id, &dir)?;
-            dir
-        }
-        Stage::Backtest => {
-            let dir = to.join(layout::BACKTEST_DIR);
-            moved_aside.extend(super::set_aside_unless_owned(store, &dir, backtest::OWNER, &id)?);
-            backtest(store, &id, &dir).with_context(|| format!("exporting backtest {id}"))?;
-            dir
-        }
+    type Writer = fn(&Store, &str, &Path) -> anyhow::Result<()>;
+    let (folder, owner, write): (&str, (&str, &str), Writer) = match stage {
+        Stage::Tune => (layout::TUNING_DIR, tuning::OWNER, tuning),
+        Stage::Extend => (layout::EXTENDED_DIR, extended::OWNER, extended),
+        Stage::Train => (layout::FINAL_DIR, final_model::OWNER, final_model),
+        Stage::Backtest => (layout::BACKTEST_DIR, backtest::OWNER, backtest),
+        Stage::Analyze => return export_analysis(store, id, to).map(Some),
     };
-    Ok(Some(Exported { id, path, moved_aside }))
+    let dir = to.join(folder);
+    let moved_aside = super::set_aside_unless_owned(store, &dir, owner, &id)?.into_iter().collect();
+    write(store, &id, &dir).with_context(|| format!("exporting {} {id}", stage.what().0))?;
+    Ok(Some(Exported { id, path: dir, moved_aside }))
+}
+
+/// An analysis writes two names into `to` itself (`best_config.json`, `analysis_plots/`): both are
+/// moved aside when `best_config.json` belongs to another selection.
+fn export_analysis(store: &Store, id: String, to: &Path) -> anyhow::Result<Exported> {
+    store.selection(Some(&id))?.with_context(|| no_run(store, Stage::Analyze, &id))?;
+    let mut moved_aside = Vec::new();
+    let (file, pointer) = analysis::OWNER;
+    if super::owner_of(&to.join(file), pointer).is_some_and(|other| other != id) {
+        for name in [layout::BEST_CONFIG, layout::ANALYSIS_PLOTS] {
+            moved_aside.extend(super::set_aside(store, &to.join(name))?);
+        }
+    }
+    analysis(store, &id, to)?;
+    Ok(Exported { path: to.join(layout::BEST_CONFIG), id, moved_aside })
 }
 
 /// The error for a run id that names nothing.
 fn no_run(store: &Store, stage: Stage, id: &str) -> String {
     let (what, command) = stage.what();
-    format!("no {what} {id} in {}: see `hptune query runs`, or run `hptune {command}`", store.path().display())
+    format!(
+        "no {what} {id} in {}: `hptune query pipeline_history` lists them, or run `hptune {command}`",
+        store.path().display()
+    )
 }
 
 /// The error for a stage with no run at all.
