@@ -87,8 +87,31 @@ pub(crate) fn basis_points(s: &str) -> Result<f64, String> {
     }
 }
 
+/// What to do about a store error, in terms of this command line's flags (the store's own
+/// messages say what happened, not which flag to use).
+fn with_hint(e: anyhow::Error) -> anyhow::Error {
+    let hint = e.chain().find_map(|c| c.downcast_ref::<crate::store::StoreError>()).and_then(|s| {
+        use crate::store::StoreError::*;
+        match s {
+            Locked { .. } => Some("run again when that process finishes, or wait longer with --lock-timeout SECS"),
+            NameTaken { .. } => Some("choose another --name"),
+            NoDatabase(_) => Some("pass --db PATH (or set HPTUNE_DB), or run a stage to create it"),
+            ExternalAccess(_) => Some("write results with --output FILE [--format csv|json|parquet]"),
+            _ => None,
+        }
+    });
+    match hint {
+        Some(hint) => anyhow::anyhow!("{e:#}. {}{}", hint[..1].to_uppercase(), &hint[1..]),
+        None => e,
+    }
+}
+
 impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
+        self.dispatch().map_err(with_hint)
+    }
+
+    fn dispatch(self) -> anyhow::Result<()> {
         if !(self.lock_timeout.is_finite() && self.lock_timeout >= 0.0) {
             anyhow::bail!("--lock-timeout must be a number of seconds >= 0, got {}", self.lock_timeout);
         }

@@ -37,10 +37,7 @@ use crate::data::{self, Panel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "gave up after {waited:.1} s waiting for {path}: another process holds it ({detail}). \
-         Run again when that process finishes, or wait longer with --lock-timeout SECS"
-    )]
+    #[error("gave up after {waited:.1} s waiting for {path}: another process holds it ({detail})")]
     Locked { path: PathBuf, waited: f64, detail: String },
     #[error(
         "{path} was written by a newer hptune (schema version {found}; this hptune knows up to {known}). \
@@ -55,12 +52,16 @@ pub enum StoreError {
     MigrationChanged { path: PathBuf, migration: String, recorded: String, current: String },
     #[error("migration {migration} failed")]
     MigrationFailed { migration: String, source: duckdb::Error },
-    #[error("the name '{name}' is taken by a different dataset ({dataset_id}) in {path}; choose another --name")]
+    #[error("the name '{name}' is taken by a different dataset ({dataset_id}) in {path}")]
     NameTaken { name: String, dataset_id: String, path: PathBuf },
     #[error("no dataset named '{name}' in {path}; `hptune data list` shows the datasets there")]
     NoDataset { name: String, path: PathBuf },
     #[error("hptune query refused this statement: {0}")]
     ReadOnly(String),
+    #[error("hptune query refused this statement: {0}; it runs with DuckDB's external access off and reads the database only")]
+    ExternalAccess(String),
+    #[error("no database at {0}")]
+    NoDatabase(PathBuf),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -309,10 +310,7 @@ impl Store {
     /// `hptune query` reads. An older schema is read as it is.
     fn existing_reader(&self) -> Result<Conn> {
         if !self.path.exists() {
-            return Err(StoreError::NotFound(format!(
-                "no database at {}: pass --db PATH (or set HPTUNE_DB), or run a stage to create it",
-                self.path.display()
-            )));
+            return Err(StoreError::NoDatabase(self.path.clone()));
         }
         let (conn, opened) = self.open_read_only()?;
         if opened {

@@ -105,10 +105,7 @@ pub fn hint(e: duckdb::Error) -> StoreError {
     }
     if msg.contains("external access") || msg.contains("Permission Error") || msg.contains("disabled by configuration")
     {
-        return StoreError::ReadOnly(format!(
-            "{msg}. hptune query runs with DuckDB's external access off: it reads the database only; \
-             write results with --output FILE [--format csv|json|parquet]"
-        ));
+        return StoreError::ExternalAccess(msg);
     }
     e.into()
 }
