@@ -32,11 +32,46 @@ pub fn partial_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.partial", std::process::id()))
 }
 
+/// The lock file a writing process holds in an output folder.
+const CLAIM_FILE: &str = ".hptune.lock";
+
+/// A process's claim on an output folder it writes into: a shared lock on `DIR/.hptune.lock`,
+/// held until dropped or the process ends (also by `kill -9`). Any number of processes may
+/// claim one folder (workers of one study); while one does, no other moves it aside.
+pub struct Claim(#[allow(dead_code)] std::fs::File);
+
+/// Claims `dir` (created if needed) for writing.
+pub fn claim(dir: &Path) -> anyhow::Result<Claim> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(CLAIM_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.lock_shared().with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(Claim(file))
+}
+
+/// Whether a process claims `dir`: its lock file cannot be locked exclusively right now. (This
+/// process's own claims count too: it never moves a folder it writes into.)
+pub fn claimed(dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(dir.join(CLAIM_FILE)) else { return false };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
 /// Moves an existing output folder aside (`NAME.YYYYmmdd-HHMMSS`) so that nothing is overwritten;
-/// returns where it went.
+/// returns where it went. A folder a process claims is refused (`ErrorKind::ResourceBusy`).
 pub fn move_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
     if !dir.exists() {
         return Ok(None);
+    }
+    if claimed(dir) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            format!("{} is being written by a running hptune process", dir.display()),
+        ));
     }
     let stamp = crate::ids::aside_stamp();
     let mut target = PathBuf::from(format!("{}.{stamp}", dir.display()));

@@ -204,7 +204,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         accuracy: (calls > 0).then(|| hits as f64 / calls as f64),
         n_predictions: calls as i64,
     };
-    let moved_aside = crate::files::move_aside(&req.out_dir)?;
+    let moved_aside = super::set_aside(store, &req.out_dir)?;
+    let _claim = crate::files::claim(&req.out_dir)?;
     store.record_backtest(&record, &trades, &equity, &stat_rows)?;
     super::export::backtest(store, &backtest_id, &req.out_dir)?;
     Ok(Outcome { backtest_id, dataset, moved_aside })

@@ -66,12 +66,15 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
             if run.status == "finished" {
                 bail!("extended run {id} already finished; run `hptune analyze` next");
             }
-            store.reopen_extended_run(id)?;
             let key = super::export::EXTENDED_OWNER;
-            (id.clone(), super::set_aside_unless_owned(store, &req.out_dir, key, id)?)
+            let moved_aside = super::set_aside_unless_owned(store, &req.out_dir, key, id)?;
+            store.reopen_extended_run(id)?;
+            (id.clone(), moved_aside)
         }
         None => start(store, req)?,
     };
+    // While this process writes into the folder, no other moves it aside.
+    let _claim = crate::files::claim(&req.out_dir)?;
     let run = store.extended_run(&id)?;
     let configs: Vec<(ExtendedConfig, ModelConfig)> = store
         .extended_configs(&id)?

@@ -18,7 +18,12 @@ use crate::store::Store;
 /// under it to their new place, so that lineage survives; returns where it went.
 pub(crate) fn set_aside(store: &Store, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
     let old = std::fs::canonicalize(dir).ok();
-    let moved = crate::files::move_aside(dir)?;
+    let moved = crate::files::move_aside(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::ResourceBusy => {
+            anyhow::anyhow!("{e}: wait until it finishes, or write elsewhere with --out DIR")
+        }
+        _ => anyhow::Error::new(e).context(format!("moving {} aside", dir.display())),
+    })?;
     if let (Some(old), Some(new)) = (old, &moved) {
         store.relocate_checkpoints(&old.to_string_lossy(), &std::fs::canonicalize(new)?.to_string_lossy())?;
     }

@@ -79,8 +79,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         })?;
         progress.finish();
 
-        let moved_aside =
-            super::set_aside(store, &req.out_dir).with_context(|| format!("moving {} aside", req.out_dir.display()))?;
+        let moved_aside = super::set_aside(store, &req.out_dir)?;
+        let _claim = crate::files::claim(&req.out_dir)?;
         let mut records = Vec::new();
         for (role, weights, epoch) in
             [("best", &outcome.best, outcome.best_epoch), ("final", &outcome.last, outcome.epochs_run)]

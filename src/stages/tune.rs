@@ -172,13 +172,13 @@ fn resolve_plan(total: usize, overrides: [Option<usize>; 3]) -> anyhow::Result<P
 
 /// Resumes a recorded study, raising its trial budget to `--trials` when that is larger.
 fn resume_study(store: &Store, req: &Request, s: StudyRecord) -> anyhow::Result<StudyRecord> {
-    if req.trials > s.n_trials {
-        store.set_study_trials(&s.study_name, req.trials)?;
-    }
     // Resuming an older study where a newer one exported: the newer one's folder is kept.
     let key = super::export::TUNING_OWNER;
     if let Some(moved) = super::set_aside_unless_owned(store, &req.out_dir, key, &s.study_name)? {
         eprintln!("kept another study's {} as {}", req.out_dir.display(), moved.display());
+    }
+    if req.trials > s.n_trials {
+        store.set_study_trials(&s.study_name, req.trials)?;
     }
     store.study(&s.study_name)?.with_context(|| format!("study {} is no longer in the database", s.study_name))
 }
@@ -248,6 +248,8 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
         .context("the study's dataset is no longer in the database")?;
     let (_, panel) = store.load_panel(&dataset_name)?;
     let table = costs::time(Cost::Features, || features::compute(&panel));
+    // While this process writes into the folder, no other moves it aside.
+    let _claim = crate::files::claim(&req.out_dir)?;
     std::fs::create_dir_all(crate::layout::study_checkpoints_dir(&req.out_dir, &study.study_name))?;
 
     let worker = worker_name();

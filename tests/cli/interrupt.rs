@@ -233,3 +233,26 @@ fn random_kills_lose_no_finished_trial_or_fold() {
     assert_eq!(count(&env, "SELECT count(*) FROM cv_folds WHERE status = 'finished'"), 6);
     env.ok(&["analyze"]);
 }
+
+#[test]
+fn a_folder_a_running_study_writes_is_never_moved_aside_and_kill_9_frees_it() {
+    let (env, space) = setup(SLOW, "8", "400");
+    let mut running = spawn(&env, &tune_args(&space, "a", "6", "4"));
+    assert!(wait_for(&env, &mut running, "SELECT count(*) FROM trials WHERE state = 'RUNNING'", 1));
+    // A new study in the same folder would move it aside under the running one: refused, unrecorded.
+    let err = env.fails(&tune_args(&space, "b", "2", "1"));
+    assert!(err.contains("being written by a running hptune process") && err.contains("--out"), "{err}");
+    assert_eq!(count(&env, "SELECT count(*) FROM studies WHERE study_name = 'b'"), 0);
+    assert!(env.path("hyperparameter_tuning_results/checkpoints/a").is_dir());
+    // The claim dies with its process, even by SIGKILL: then the folder is set aside as usual.
+    running.kill().unwrap();
+    running.wait().unwrap();
+    env.ok(&tune_args(&space, "b", "2", "1"));
+    let kept: Vec<String> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("hyperparameter_tuning_results."))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(env.path(&kept[0]).join("checkpoints/a").is_dir());
+}

@@ -92,6 +92,7 @@ pub fn export_run(store: &Store, stage: Stage, id: Option<&str>, to: &Path) -> a
     };
     let dir = to.join(folder);
     let moved_aside = super::set_aside_unless_owned(store, &dir, owner, &id)?.into_iter().collect();
+    let _claim = crate::files::claim(&dir)?;
     write(store, &id, &dir).with_context(|| format!("exporting {} {id}", stage.what().0))?;
     Ok(Some(Exported { id, path: dir, moved_aside }))
 }
