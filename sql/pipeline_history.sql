@@ -1,11 +1,11 @@
 -- Every analysis in the file, newest first, with what followed it: date, dataset, study, best tuning value, cross-validated value, selected configuration, final training and backtest return. Compare runs across weeks here.
 CREATE OR REPLACE VIEW pipeline_history AS
 WITH final AS (
-    SELECT substr(r.config_source, length('selection ') + 1) AS selection_id,
+    SELECT r.selection_id,
            arg_max(r.run_id, r.started_at)            AS final_run_id,
            arg_max(r.best_val_accuracy, r.started_at) AS final_val_accuracy
     FROM training_runs r
-    WHERE r.stage = 'train' AND r.status = 'finished' AND starts_with(r.config_source, 'selection ')
+    WHERE r.stage = 'train' AND r.status = 'finished' AND r.selection_id IS NOT NULL
     GROUP BY 1
 ), tested AS (
     SELECT b.run_id,

@@ -1,7 +1,8 @@
--- Every training run: stage, dataset, model type, spans, status, best epoch and validation metrics.
+-- Every training run: stage, lineage (study and trial, extended run and fold, or selection), dataset, model type, spans, status, best epoch and validation metrics.
 CREATE OR REPLACE VIEW training_runs_overview AS
 SELECT r.run_id,
        r.stage,
+       r.study_name, r.trial_number, r.extended_run_id, r.config_rank, r.fold, r.selection_id,
        d.name AS dataset,
        r.model_type,
        r.seed,

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::features::Scaler;
 use crate::model::{ModelConfig, Net};
+use crate::states::Role;
 use crate::store::{CheckpointRecord, RunRecord, SavedCheckpoint, Store};
 
 /// The file name of a checkpoint inside its folder.
@@ -25,7 +26,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// `run_id/role` and the file's bytes, for `Store::finish_run` to keep.
 pub fn save(
     dir: &Path,
-    (run_id, role, epoch): (&str, &str, usize),
+    (run_id, role, epoch): (&str, Role, usize),
     weights: &HashMap<String, Tensor>,
     scaler: &Scaler,
 ) -> anyhow::Result<SavedCheckpoint> {
@@ -42,7 +43,7 @@ pub fn save(
     let record = CheckpointRecord {
         checkpoint_id: format!("{run_id}/{role}"),
         run_id: run_id.into(),
-        role: role.into(),
+        role,
         epoch: epoch as i32,
         path: path.to_string_lossy().into_owned(),
         sha256: sha256_hex(&bytes),

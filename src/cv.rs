@@ -19,18 +19,14 @@ pub use crate::split::{MIN_TRAIN, MIN_VAL};
 /// Days from a decision to the end of its label: the next close.
 pub const LABEL_HORIZON: usize = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scheme {
-    WalkForward,
-    PurgedKfold,
-}
-
-impl Scheme {
-    pub fn name(self) -> &'static str {
-        match self {
-            Scheme::WalkForward => "walk-forward",
-            Scheme::PurgedKfold => "purged-kfold",
-        }
+crate::states::states! {
+    /// How folds are cut from the training span.
+    #[derive(clap::ValueEnum)]
+    Scheme {
+        /// Each fold validates a later block and trains on everything before it.
+        WalkForward = "walk-forward",
+        /// Fold i validates block i of k, purged and embargoed around it.
+        PurgedKfold = "purged-kfold",
     }
 }
 
@@ -109,7 +105,7 @@ pub fn folds(
             return Err(format!(
                 "{} with {k} folds leaves fold {i} {} training and {} validation samples of the {n} before the holdout \
                  (at least {MIN_TRAIN} and {MIN_VAL} needed): use fewer --folds, a smaller --embargo, or a longer dataset",
-                scheme.name(),
+                scheme.as_str(),
                 fold.n_train(),
                 fold.val.len()
             ));

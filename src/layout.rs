@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::states::Role;
+
 /// Stage 1's folder: trial results, the Optuna export and each trial's checkpoint.
 pub const TUNING_DIR: &str = "hyperparameter_tuning_results";
 /// Stage 2's folder: cross-validation results and each fold's checkpoint.
@@ -28,8 +30,8 @@ pub const TRADES_CSV: &str = "trades.csv";
 pub const EQUITY_CSV: &str = "equity_curve.csv";
 pub const EQUITY_PNG: &str = "equity_curve.png";
 
-/// The checkpoint folder of final training's `role` ("best" or "final") under its folder.
-pub fn final_checkpoint_dir(final_dir: &Path, role: &str) -> PathBuf {
+/// The checkpoint folder of final training's `role` under its folder: `best_model/`, `final_model/`.
+pub fn final_checkpoint_dir(final_dir: &Path, role: Role) -> PathBuf {
     final_dir.join(format!("{role}_model"))
 }
 

@@ -23,8 +23,10 @@ pub(crate) mod progress;
 pub mod search;
 pub(crate) mod split;
 pub mod stages;
+pub mod states;
 pub(crate) mod stats;
 pub mod store;
+pub(crate) mod workers;
 
 /// The hptune version, recorded with everything it writes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

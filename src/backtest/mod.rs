@@ -11,22 +11,18 @@ pub mod stats;
 
 use chrono::NaiveDate;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// Long when the model says up, flat otherwise.
-    LongFlat,
-    /// Long when the model says up, short otherwise.
-    LongShort,
+crate::states::states! {
+    /// What the backtest does with the model's up-probability.
+    #[derive(clap::ValueEnum)]
+    Mode {
+        /// Long when the model says up, flat otherwise.
+        LongFlat = "long-flat",
+        /// Long when the model says up, short otherwise.
+        LongShort = "long-short",
+    }
 }
 
 impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::LongFlat => "long-flat",
-            Mode::LongShort => "long-short",
-        }
-    }
-
     /// The position for an up-probability: +1 long, 0 flat, -1 short.
     pub fn position(self, probability: f64, threshold: f64) -> i8 {
         match (probability > threshold, self) {

@@ -9,7 +9,7 @@ use crate::data::SHIPPED;
 use crate::model::ModelConfig;
 use crate::split::DEFAULT_HOLDOUT;
 use crate::stages::train::{self, Request};
-use crate::store::Store;
+use crate::store::{Lineage, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,12 +38,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
-    let (mut config, config_source, selected_dataset) = match &args.config {
+    let (mut config, (config_source, lineage), selected_dataset) = match &args.config {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read --config {}", path.display()))?;
             let config = ModelConfig::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            (config, format!("file {} (sha256 {})", path.display(), sha256_hex(text.as_bytes())), None)
+            let source = format!("file {} (sha256 {})", path.display(), sha256_hex(text.as_bytes()));
+            (config, (source, Lineage::Given), None)
         }
         None => {
             let Some(s) = store.selection(None)? else {
@@ -60,7 +61,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
                 "training {} (study {} trial {}, extended run {})",
                 s.selection_id, s.study_name, s.trial_number, s.extended_run_id
             );
-            (config, format!("selection {}", s.selection_id), dataset)
+            (config, (format!("selection {}", s.selection_id), Lineage::Selection(s.selection_id.clone())), dataset)
         }
     };
     if let Some(epochs) = args.epochs {
@@ -72,6 +73,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     let request = Request {
         config,
         config_source,
+        lineage,
         dataset: args.dataset.or(selected_dataset).unwrap_or_else(|| SHIPPED[0].name.to_string()),
         seed: args.seed,
         holdout: args.holdout,

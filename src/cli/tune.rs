@@ -8,6 +8,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use crate::data::SHIPPED;
 use crate::split::DEFAULT_HOLDOUT;
 use crate::stages::tune::{self, Request};
+use crate::states::TrialState;
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -91,16 +92,16 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     if !summary.orphans_failed.is_empty() {
         println!("marked orphaned RUNNING trials {:?} as FAIL (their worker had stopped)", summary.orphans_failed);
     }
-    let count = |s: &str| summary.trials.iter().filter(|t| t.state == s).count();
+    let count = |s: TrialState| summary.trials.iter().filter(|t| t.state == s).count();
     println!(
         "study {}: {} complete, {} pruned, {} failed, {} running elsewhere",
         summary.study,
-        count("COMPLETE"),
-        count("PRUNED"),
-        count("FAIL"),
-        count("RUNNING")
+        count(TrialState::Complete),
+        count(TrialState::Pruned),
+        count(TrialState::Fail),
+        count(TrialState::Running)
     );
-    let mut best: Vec<_> = summary.trials.iter().filter(|t| t.state == "COMPLETE").collect();
+    let mut best: Vec<_> = summary.trials.iter().filter(|t| t.state == TrialState::Complete).collect();
     best.sort_by(|a, b| b.value.unwrap_or(0.0).total_cmp(&a.value.unwrap_or(0.0)).then(a.number.cmp(&b.number)));
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(["trial", "phase", "val accuracy", "val loss", "params"]);
@@ -108,7 +109,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         let params: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         table.add_row(vec![
             t.number.to_string(),
-            t.phase.clone(),
+            t.phase.to_string(),
             format!("{:.2}%", 100.0 * t.value.unwrap_or(f64::NAN)),
             format!("{:.4}", t.val_loss.unwrap_or(f64::NAN)),
             params.join(" "),

@@ -12,21 +12,15 @@ use rand_chacha::ChaCha8Rng;
 pub use space::{Distribution, Param, Params, Space};
 pub use tpe::Observation;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Random,
-    Bayesian,
-    Finetune,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Random => "random",
-            Phase::Bayesian => "bayesian",
-            Phase::Finetune => "finetune",
-        }
+crate::states::states! {
+    /// A tuning phase.
+    Phase {
+        /// Scrambled Halton points.
+        Random = "random",
+        /// TPE over the whole space.
+        Bayesian = "bayesian",
+        /// TPE in the box around the best 20%.
+        Finetune = "finetune",
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use serde_json::json;
 
+use crate::states::RunStatus;
 use crate::store::{BestConfig, Selection, Store};
 
 #[derive(Debug, Clone)]
@@ -32,7 +33,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         })?,
     };
     let run = store.extended_run(&id)?;
-    if run.status != "finished" {
+    if run.status != RunStatus::Finished {
         bail!(
             "extended run {id} in {} is {}, not finished: run `hptune extend --resume {id}` first",
             store.path().display(),

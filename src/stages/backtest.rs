@@ -12,7 +12,9 @@ use crate::checkpoint::{self, LoadedModel};
 use crate::cv::LABEL_HORIZON;
 use crate::features::{self, FeatureTable, WARMUP};
 use crate::model::{build_inputs, ModelConfig};
-use crate::store::{BacktestRecord, CheckpointRecord, EquityRow, SignalRow, StatRow, Store, TradeRow};
+use crate::states::Role;
+use crate::states::{ModelSource, Side};
+use crate::store::{BacktestRecord, CheckpointRecord, EquityRow, Lineage, SignalRow, StatRow, Store, TradeRow};
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -34,7 +36,7 @@ pub struct Request {
 
 /// The model a backtest uses, and why.
 pub struct Chosen {
-    pub source: &'static str,
+    pub source: ModelSource,
     pub why: String,
     pub model: LoadedModel,
 }
@@ -42,21 +44,21 @@ pub struct Chosen {
 /// The recorded model a backtest picks, with its source and why, in this order: the newest final
 /// model, the newest extended run's best configuration (its last fold, trained on the most data),
 /// the newest study's best trial.
-pub fn recorded_model(store: &Store) -> anyhow::Result<Option<(&'static str, CheckpointRecord, String)>> {
+pub fn recorded_model(store: &Store) -> anyhow::Result<Option<(ModelSource, CheckpointRecord, String)>> {
     if let Some(c) = store.newest_final_model()? {
         let why = format!("the newest final model (hptune train run {})", c.run_id);
-        return Ok(Some(("final", c, why)));
+        return Ok(Some((ModelSource::Final, c, why)));
     }
     if let Some((c, pick)) = store.newest_extended_best()? {
         let why = format!(
             "the newest extended run ({}): its best configuration, trial {}, fold {} (trained on the most data)",
             pick.extended_run_id, pick.trial_number, pick.fold
         );
-        return Ok(Some(("extended", c, why)));
+        return Ok(Some((ModelSource::Extended, c, why)));
     }
     if let Some((c, (study, number))) = store.newest_study_best()? {
         let why = format!("the best trial ({number}) of the newest study ({study})");
-        return Ok(Some(("tuning", c, why)));
+        return Ok(Some((ModelSource::Tuning, c, why)));
     }
     Ok(None)
 }
@@ -67,10 +69,10 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
     let device = candle_core::Device::Cpu;
     if let Some(p) = path {
         // A final_model/ export holds best_model/ and final_model/; a checkpoint folder holds the file.
-        let best = crate::layout::final_checkpoint_dir(p, "best");
+        let best = crate::layout::final_checkpoint_dir(p, Role::Best);
         let dir = if best.join(checkpoint::FILE).exists() { best } else { p.to_path_buf() };
         let model = checkpoint::load(store, &dir, &device)?;
-        return Ok(Chosen { source: "path", why: format!("--model-path {}", p.display()), model });
+        return Ok(Chosen { source: ModelSource::Path, why: format!("--model-path {}", p.display()), model });
     }
     if let Some((source, record, why)) = recorded_model(store)? {
         let model = checkpoint::load_record(store, &record, &device)?;
@@ -83,6 +85,7 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
         &super::train::Request {
             config: ModelConfig::default(),
             config_source: "default configuration (no model in the database)".into(),
+            lineage: Lineage::Given,
             dataset,
             seed: 42,
             holdout: crate::split::DEFAULT_HOLDOUT,
@@ -93,7 +96,7 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
     let record = store.checkpoint(&format!("{}/best", outcome.run_id))?;
     let model = checkpoint::load_record(store, &record, &device)?;
     Ok(Chosen {
-        source: "default",
+        source: ModelSource::Default,
         why: "no model in the database: the default configuration, trained now".into(),
         model,
     })
@@ -188,14 +191,14 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         backtest_id: backtest_id.clone(),
         run_id: m.run.run.run_id.clone(),
         checkpoint_id: m.checkpoint.checkpoint_id.clone(),
-        model_source: chosen.source.into(),
+        model_source: chosen.source,
         dataset_id,
         tickers: table.tickers.clone(),
         start_date: market.dates[0],
         end_date: *market.dates.last().unwrap(),
         first_unseen: period.unseen,
         in_sample: period.in_sample,
-        mode: req.mode.name().into(),
+        mode: req.mode,
         threshold: req.threshold,
         fill: if market.open.is_some() { "next-open" } else { "close" }.into(),
         commission_bps: req.commission_bps,
@@ -278,7 +281,7 @@ fn trade_rows(out: &backtest::Outcome, tickers: &[String]) -> Vec<TradeRow> {
         .iter()
         .map(|t| TradeRow {
             ticker: tickers[t.ticker].clone(),
-            side: if t.side > 0 { "long" } else { "short" }.into(),
+            side: if t.side > 0 { Side::Long } else { Side::Short },
             entry_date: t.entry_date,
             entry_price: t.entry_price,
             exit_date: t.exit_date,
@@ -425,6 +428,13 @@ pub fn signals(
             position: mode.position(p, threshold) as i32,
         })
         .collect();
-    store.record_signals(&m.run.run.run_id, &m.checkpoint.checkpoint_id, &dataset_id, mode.name(), threshold, &rows)?;
+    store.record_signals(
+        &m.run.run.run_id,
+        &m.checkpoint.checkpoint_id,
+        &dataset_id,
+        mode.as_str(),
+        threshold,
+        &rows,
+    )?;
     Ok((chosen.why, rows))
 }

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::states::RunStatus;
+use crate::states::TrialState;
 use crate::store::Store;
 
 /// Free space below this fails the disk check (checkpoints and exports of a pipeline run).
@@ -104,7 +106,7 @@ fn device_check(device: &str) -> Check {
 fn study_check(store: &Store) -> anyhow::Result<Check> {
     let study = store.latest_study()?;
     let finished = match &study {
-        Some(s) => store.trials(s)?.iter().filter(|t| t.state == "COMPLETE").count(),
+        Some(s) => store.trials(s)?.iter().filter(|t| t.state == TrialState::Complete).count(),
         None => 0,
     };
     Ok(match &study {
@@ -126,7 +128,7 @@ fn extended_check(store: &Store) -> anyhow::Result<Check> {
     Ok(match &extended {
         Some(id) => {
             let run = store.extended_run(id)?;
-            if run.status == "finished" {
+            if run.status == RunStatus::Finished {
                 check("analyze", "extended run", Status::Ok, format!("{id} ({} x {} folds)", run.top_n, run.n_folds))
             } else {
                 check(

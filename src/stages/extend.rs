@@ -16,7 +16,11 @@ use crate::features::{self, FeatureTable, Scaler};
 use crate::model::{self, build_samples, ModelConfig, Net};
 use crate::progress::Progress;
 use crate::split;
-use crate::store::{ExtendedConfig, ExtendedRun, FoldRecord, NewRun, Store};
+use crate::states::Role;
+use crate::states::RunStage;
+use crate::states::TrialState;
+use crate::states::{FoldStatus, RunStatus};
+use crate::store::{ExtendedConfig, ExtendedRun, FoldRecord, Lineage, NewRun, Store};
 
 /// Early-stopping patience of each fold.
 pub const EXTEND_PATIENCE: usize = 10;
@@ -59,11 +63,16 @@ pub fn plan_folds(
 }
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
+    super::fail_orphaned_runs(store)?;
+    super::with_heartbeat(store, || extend(store, req))
+}
+
+fn extend(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     let device = model::device(&req.device)?;
     let (id, moved_aside) = match &req.resume {
         Some(id) => {
             let run = store.extended_run(id)?;
-            if run.status == "finished" {
+            if run.status == RunStatus::Finished {
                 bail!("extended run {id} already finished; run `hptune analyze` next");
             }
             let key = super::export::EXTENDED_OWNER;
@@ -86,10 +95,10 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         .collect::<anyhow::Result<_>>()?;
     let (_, table) = load_table(store, &run.dataset_id)?;
     let hs = holdout_index(&table, run.holdout_start);
-    let scheme = if run.scheme == Scheme::PurgedKfold.name() { Scheme::PurgedKfold } else { Scheme::WalkForward };
+    let scheme = run.scheme;
     let models: Vec<ModelConfig> = configs.iter().map(|c| c.1.clone()).collect();
     let folds = plan_folds(&models, hs, scheme, run.n_folds, run.embargo).map_err(|e| anyhow::anyhow!(e))?;
-    let todo: Vec<FoldRecord> = store.cv_folds(&id)?.into_iter().filter(|f| f.status != "finished").collect();
+    let todo: Vec<FoldRecord> = store.cv_folds(&id)?.into_iter().filter(|f| f.status != FoldStatus::Finished).collect();
 
     std::fs::create_dir_all(&req.out_dir).with_context(|| format!("cannot create {}", req.out_dir.display()))?;
     let progress = Progress::new(format!("extend {id}"), todo.len());
@@ -165,7 +174,7 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
             extended_run_id: id.clone(),
             study_name,
             dataset_id: study.dataset_id.clone(),
-            scheme: req.scheme.name().into(),
+            scheme: req.scheme,
             n_folds: req.folds,
             embargo: req.embargo,
             label_horizon: cv::LABEL_HORIZON,
@@ -173,7 +182,7 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
             epochs: req.epochs,
             seed: req.seed,
             holdout_start: (hs < table.dates.len()).then(|| d(hs)),
-            status: "running".into(),
+            status: RunStatus::Running,
         },
         &configs,
         &fold_rows,
@@ -189,8 +198,11 @@ fn top_configurations(
     top_n: usize,
     epochs: usize,
 ) -> anyhow::Result<(Vec<ExtendedConfig>, Vec<ModelConfig>)> {
-    let mut trials: Vec<_> =
-        store.trials(study_name)?.into_iter().filter(|t| t.state == "COMPLETE" && t.value.is_some()).collect();
+    let mut trials: Vec<_> = store
+        .trials(study_name)?
+        .into_iter()
+        .filter(|t| t.state == TrialState::Complete && t.value.is_some())
+        .collect();
     trials.sort_by(|a, b| b.value.unwrap().total_cmp(&a.value.unwrap()).then(a.number.cmp(&b.number)));
     trials.truncate(top_n);
     if trials.is_empty() {
@@ -234,7 +246,7 @@ fn fold_rows(configs: &[ExtendedConfig], folds: &[Fold], table: &FeatureTable) -
                     n_val: f.val.len(),
                     n_purged: f.purged,
                     n_embargoed: f.embargoed,
-                    status: "pending".into(),
+                    status: FoldStatus::Pending,
                     run_id: None,
                     checkpoint_id: None,
                     epochs_run: None,
@@ -288,11 +300,12 @@ fn train_fold(
     let (a, b) = fold.train_bounds();
     store.begin_run(&NewRun {
         run_id: run_id.clone(),
-        stage: "extend".into(),
+        stage: RunStage::Extend,
         dataset_id: run.dataset_id.clone(),
         model_type: cfg.model_type.name().into(),
         config_json: cfg.to_json().to_string(),
         config_source: format!("study {} trial {} (extended run {id}, fold {k})", run.study_name, row.trial_number),
+        lineage: Lineage::Fold { extended_run_id: id.clone(), config_rank: rank, fold: k },
         seed: run.seed,
         device: device_name.into(),
         tickers: table.tickers.clone(),
@@ -308,7 +321,7 @@ fn train_fold(
         let outcome =
             model::train(&net, &train_set, &val_set, &cfg.settings(seed), |m| Ok(store.record_epoch(&run_id, m)?))?;
         let dir = crate::layout::fold_checkpoint_dir(out_dir, rank, id, k);
-        let saved = checkpoint::save(&dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)?;
+        let saved = checkpoint::save(&dir, (&run_id, Role::Best, outcome.best_epoch), &outcome.best, &scaler)?;
         store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, std::slice::from_ref(&saved))?;
         store.finish_fold(id, rank, k, &saved.record.checkpoint_id)?;
         Ok(store.run(&run_id)?.best_val_accuracy.unwrap_or(f64::NAN))

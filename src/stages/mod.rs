@@ -51,3 +51,37 @@ pub(crate) fn set_aside_unless_owned(
         _ => Ok(None),
     }
 }
+
+/// Marks the training and extended runs whose process is gone (killed, crashed) as failed, reason
+/// `interrupted`, and says which: what a stage does before it starts its own.
+pub(crate) fn fail_orphaned_runs(store: &Store) -> anyhow::Result<()> {
+    let failed = store.fail_orphaned_runs(crate::workers::is_gone)?;
+    if !failed.is_empty() {
+        eprintln!(
+            "marked {} run(s) whose process is gone as failed (interrupted): {}",
+            failed.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs `work` while a thread renews the heartbeat of this process's running training and
+/// extended runs every `workers::HEARTBEAT_EVERY_S`, so that others never take them for orphans.
+pub(crate) fn with_heartbeat<T>(store: &Store, work: impl FnOnce() -> T) -> T {
+    let every = std::time::Duration::from_secs(crate::workers::HEARTBEAT_EVERY_S);
+    let worker = crate::workers::name();
+    std::thread::scope(|scope| {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        scope.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                if let Err(e) = store.heartbeat_runs(&worker) {
+                    eprintln!("note: could not renew the heartbeat of this process's runs: {e}");
+                }
+            }
+        });
+        let out = work();
+        drop(stop);
+        out
+    })
+}

@@ -10,7 +10,8 @@ use super::check::{self, Status};
 use super::{analyze, backtest, extend, train, tune};
 use crate::layout;
 use crate::model::ModelConfig;
-use crate::store::{Selection, Store};
+use crate::states::TrialState;
+use crate::store::{Lineage, Selection, Store};
 
 pub struct Request {
     pub tune: tune::Request,
@@ -98,7 +99,12 @@ fn stage<T>(
 
 fn tune_stage(store: &Store, req: &Request) -> anyhow::Result<(String, Made)> {
     let summary = tune::run(store, &req.tune)?;
-    let best = summary.trials.iter().filter(|t| t.state == "COMPLETE").filter_map(|t| t.value).fold(f64::NAN, f64::max);
+    let best = summary
+        .trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .filter_map(|t| t.value)
+        .fold(f64::NAN, f64::max);
     if best.is_nan() {
         bail!(
             "no trial of study {} finished (see `hptune query tuning_leaderboard` and the trials' reasons)",
@@ -118,7 +124,7 @@ fn extend_stage(store: &Store, req: &Request, study: String) -> anyhow::Result<(
     let outcome = extend::run(store, &ext)?;
     let made = Made {
         id: outcome.extended_run_id.clone(),
-        result: format!("top {} x {} {} folds", ext.top_n, ext.folds, ext.scheme.name()),
+        result: format!("top {} x {} {} folds", ext.top_n, ext.folds, ext.scheme.as_str()),
         output: format!("{}/", ext.out_dir.display()),
     };
     Ok((outcome.extended_run_id, made))
@@ -151,6 +157,7 @@ fn train_stage(store: &Store, req: &Request, selection: &Selection) -> anyhow::R
         &train::Request {
             config,
             config_source: format!("selection {}", selection.selection_id),
+            lineage: Lineage::Selection(selection.selection_id.clone()),
             dataset: req.tune.dataset.clone(),
             seed: req.tune.seed,
             holdout: req.tune.holdout,

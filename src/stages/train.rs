@@ -12,13 +12,17 @@ use crate::features::{self, Scaler};
 use crate::model::{self, build_samples, ModelConfig, Net};
 use crate::progress::Progress;
 use crate::split::Split;
-use crate::store::{NewRun, Store};
+use crate::states::Role;
+use crate::states::RunStage;
+use crate::store::{Lineage, NewRun, Store};
 
 #[derive(Debug, Clone)]
 pub struct Request {
     pub config: ModelConfig,
     /// Where the configuration came from, for lineage.
     pub config_source: String,
+    /// The same, in lineage columns.
+    pub lineage: Lineage,
     pub dataset: String,
     pub seed: u64,
     pub holdout: f64,
@@ -36,6 +40,11 @@ pub struct Outcome {
 }
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
+    super::fail_orphaned_runs(store)?;
+    super::with_heartbeat(store, || train(store, req))
+}
+
+fn train(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     let device = model::device(&req.device)?;
     let (dataset_id, panel) = store.load_panel(&req.dataset)?;
     let table = features::compute(&panel);
@@ -51,11 +60,12 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     let d = |i: usize| table.dates[i];
     store.begin_run(&NewRun {
         run_id: run_id.clone(),
-        stage: "train".into(),
+        stage: RunStage::Train,
         dataset_id,
         model_type: cfg.model_type.name().into(),
         config_json: cfg.to_json().to_string(),
         config_source: req.config_source.clone(),
+        lineage: req.lineage.clone(),
         seed: req.seed,
         device: req.device.clone(),
         tickers: table.tickers.clone(),
@@ -83,7 +93,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         let _claim = crate::files::claim(&req.out_dir)?;
         let mut records = Vec::new();
         for (role, weights, epoch) in
-            [("best", &outcome.best, outcome.best_epoch), ("final", &outcome.last, outcome.epochs_run)]
+            [(Role::Best, &outcome.best, outcome.best_epoch), (Role::Final, &outcome.last, outcome.epochs_run)]
         {
             let dir = crate::layout::final_checkpoint_dir(&req.out_dir, role);
             records.push(checkpoint::save(&dir, (&run_id, role, epoch), weights, &scaler)?);

@@ -17,7 +17,10 @@ use crate::model::{self, build_samples, EpochMetrics, ModelConfig, Net, CONFIG_K
 use crate::progress::Progress;
 use crate::search::{self, Params, Past, PhasePlan, Space};
 use crate::split::Split;
-use crate::store::{Finished, NewRun, Store, StudyRecord, TrialEnd, TrialRecord};
+use crate::states::Role;
+use crate::states::RunStage;
+use crate::states::TrialState;
+use crate::store::{Finished, Lineage, NewRun, Store, StudyRecord, TrialEnd, TrialRecord};
 
 /// Median pruner settings (Optuna's MedianPruner defaults, with 3 warm-up epochs).
 pub const PRUNE_STARTUP_TRIALS: usize = 5;
@@ -50,47 +53,6 @@ pub struct Summary {
     pub study: String,
     pub orphans_failed: Vec<usize>,
     pub trials: Vec<TrialRecord>,
-}
-
-/// A RUNNING trial whose heartbeat is older than this is judged dead (its worker sends one every
-/// `HEARTBEAT_EVERY_S`), as Optuna's heartbeat grace period does.
-pub const STALE_HEARTBEAT_S: f64 = 120.0;
-/// How often a worker process renews the heartbeat of its running trials.
-pub const HEARTBEAT_EVERY_S: u64 = 20;
-
-/// This process's worker name: `host:pid:pid-namespace`. The namespace tells two containers that
-/// share a host name apart, so that one never takes the other's live worker for a dead local one.
-pub fn worker_name() -> String {
-    format!("{}:{}:{}", host(), std::process::id(), pid_namespace())
-}
-
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
-fn pid_namespace() -> String {
-    std::fs::read_link("/proc/self/ns/pid")
-        .ok()
-        .and_then(|l| l.to_string_lossy().trim_start_matches("pid:[").strip_suffix(']').map(str::to_string))
-        .unwrap_or_else(|| "0".into())
-}
-
-/// A RUNNING trial is orphaned when its heartbeat is stale, or, as a shortcut, when its worker is
-/// a process of this machine's PID namespace that is gone (or is this process, which has not
-/// claimed anything yet). PID reuse cannot keep an orphan alive: its heartbeat still goes stale.
-fn orphaned(t: &TrialRecord) -> bool {
-    if t.heartbeat_age_s > STALE_HEARTBEAT_S {
-        return true;
-    }
-    let mut parts = t.worker.rsplitn(3, ':');
-    let (Some(ns), Some(pid), Some(h)) = (parts.next(), parts.next(), parts.next()) else { return false };
-    if h != host() || ns != pid_namespace() {
-        return false;
-    }
-    let pid: u32 = pid.parse().unwrap_or(0);
-    pid == std::process::id() || !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The model configuration a trial trains: the space's parameters over the defaults.
@@ -240,7 +202,9 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
         },
         None => create_study(store, req)?,
     };
-    let orphans_failed = store.fail_orphans(&study.study_name, orphaned)?;
+    super::fail_orphaned_runs(store)?;
+    let orphans_failed = store
+        .fail_orphans(&study.study_name, |t: &TrialRecord| crate::workers::is_gone(&t.worker, t.heartbeat_age_s))?;
     let space = Space::from_toml(&study.space_toml).map_err(|e| anyhow::anyhow!("stored search space: {e}"))?;
     let dataset_name = store
         .dataset_by_id(&study.dataset_id)?
@@ -252,7 +216,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
     let _claim = crate::files::claim(&req.out_dir)?;
     std::fs::create_dir_all(crate::layout::study_checkpoints_dir(&req.out_dir, &study.study_name))?;
 
-    let worker = worker_name();
+    let worker = crate::workers::name();
     let progress = Progress::new(format!("tune {}", study.study_name), study.n_trials.max(req.trials));
     let jobs = req.jobs.max(1);
     let result = std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -287,8 +251,11 @@ fn worker_loop(
         let claim = store.claim_trial(study, worker, study.n_trials.max(10), |number, trials| {
             let past: Vec<Past> = trials
                 .iter()
-                .filter(|t| t.state != "FAIL")
-                .map(|t| Past { params: t.params.clone(), value: if t.state == "RUNNING" { None } else { t.value } })
+                .filter(|t| t.state != TrialState::Fail)
+                .map(|t| Past {
+                    params: t.params.clone(),
+                    value: if t.state == TrialState::Running { None } else { t.value },
+                })
                 .collect();
             costs::time(Cost::Sampler, || search::suggest(space, &study.plan, study.seed, number, true, &past))
         })?;
@@ -297,7 +264,7 @@ fn worker_loop(
             Ok(end) => end,
             Err(e) => {
                 let end = TrialEnd {
-                    state: "FAIL",
+                    state: TrialState::Fail,
                     value: None,
                     val_loss: None,
                     pruned_epoch: None,
@@ -315,7 +282,7 @@ fn worker_loop(
             done,
             &format!(
                 "trial {number} {} {} {}, best {}",
-                phase.name(),
+                phase.as_str(),
                 end.state,
                 fmt_value(end.value),
                 fmt_value(best)
@@ -327,7 +294,7 @@ fn worker_loop(
 /// Renews the heartbeat of this worker's RUNNING trials every `HEARTBEAT_EVERY_S` until `stopped`
 /// closes, so that a trial with long epochs is never taken for an orphan.
 fn heartbeat(store: &Store, study: &str, worker: &str, stopped: std::sync::mpsc::Receiver<()>) {
-    let every = std::time::Duration::from_secs(HEARTBEAT_EVERY_S);
+    let every = std::time::Duration::from_secs(crate::workers::HEARTBEAT_EVERY_S);
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
         if let Err(e) = store.heartbeat(study, worker) {
             eprintln!("note: could not renew the heartbeat of study {study}: {e}");
@@ -400,17 +367,17 @@ fn run_trial(
         Ok(outcome) => {
             let dir = crate::layout::trial_checkpoint_dir(&req.out_dir, &study.study_name, number);
             let saved = costs::time(Cost::Checkpoint, || {
-                checkpoint::save(&dir, (&run_id, "best", outcome.best_epoch), &outcome.best, &scaler)
+                checkpoint::save(&dir, (&run_id, Role::Best, outcome.best_epoch), &outcome.best, &scaler)
             })?;
             let best = &epochs[outcome.best_epoch - 1];
-            (ended("COMPLETE", best, None), vec![saved], outcome.best_epoch)
+            (ended(TrialState::Complete, best, None), vec![saved], outcome.best_epoch)
         }
         Err(e) => match e.downcast_ref::<Pruned>() {
             Some(p) => {
                 // The epoch with the lowest validation loss (the first of equals), as training picks it.
                 let best =
                     epochs.iter().reduce(|b, e| if e.val_loss < b.val_loss { e } else { b }).expect("an epoch ran");
-                (ended("PRUNED", best, Some(p)), Vec::new(), best.epoch)
+                (ended(TrialState::Pruned, best, Some(p)), Vec::new(), best.epoch)
             }
             None => {
                 let _ = store.record_epochs(&run_id, &epochs[recorded..]);
@@ -438,11 +405,12 @@ fn trial_run(
     let d = |i: usize| table.dates[i];
     NewRun {
         run_id: crate::ids::trial_run(&study.study_name, number),
-        stage: "tune".into(),
+        stage: RunStage::Tune,
         dataset_id: study.dataset_id.clone(),
         model_type: cfg.model_type.name().into(),
         config_json: cfg.to_json().to_string(),
         config_source: format!("study {} trial {number}", study.study_name),
+        lineage: Lineage::Trial { study: study.study_name.clone(), number },
         seed: study.seed,
         device: device.to_string(),
         tickers: table.tickers.clone(),
@@ -472,7 +440,7 @@ fn prune(store: &Store, study: &StudyRecord, epoch: usize, epochs: &[EpochMetric
 }
 
 /// A trial's end in `state`, valued by its `best` epoch.
-fn ended(state: &'static str, best: &EpochMetrics, pruned: Option<&Pruned>) -> TrialEnd {
+fn ended(state: TrialState, best: &EpochMetrics, pruned: Option<&Pruned>) -> TrialEnd {
     TrialEnd {
         state,
         value: Some(best.val_accuracy),

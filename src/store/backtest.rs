@@ -5,20 +5,22 @@ use chrono::NaiveDate;
 use duckdb::{params, OptionalExt};
 
 use super::{CheckpointRecord, Result, Store, StoreError};
+use crate::backtest::Mode;
+use crate::states::{ModelSource, Side};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BacktestRecord {
     pub backtest_id: String,
     pub run_id: String,
     pub checkpoint_id: String,
-    pub model_source: String,
+    pub model_source: ModelSource,
     pub dataset_id: String,
     pub tickers: Vec<String>,
     pub start_date: NaiveDate,
     pub end_date: NaiveDate,
     pub first_unseen: Option<NaiveDate>,
     pub in_sample: bool,
-    pub mode: String,
+    pub mode: Mode,
     pub threshold: f64,
     pub fill: String,
     pub commission_bps: f64,
@@ -31,7 +33,7 @@ pub struct BacktestRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TradeRow {
     pub ticker: String,
-    pub side: String,
+    pub side: Side,
     pub entry_date: NaiveDate,
     pub entry_price: f64,
     pub exit_date: NaiveDate,

@@ -4,6 +4,8 @@ use chrono::NaiveDate;
 use duckdb::{params, OptionalExt};
 
 use super::{Result, Store, StoreError};
+use crate::cv::Scheme;
+use crate::states::{FoldStatus, RunStatus};
 use duckdb::arrow::array::RecordBatch;
 use duckdb::arrow::datatypes::SchemaRef;
 
@@ -12,7 +14,7 @@ pub struct ExtendedRun {
     pub extended_run_id: String,
     pub study_name: String,
     pub dataset_id: String,
-    pub scheme: String,
+    pub scheme: Scheme,
     pub n_folds: usize,
     pub embargo: usize,
     pub label_horizon: usize,
@@ -20,7 +22,7 @@ pub struct ExtendedRun {
     pub epochs: usize,
     pub seed: u64,
     pub holdout_start: Option<NaiveDate>,
-    pub status: String,
+    pub status: RunStatus,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +45,7 @@ pub struct FoldRecord {
     pub n_val: usize,
     pub n_purged: usize,
     pub n_embargoed: usize,
-    pub status: String,
+    pub status: FoldStatus,
     pub run_id: Option<String>,
     pub checkpoint_id: Option<String>,
     pub epochs_run: Option<i32>,
@@ -95,8 +97,9 @@ impl Store {
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO extended_runs (extended_run_id, study_name, dataset_id, scheme, n_folds, embargo_days,
-                 label_horizon, top_n, epochs, seed, holdout_start, status, started_at, hptune_version)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp::TIMESTAMP, ?)",
+                 label_horizon, top_n, epochs, seed, holdout_start, status, started_at, hptune_version, worker, heartbeat_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp::TIMESTAMP, ?, ?,
+                     current_timestamp::TIMESTAMP)",
             params![
                 run.extended_run_id,
                 run.study_name,
@@ -110,6 +113,7 @@ impl Store {
                 run.seed as i64,
                 run.holdout_start,
                 crate::VERSION,
+                crate::workers::name(),
             ],
         )?;
         for c in configs {
@@ -257,7 +261,8 @@ impl Store {
             "UPDATE cv_folds SET status = 'finished', checkpoint_id = ?, epochs_run = r.epochs_run,
                  best_epoch = r.best_epoch, val_loss = r.best_val_loss, val_accuracy = r.best_val_accuracy
              FROM training_runs r
-             WHERE r.run_id = cv_folds.run_id AND extended_run_id = ? AND config_rank = ? AND fold = ?",
+             WHERE r.run_id = cv_folds.run_id AND cv_folds.extended_run_id = ? AND cv_folds.config_rank = ?
+               AND cv_folds.fold = ?",
             params![checkpoint_id, id, rank as i32, fold as i32],
         )?;
         Ok(())
@@ -300,8 +305,9 @@ impl Store {
         )?;
         tx.execute("UPDATE cv_folds SET status = 'pending' WHERE extended_run_id = ? AND status <> 'finished'", [id])?;
         tx.execute(
-            "UPDATE extended_runs SET status = 'running', reason = NULL, finished_at = NULL WHERE extended_run_id = ?",
-            [id],
+            "UPDATE extended_runs SET status = 'running', reason = NULL, finished_at = NULL, worker = ?,
+                 heartbeat_at = current_timestamp::TIMESTAMP WHERE extended_run_id = ?",
+            params![crate::workers::name(), id],
         )?;
         tx.commit()?;
         Ok(())

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "extended", sql: include_str!("../../migrations/0004_extended.sql") },
     Migration { version: 5, name: "checkpoint_files", sql: include_str!("../../migrations/0005_checkpoint_files.sql") },
     Migration { version: 6, name: "backtest", sql: include_str!("../../migrations/0006_backtest.sql") },
+    Migration {
+        version: 7,
+        name: "states_and_lineage",
+        sql: include_str!("../../migrations/0007_states_and_lineage.sql"),
+    },
 ];
 
 pub fn checksum(sql: &str) -> String {

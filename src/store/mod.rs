@@ -12,6 +12,7 @@ mod conn;
 mod extended;
 mod migrate;
 pub mod optuna_sqlite;
+mod states_sql;
 mod training;
 mod tuning;
 mod user_sql;
@@ -29,7 +30,7 @@ use duckdb::{params, Connection};
 pub use backtest::{BacktestRecord, EquityRow, FoldPick, SignalRow, StatRow, TradeRow};
 pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, Selection};
 pub use migrate::{Migration, MIGRATIONS};
-pub use training::{CheckpointRecord, NewRun, RunRecord, SavedCheckpoint};
+pub use training::{CheckpointRecord, Lineage, NewRun, RunRecord, SavedCheckpoint};
 pub use tuning::{Finished, StudyRecord, TrialEnd, TrialRecord};
 pub use views::{find as views_find, View, VIEWS};
 

@@ -6,12 +6,57 @@ use duckdb::{params, Connection, OptionalExt};
 use super::{Result, Store, StoreError};
 use crate::data::{Bar, Panel};
 use crate::model::EpochMetrics;
+use crate::states::{Role, RunStage, RunStatus};
 
 /// A run as it starts: everything needed to repeat it.
+/// Where a training run's configuration comes from: recorded in columns of its own
+/// (`study_name`/`trial_number`, `extended_run_id`/`config_rank`/`fold`, `selection_id`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Lineage {
+    /// A configuration file or the default configuration (`config_source` says which).
+    #[default]
+    Given,
+    /// A tuning trial.
+    Trial { study: String, number: usize },
+    /// A fold of an extended run's configuration.
+    Fold { extended_run_id: String, config_rank: usize, fold: usize },
+    /// A final training of an analysis selection.
+    Selection(String),
+}
+
+impl Lineage {
+    /// The lineage columns: study, trial, extended run, rank, fold, selection.
+    #[allow(clippy::type_complexity)]
+    fn columns(&self) -> (Option<&str>, Option<i32>, Option<&str>, Option<i32>, Option<i32>, Option<&str>) {
+        match self {
+            Lineage::Given => (None, None, None, None, None, None),
+            Lineage::Trial { study, number } => (Some(study), Some(*number as i32), None, None, None, None),
+            Lineage::Fold { extended_run_id, config_rank, fold } => {
+                (None, None, Some(extended_run_id), Some(*config_rank as i32), Some(*fold as i32), None)
+            }
+            Lineage::Selection(id) => (None, None, None, None, None, Some(id)),
+        }
+    }
+
+    /// Reads the six lineage columns from `row`, starting at column `first`.
+    fn from_row(row: &duckdb::Row, first: usize) -> duckdb::Result<Self> {
+        let text = |i: usize| row.get::<_, Option<String>>(first + i);
+        let number = |i: usize| row.get::<_, Option<i32>>(first + i).map(|n| n.map(|n| n as usize));
+        Ok(match (text(0)?, number(1)?, text(2)?, number(3)?, number(4)?, text(5)?) {
+            (Some(study), Some(number), ..) => Lineage::Trial { study, number },
+            (_, _, Some(extended_run_id), Some(config_rank), Some(fold), _) => {
+                Lineage::Fold { extended_run_id, config_rank, fold }
+            }
+            (.., Some(selection)) => Lineage::Selection(selection),
+            _ => Lineage::Given,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub run_id: String,
-    pub stage: String,
+    pub stage: RunStage,
     pub dataset_id: String,
     pub model_type: String,
     pub config_json: String,
@@ -22,13 +67,15 @@ pub struct NewRun {
     pub train_span: (NaiveDate, NaiveDate),
     pub val_span: (NaiveDate, NaiveDate),
     pub holdout_start: Option<NaiveDate>,
+    /// Where the configuration comes from, in columns.
+    pub lineage: Lineage,
 }
 
 /// A run as recorded.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
     pub run: NewRun,
-    pub status: String,
+    pub status: RunStatus,
     pub epochs_run: Option<i32>,
     pub best_epoch: Option<i32>,
     pub best_val_loss: Option<f64>,
@@ -40,7 +87,7 @@ pub struct RunRecord {
 pub struct CheckpointRecord {
     pub checkpoint_id: String,
     pub run_id: String,
-    pub role: String,
+    pub role: Role,
     pub epoch: i32,
     pub path: String,
     pub sha256: String,
@@ -135,7 +182,8 @@ impl Store {
         conn.query_row(
             "SELECT run_id, stage, dataset_id, model_type, config_json, config_source, seed, device, tickers_json,
                     train_start, train_end, val_start, val_end, holdout_start, status, epochs_run,
-                    best_epoch, best_val_loss, best_val_accuracy, hptune_version
+                    best_epoch, best_val_loss, best_val_accuracy, hptune_version,
+                    study_name, trial_number, extended_run_id, config_rank, fold, selection_id
              FROM training_runs WHERE run_id = ?",
             [run_id],
             |r| {
@@ -154,6 +202,7 @@ impl Store {
                         train_span: (r.get(9)?, r.get(10)?),
                         val_span: (r.get(11)?, r.get(12)?),
                         holdout_start: r.get(13)?,
+                        lineage: Lineage::from_row(r, 20)?,
                     },
                     status: r.get(14)?,
                     epochs_run: r.get(15)?,
@@ -199,6 +248,49 @@ impl Store {
 
     /// Points the checkpoint records under folder `from` to the same files under `to` (absolute
     /// paths), after the folder was moved aside, so lineage survives.
+    /// Renews the heartbeat of `worker`'s running training and extended runs.
+    pub fn heartbeat_runs(&self, worker: &str) -> Result<()> {
+        renew_runs(&*self.writer()?, worker)
+    }
+
+    /// Marks running training runs, their folds and running extended runs whose worker `is_gone`
+    /// (given the worker and its heartbeat's age in seconds) as failed, reason `interrupted`;
+    /// returns the ids marked.
+    pub fn fail_orphaned_runs(&self, is_gone: impl Fn(&str, f64) -> bool) -> Result<Vec<String>> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        let mut failed = Vec::new();
+        for (table, key) in [("training_runs", "run_id"), ("extended_runs", "extended_run_id")] {
+            let running: Vec<(String, String, f64)> = tx
+                .prepare(&format!(
+                    "SELECT {key}, worker, epoch(current_timestamp::TIMESTAMP - heartbeat_at)
+                     FROM {table} WHERE status = 'running' AND worker IS NOT NULL"
+                ))?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<duckdb::Result<_>>()?;
+            for (id, worker, age) in running.into_iter().filter(|(_, w, age)| is_gone(w, *age)) {
+                let reason =
+                    format!("interrupted: its process (worker {worker}) is gone, last heartbeat {age:.0} s ago");
+                tx.execute(
+                    &format!(
+                        "UPDATE {table} SET status = 'failed', reason = ?, finished_at = current_timestamp::TIMESTAMP
+                         WHERE {key} = ? AND status = 'running'"
+                    ),
+                    params![reason, id],
+                )?;
+                if table == "training_runs" {
+                    tx.execute(
+                        "UPDATE cv_folds SET status = 'failed', reason = ? WHERE run_id = ? AND status = 'running'",
+                        params![reason, id],
+                    )?;
+                }
+                failed.push(id);
+            }
+        }
+        tx.commit()?;
+        Ok(failed)
+    }
+
     pub fn relocate_checkpoints(&self, from: &str, to: &str) -> Result<usize> {
         let conn = self.writer()?;
         let n = conn.execute(
@@ -259,10 +351,13 @@ impl Store {
 
 /// Records a run as started (status running).
 pub(super) fn insert_run(conn: &Connection, r: &NewRun) -> Result<()> {
+    let (study, trial, extended, rank, fold, selection) = r.lineage.columns();
     conn.prepare_cached(
             "INSERT INTO training_runs (run_id, stage, dataset_id, model_type, config_json, config_source, seed, device,
-                 tickers_json, train_start, train_end, val_start, val_end, holdout_start, status, started_at, hptune_version)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp::TIMESTAMP, ?)",
+                 tickers_json, train_start, train_end, val_start, val_end, holdout_start, status, started_at, hptune_version,
+                 study_name, trial_number, extended_run_id, config_rank, fold, selection_id, worker, heartbeat_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp::TIMESTAMP, ?,
+                     ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
         )?.execute(params![
                 r.run_id,
                 r.stage,
@@ -279,6 +374,13 @@ pub(super) fn insert_run(conn: &Connection, r: &NewRun) -> Result<()> {
                 r.val_span.1,
                 r.holdout_start,
                 crate::VERSION,
+                study,
+                trial,
+                extended,
+                rank,
+                fold,
+                selection,
+                crate::workers::name(),
             ])?;
     Ok(())
 }
@@ -319,5 +421,16 @@ pub(super) fn mark_finished(
              WHERE run_id = ?",
     )?
     .execute(params![epochs_run as i32, best_epoch as i32, run_id, best_epoch as i32, run_id])?;
+    Ok(())
+}
+
+/// Renews the heartbeat of `worker`'s running training and extended runs.
+pub(super) fn renew_runs(conn: &Connection, worker: &str) -> Result<()> {
+    for table in ["training_runs", "extended_runs"] {
+        conn.prepare_cached(&format!(
+            "UPDATE {table} SET heartbeat_at = current_timestamp::TIMESTAMP WHERE worker = ? AND status = 'running'"
+        ))?
+        .execute([worker])?;
+    }
     Ok(())
 }

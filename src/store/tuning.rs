@@ -9,6 +9,7 @@ use super::training::{insert_epoch, insert_run, mark_finished};
 use super::{NewRun, Result, SavedCheckpoint, Store, StoreError};
 use crate::model::EpochMetrics;
 use crate::search::{Params, Phase, PhasePlan};
+use crate::states::TrialState;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StudyRecord {
@@ -28,8 +29,8 @@ pub struct StudyRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialRecord {
     pub number: usize,
-    pub phase: String,
-    pub state: String,
+    pub phase: Phase,
+    pub state: TrialState,
     pub value: Option<f64>,
     pub val_loss: Option<f64>,
     pub run_id: Option<String>,
@@ -47,7 +48,7 @@ pub struct TrialRecord {
 /// How a trial ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialEnd {
-    pub state: &'static str,
+    pub state: TrialState,
     pub value: Option<f64>,
     pub val_loss: Option<f64>,
     pub pruned_epoch: Option<i32>,
@@ -177,7 +178,7 @@ impl Store {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         let mut failed = Vec::new();
-        for t in read_trials(&tx, study)?.iter().filter(|t| t.state == "RUNNING" && orphaned(t)) {
+        for t in read_trials(&tx, study)?.iter().filter(|t| t.state == TrialState::Running && orphaned(t)) {
             let reason = format!(
                 "orphaned: worker {} stopped while the trial was RUNNING (last heartbeat {:.0} s ago)",
                 t.worker, t.heartbeat_age_s
@@ -216,15 +217,15 @@ impl Store {
             .prepare_cached("SELECT n_trials FROM studies WHERE study_name = ?")?
             .query_row([&study.study_name], |r| r.get(0))?;
         let trials = read_trials(&tx, &study.study_name)?;
-        let count = |s: &str| trials.iter().filter(|t| t.state == s).count();
-        if count("COMPLETE") + count("PRUNED") + count("RUNNING") >= n_trials as usize {
+        let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
+        if count(TrialState::Complete) + count(TrialState::Pruned) + count(TrialState::Running) >= n_trials as usize {
             return Ok(None);
         }
-        if count("FAIL") > max_failures {
+        if count(TrialState::Fail) > max_failures {
             return Err(StoreError::TooManyFailures(format!(
                 "study {} has {} failed trials (more than {max_failures}); see `hptune query optimization_history` for the reasons",
                 study.study_name,
-                count("FAIL")
+                count(TrialState::Fail)
             )));
         }
         let number = trials.last().map_or(0, |t| t.number + 1);
@@ -233,7 +234,7 @@ impl Store {
             "INSERT INTO trials (study_name, number, phase, state, worker, started_at, heartbeat_at)
              VALUES (?, ?, ?, 'RUNNING', ?, current_timestamp::TIMESTAMP, current_timestamp::TIMESTAMP)",
         )?
-        .execute(params![study.study_name, number as i32, phase.name(), worker])?;
+        .execute(params![study.study_name, number as i32, phase.as_str(), worker])?;
         {
             // The appender: no SQL to parse per parameter.
             let mut app = tx.appender("trial_params")?;
@@ -283,11 +284,15 @@ impl Store {
 
     /// Renews the heartbeat of a worker's RUNNING trials.
     pub fn heartbeat(&self, study: &str, worker: &str) -> Result<()> {
-        self.writer()?.execute(
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        tx.execute(
             "UPDATE trials SET heartbeat_at = current_timestamp::TIMESTAMP
              WHERE study_name = ? AND worker = ? AND state = 'RUNNING'",
             params![study, worker],
         )?;
+        super::training::renew_runs(&tx, worker)?;
+        tx.commit()?;
         Ok(())
     }
 

@@ -256,3 +256,30 @@ fn a_folder_a_running_study_writes_is_never_moved_aside_and_kill_9_frees_it() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(env.path(&kept[0]).join("checkpoints/a").is_dir());
 }
+
+#[test]
+fn a_killed_train_is_recorded_as_interrupted_by_the_next_stage() {
+    let (env, _) = setup(SLOW, "8", "400");
+    let cfg = env.write(
+        "gru.json",
+        r#"{"model_type": "gru", "hidden_size": 64, "num_layers": 1, "dropout": 0.0, "learning_rate": 0.003,
+            "weight_decay": 0.0, "batch_size": 32, "seq_len": 20, "epochs": 50, "patience": 50}"#,
+    );
+    let cfg = cfg.to_str().unwrap();
+    let mut child = spawn(&env, &["train", "--config", cfg, "--dataset", "s", "--out", "a"]);
+    assert!(wait_for(&env, &mut child, "SELECT count(*) FROM epoch_metrics", 1));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(count(&env, "SELECT count(*) FROM training_runs WHERE status = 'running'"), 1);
+    // The next stage sees the run's process is gone (a PID of this machine that no longer exists).
+    let mut short: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cfg).unwrap()).unwrap();
+    short["epochs"] = serde_json::json!(1);
+    let short = env.write("short.json", &short.to_string());
+    env.ok(&["train", "--config", short.to_str().unwrap(), "--dataset", "s", "--out", "b"]);
+    let interrupted = count(
+        &env,
+        "SELECT count(*) FROM training_runs WHERE status = 'failed' AND starts_with(reason, 'interrupted: its process')",
+    );
+    assert_eq!(interrupted, 1);
+    assert_eq!(count(&env, "SELECT count(*) FROM training_runs WHERE status = 'finished'"), 1);
+}

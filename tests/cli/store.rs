@@ -118,3 +118,59 @@ fn views_are_recreated_only_when_their_checksum_differs() {
     env.ok(&["data", "synth", "--tickers", "2", "--days", "100", "--seed", "2"]);
     assert_eq!(view_sql(&env), original);
 }
+
+#[test]
+fn lineage_is_in_columns_and_states_outside_the_lists_are_refused_by_hand_too() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "400", "--seed", "4", "--signal", "0.3", "--name", "s"]);
+    env.ok(&[
+        "pipeline",
+        "--dataset",
+        "s",
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        "--top-n",
+        "1",
+        "--folds",
+        "2",
+        "--extend-epochs",
+        "2",
+        "--final-epochs",
+        "2",
+        "--jobs",
+        "1",
+    ]);
+    let lineage = env.ok(&[
+        "query",
+        "SELECT stage, bool_and(study_name IS NOT NULL AND trial_number IS NOT NULL),
+                bool_and(extended_run_id IS NOT NULL AND config_rank IS NOT NULL AND fold IS NOT NULL),
+                bool_and(selection_id IS NOT NULL), bool_and(worker IS NOT NULL)
+         FROM training_runs GROUP BY stage ORDER BY stage",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        lineage.lines().skip(1).collect::<Vec<_>>(),
+        ["extend,false,true,false,true", "train,false,false,true,true", "tune,true,false,false,true"],
+        "{lineage}"
+    );
+    let history = env.ok(&["query", "SELECT final_run_id IS NOT NULL FROM pipeline_history", "--format", "csv"]);
+    assert_eq!(history.lines().nth(1), Some("true"), "{history}");
+    let before = env.dump();
+    let conn = duckdb::Connection::open(&env.db).unwrap();
+    for sql in [
+        "UPDATE trials SET state = 'DONE' WHERE number = 0",
+        "UPDATE training_runs SET status = 'stopped'",
+        "UPDATE cv_folds SET status = 'skipped'",
+        "UPDATE backtests SET model_source = 'mine'",
+        "UPDATE backtest_trades SET side = 'sideways'",
+        "UPDATE checkpoints SET role = 'other'",
+    ] {
+        let err = conn.execute(sql, []).unwrap_err().to_string();
+        assert!(err.contains("CHECK constraint failed"), "{sql}: {err}");
+    }
+    drop(conn);
+    assert_eq!(env.dump(), before);
+}

@@ -48,7 +48,7 @@ pub fn final_model(store: &Store, run_id: &str, dir: &Path) -> anyhow::Result<()
         .collect();
     let mut checkpoints = Vec::new();
     for c in store.checkpoints(run_id)? {
-        let placed = place_checkpoint(store, &c, &layout::final_checkpoint_dir(dir, &c.role))?;
+        let placed = place_checkpoint(store, &c, &layout::final_checkpoint_dir(dir, c.role))?;
         checkpoints.push(json!({"role": c.role, "epoch": c.epoch, "path": placed["path"], "sha256": c.sha256,
                                 "size_bytes": c.size_bytes}));
     }

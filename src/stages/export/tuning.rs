@@ -9,7 +9,9 @@ use serde_json::json;
 
 use super::{create_dir, place_checkpoint, write_json};
 use crate::layout;
+use crate::search::Phase;
 use crate::search::Space;
+use crate::states::TrialState;
 use crate::store::{optuna_sqlite, Store, StudyRecord, TrialRecord};
 
 /// The file and JSON pointer that name the study a tuning folder belongs to.
@@ -46,7 +48,7 @@ fn trial_results(
 ) -> serde_json::Value {
     let best = trials
         .iter()
-        .filter(|t| t.state == "COMPLETE" && t.value.is_some())
+        .filter(|t| t.state == TrialState::Complete && t.value.is_some())
         .max_by(|a, b| a.value.unwrap().total_cmp(&b.value.unwrap()).then(b.number.cmp(&a.number)));
     let trial_json = |t: &TrialRecord| {
         json!({
@@ -83,7 +85,7 @@ fn history(study: &StudyRecord, trials: &[TrialRecord]) -> serde_json::Value {
     let history: Vec<_> = trials
         .iter()
         .map(|t| {
-            if t.state == "COMPLETE" {
+            if t.state == TrialState::Complete {
                 best_so_far = best_so_far.max(t.value.unwrap_or(f64::NEG_INFINITY));
             }
             json!({"number": t.number, "phase": t.phase, "state": t.state, "value": t.value,
@@ -113,14 +115,14 @@ fn optuna_trial(store: &Store, space: &Space, t: &TrialRecord) -> optuna_sqlite:
         .and_then(|r| store.epoch_metrics(r).ok())
         .map(|ms| ms.into_iter().map(|m| (m.epoch, m.val_accuracy)).collect())
         .unwrap_or_default();
-    let value = match t.state.as_str() {
-        "COMPLETE" => t.value,
-        "PRUNED" => intermediate.last().map(|s| s.1),
-        _ => None,
+    let value = match t.state {
+        TrialState::Complete => t.value,
+        TrialState::Pruned => intermediate.last().map(|s| s.1),
+        TrialState::Running | TrialState::Fail => None,
     };
     optuna_sqlite::Trial {
         number: t.number,
-        state: t.state.clone(),
+        state: t.state.as_str().to_string(),
         started_at: t.started_at,
         finished_at: t.finished_at,
         user_attrs: vec![("phase".into(), serde_json::to_string(&t.phase).unwrap_or_default())],
@@ -133,10 +135,8 @@ fn optuna_trial(store: &Store, space: &Space, t: &TrialRecord) -> optuna_sqlite:
 /// Trial values (dots, coloured by phase; pruned in red) and the best so far (line).
 fn history_png(trials: &[TrialRecord], path: &Path) -> anyhow::Result<()> {
     use crate::plot::*;
-    let points: Vec<(f64, f64, &str, &str)> = trials
-        .iter()
-        .filter_map(|t| t.value.map(|v| (t.number as f64, v, t.phase.as_str(), t.state.as_str())))
-        .collect();
+    let points: Vec<(f64, f64, Phase, TrialState)> =
+        trials.iter().filter_map(|t| t.value.map(|v| (t.number as f64, v, t.phase, t.state))).collect();
     let mut canvas = Canvas::new(800, 450);
     let (lo, hi) = super::value_range(points.iter().map(|p| p.1));
     let frame = Frame { x: (0.0, trials.len().max(2) as f64 - 1.0), y: (lo, hi), margin: 30 };
@@ -145,13 +145,13 @@ fn history_png(trials: &[TrialRecord], path: &Path) -> anyhow::Result<()> {
     let mut best_value = f64::NEG_INFINITY;
     for &(x, y, phase, state) in &points {
         let colour = match (state, phase) {
-            ("PRUNED", _) => RED,
-            (_, "random") => GREY,
-            (_, "bayesian") => BLUE,
+            (TrialState::Pruned, _) => RED,
+            (_, Phase::Random) => GREY,
+            (_, Phase::Bayesian) => BLUE,
             _ => ORANGE,
         };
         canvas.dot(canvas.at(&frame, x, y), 3, colour);
-        if state == "COMPLETE" && y > best_value {
+        if state == TrialState::Complete && y > best_value {
             best_value = y;
         }
         if best_value.is_finite() {
