@@ -25,6 +25,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses an output folder that cannot be written: a file is created and removed in it (or in its
+/// nearest existing parent), so that a stage stops before it records anything.
+pub fn check_writable(dir: &Path) -> anyhow::Result<()> {
+    let existing = dir.ancestors().find(|p| p.is_dir()).unwrap_or(Path::new("."));
+    tempfile::Builder::new()
+        .prefix(".hptune-probe-")
+        .tempfile_in(existing)
+        .map(drop)
+        .with_context(|| format!("cannot write under {}: choose another --out", dir.display()))
+}
+
 /// A temporary name beside `path`, unique to this process, for writers that need a path (DuckDB's
 /// COPY, SQLite) before the file is renamed into place.
 pub fn partial_path(path: &Path) -> PathBuf {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 
 use crate::cv::Scheme;
+use crate::model::Device;
 use crate::stages::extend::{self, Request};
 use crate::store::Store;
 
@@ -36,8 +37,8 @@ pub struct Args {
     #[arg(long, value_parser = super::at_least_one, default_value_t = 1)]
     pub jobs: usize,
     /// cpu, or cuda (needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Output folder (an earlier run's is moved aside with a timestamp).
     #[arg(long, default_value = crate::layout::EXTENDED_DIR)]
     pub out: PathBuf,

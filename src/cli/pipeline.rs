@@ -9,6 +9,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use crate::backtest::Mode;
 use crate::cv::Scheme;
 use crate::data::SHIPPED;
+use crate::model::Device;
 use crate::split::DEFAULT_HOLDOUT;
 use crate::stages::check;
 use crate::stages::pipeline::{self, Request};
@@ -63,8 +64,8 @@ pub struct Args {
     #[arg(long, value_parser = super::basis_points, default_value_t = 5.0)]
     pub slippage_bps: f64,
     /// cpu, or cuda (needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Folder the stages write their outputs under (earlier outputs are moved aside).
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
@@ -93,7 +94,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             holdout: args.holdout,
             pruning: true,
             space_toml,
-            device: args.device.clone(),
+            device: args.device,
             out_dir: out.join(crate::layout::TUNING_DIR),
         },
         extend: extend::Request {
@@ -105,7 +106,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             embargo: args.embargo,
             seed: args.seed,
             jobs: args.jobs,
-            device: args.device.clone(),
+            device: args.device,
             out_dir: out.join(crate::layout::EXTENDED_DIR),
             resume: None,
         },
@@ -148,15 +149,15 @@ pub struct CheckArgs {
     /// Dataset the first stage would use.
     #[arg(long, default_value = SHIPPED[0].name)]
     pub dataset: String,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Folder the outputs would go under.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
 }
 
 pub fn check(args: CheckArgs, store: &Store) -> anyhow::Result<()> {
-    let list = check::checklist(store, &args.dataset, &args.device, &args.out)?;
+    let list = check::checklist(store, &args.dataset, args.device, &args.out)?;
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(["stage", "check", "status", "detail"]);
     for c in &list {

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 
 use crate::checkpoint::sha256_hex;
 use crate::data::SHIPPED;
+use crate::model::Device;
 use crate::model::ModelConfig;
 use crate::split::DEFAULT_HOLDOUT;
 use crate::stages::train::{self, Request};
@@ -30,8 +31,8 @@ pub struct Args {
     #[arg(long, value_parser = super::holdout_share, default_value_t = DEFAULT_HOLDOUT)]
     pub holdout: f64,
     /// cpu, or cuda (needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Output folder (an existing one is moved aside with a timestamp).
     #[arg(long, default_value = crate::layout::FINAL_DIR)]
     pub out: PathBuf,

@@ -6,6 +6,7 @@ use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use crate::data::SHIPPED;
+use crate::model::Device;
 use crate::split::DEFAULT_HOLDOUT;
 use crate::stages::tune::{self, Request};
 use crate::states::TrialState;
@@ -49,8 +50,8 @@ pub struct Args {
     #[arg(long)]
     pub space: Option<PathBuf>,
     /// cpu, or cuda (needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Output folder (an earlier study's is moved aside with a timestamp).
     #[arg(long, default_value = crate::layout::TUNING_DIR)]
     pub out: PathBuf,

@@ -201,10 +201,15 @@ fn columns(
         } else {
             "date,ticker,close[,open,high,low,volume]"
         };
+        let header = String::from_utf8_lossy(headers.as_slice());
+        let shown = if header.contains('\u{fffd}') || header.chars().any(char::is_control) {
+            "not text (is this a CSV file?)".to_string()
+        } else {
+            format!("'{}'", header.trim().chars().take(200).collect::<String>())
+        };
         return Err(line_err(format!(
-            "missing column(s) {}; the header is '{}', expected {expected}",
-            missing.join(", "),
-            String::from_utf8_lossy(headers.as_slice()).trim(),
+            "missing column(s) {}; the header is {shown}, expected {expected}",
+            missing.join(", ")
         )));
     }
     Ok(cols)

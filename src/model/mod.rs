@@ -12,16 +12,25 @@ pub use train::{
     adamw, build_inputs, build_samples, run_epoch, train, EpochMetrics, Samples, TrainOutcome, TrainSettings,
 };
 
-/// The compute device, by name.
-pub fn device(name: &str) -> anyhow::Result<candle_core::Device> {
-    match name {
-        "cpu" => Ok(candle_core::Device::Cpu),
-        "cuda" => {
+crate::states::states! {
+    /// Where a model trains.
+    #[derive(clap::ValueEnum)]
+    Device {
+        Cpu = "cpu",
+        /// The first NVIDIA GPU (needs a build with `--features cuda`).
+        Cuda = "cuda",
+    }
+}
+
+/// candle's device for `device`; a build without CUDA refuses `cuda` with what to do.
+pub fn device(device: Device) -> anyhow::Result<candle_core::Device> {
+    match device {
+        Device::Cpu => Ok(candle_core::Device::Cpu),
+        Device::Cuda => {
             if !cfg!(feature = "cuda") {
                 anyhow::bail!("--device cuda: this hptune was built without CUDA; rebuild with `cargo build --release --features cuda`");
             }
             candle_core::Device::new_cuda(0).map_err(|e| anyhow::anyhow!("--device cuda: no usable CUDA device ({e})"))
         }
-        other => anyhow::bail!("--device must be cpu or cuda, got '{other}'"),
     }
 }

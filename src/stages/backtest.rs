@@ -89,7 +89,7 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
             dataset,
             seed: 42,
             holdout: crate::split::DEFAULT_HOLDOUT,
-            device: "cpu".into(),
+            device: crate::model::Device::Cpu,
             out_dir: PathBuf::from(crate::layout::FINAL_DIR),
         },
     )?;
@@ -125,6 +125,13 @@ fn model_table(
         );
     }
     let table = features::compute(&panel);
+    if table.dates.is_empty() {
+        bail!(
+            "the model's tickers ({}) share no date in dataset {name}: a backtest needs days on which each of them \
+             has a price; use a dataset where they overlap",
+            m.run.run.tickers.join(", ")
+        );
+    }
     if table.width() != m.scaler.mean.len() {
         bail!(
             "dataset {name} gives {} features per day ({}), the model was trained on {}: use data of the same kind (close-only or OHLCV)",
@@ -163,6 +170,7 @@ pub struct Outcome {
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     check_settings(req.threshold, req.commission_bps, req.slippage_bps, req.initial_cash)?;
+    crate::files::check_writable(&req.out_dir)?;
     let chosen = choose_model(store, req.model_path.as_deref(), req.dataset.as_deref())?;
     eprintln!("model: {} ({})", chosen.why, chosen.model.checkpoint.path);
     let m = &chosen.model;
@@ -268,7 +276,7 @@ impl Period {
                 "the backtest period of {dataset} from {start} has {} day(s) (at least 2 needed): the data ends on {}; \
                  use a dataset with later days, an earlier --start, or --include-training with --start",
                 t1.saturating_sub(t0),
-                table.dates.last().map_or("-".into(), |d| d.to_string())
+                table.dates[table.dates.len() - 1]
             );
         }
         let in_sample = unseen.is_none_or(|u| table.dates[t0] < u);

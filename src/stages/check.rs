@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::model::Device;
 use crate::states::RunStatus;
 use crate::states::TrialState;
 use crate::store::Store;
@@ -50,7 +51,7 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
 }
 
 /// The checklist of every stage for `dataset` on `device`, with outputs under `out_dir`.
-pub fn checklist(store: &Store, dataset: &str, device: &str, out_dir: &Path) -> anyhow::Result<Vec<Check>> {
+pub fn checklist(store: &Store, dataset: &str, device: Device, out_dir: &Path) -> anyhow::Result<Vec<Check>> {
     Ok(vec![
         dataset_check(store, dataset),
         disk_check(out_dir),
@@ -96,7 +97,7 @@ fn disk_check(out_dir: &Path) -> Check {
     }
 }
 
-fn device_check(device: &str) -> Check {
+fn device_check(device: Device) -> Check {
     match crate::model::device(device) {
         Ok(_) => check("all", "device", Status::Ok, device.to_string()),
         Err(e) => check("all", "device", Status::Failed, format!("{e:#}")),

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::checkpoint;
 use crate::cv::{self, Fold, Scheme};
 use crate::features::{self, FeatureTable, Scaler};
+use crate::model::Device;
 use crate::model::{self, build_samples, ModelConfig, Net};
 use crate::progress::Progress;
 use crate::split;
@@ -35,7 +36,7 @@ pub struct Request {
     pub embargo: usize,
     pub seed: u64,
     pub jobs: usize,
-    pub device: String,
+    pub device: Device,
     pub out_dir: PathBuf,
     /// Finish this extended run instead of starting one.
     pub resume: Option<String>,
@@ -68,7 +69,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
 }
 
 fn extend(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
-    let device = model::device(&req.device)?;
+    let device = model::device(req.device)?;
     let (id, moved_aside) = match &req.resume {
         Some(id) => {
             let run = store.extended_run(id)?;
@@ -115,7 +116,8 @@ fn extend(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
                 let Some(rec) = todo.get(i) else { return };
                 let (cfg_row, cfg) = &configs[rec.config_rank - 1];
                 let fold = &folds[rec.fold - 1];
-                let result = train_fold(store, &run, cfg_row, cfg, fold, &table, (&device, &req.device), &req.out_dir);
+                let result =
+                    train_fold(store, &run, cfg_row, cfg, fold, &table, (&device, req.device.as_str()), &req.out_dir);
                 let status = match &result {
                     Ok(acc) => format!("config {} fold {}: accuracy {:.2}%", rec.config_rank, rec.fold, 100.0 * acc),
                     Err(e) => {
@@ -165,8 +167,11 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
     let hs = split::holdout_start(table.dates.len(), study.holdout);
     let folds = plan_folds(&models, hs, req.scheme, req.folds, req.embargo)
         .map_err(|e| anyhow::anyhow!("study '{study_name}': {e}"))?;
+    let longest = models.iter().map(|m| m.seq_len).max().unwrap_or(1);
+    super::check_memory(&table, longest, &format!("a fold with seq_len {longest}"))?;
     let fold_rows = fold_rows(&configs, &folds, &table);
     let d = |i: usize| table.dates[i];
+    crate::files::check_writable(&req.out_dir)?;
     let id = crate::ids::new("extended");
     let moved_aside = super::set_aside(store, &req.out_dir)?;
     store.create_extended_run(

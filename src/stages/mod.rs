@@ -85,3 +85,29 @@ pub(crate) fn with_heartbeat<T>(store: &Store, work: impl FnOnce() -> T) -> T {
         out
     })
 }
+
+/// Refuses training whose samples (every window of `seq_len` days over `table`, as f32) would need
+/// more memory than the machine has available, before anything is recorded.
+pub(crate) fn check_memory(table: &crate::features::FeatureTable, seq_len: usize, what: &str) -> anyhow::Result<()> {
+    let needed = (table.dates.len() as u64) * (seq_len as u64) * (table.width() as u64) * 4;
+    let Some(available) = available_memory() else { return Ok(()) };
+    if needed > available {
+        anyhow::bail!(
+            "{what} would need about {:.1} GB for its samples ({} days x {seq_len} x {} features), and {:.1} GB is \
+             available: use a shorter seq_len, fewer tickers or a shorter dataset",
+            needed as f64 / 1e9,
+            table.dates.len(),
+            table.width(),
+            available as f64 / 1e9
+        );
+    }
+    Ok(())
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -60,7 +60,7 @@ const NEXT_TRAIN: &str = "`hptune train` (it trains the selection), then `hptune
 
 /// The checks that can fail before anything is written.
 fn preflight(store: &Store, req: &Request) -> anyhow::Result<()> {
-    let failed: Vec<_> = check::checklist(store, &req.tune.dataset, &req.tune.device, &req.tune.out_dir)?
+    let failed: Vec<_> = check::checklist(store, &req.tune.dataset, req.tune.device, &req.tune.out_dir)?
         .into_iter()
         .filter(|c| c.stage == "tune" || c.stage == "all")
         .filter(|c| c.status == Status::Failed)
@@ -161,7 +161,7 @@ fn train_stage(store: &Store, req: &Request, selection: &Selection) -> anyhow::R
             dataset: req.tune.dataset.clone(),
             seed: req.tune.seed,
             holdout: req.tune.holdout,
-            device: req.tune.device.clone(),
+            device: req.tune.device,
             out_dir: req.final_out.clone(),
         },
     )?;

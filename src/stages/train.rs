@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint;
 use crate::features::{self, Scaler};
+use crate::model::Device;
 use crate::model::{self, build_samples, ModelConfig, Net};
 use crate::progress::Progress;
 use crate::split::Split;
@@ -26,7 +27,7 @@ pub struct Request {
     pub dataset: String,
     pub seed: u64,
     pub holdout: f64,
-    pub device: String,
+    pub device: Device,
     pub out_dir: PathBuf,
 }
 
@@ -45,12 +46,18 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
 }
 
 fn train(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
-    let device = model::device(&req.device)?;
+    let device = model::device(req.device)?;
     let (dataset_id, panel) = store.load_panel(&req.dataset)?;
     let table = features::compute(&panel);
     let cfg = &req.config;
     let split =
         Split::new(&table, cfg.seq_len, req.holdout).map_err(|e| anyhow::anyhow!("dataset {}: {e}", req.dataset))?;
+    super::check_memory(
+        &table,
+        cfg.seq_len,
+        &format!("training with seq_len {} on dataset {}", cfg.seq_len, req.dataset),
+    )?;
+    crate::files::check_writable(&req.out_dir)?;
     // The scaler sees the feature rows of training decision dates only.
     let scaler = Scaler::fit(&table, features::WARMUP..split.train.end);
     let train_set = build_samples(&table, &scaler, split.train.clone(), cfg.seq_len);
@@ -67,7 +74,7 @@ fn train(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         config_source: req.config_source.clone(),
         lineage: req.lineage.clone(),
         seed: req.seed,
-        device: req.device.clone(),
+        device: req.device.as_str().to_string(),
         tickers: table.tickers.clone(),
         train_span: (d(split.train.start), d(split.train.end - 1)),
         val_span: (d(split.val.start), d(split.val.end - 1)),

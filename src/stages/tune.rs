@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::checkpoint;
 use crate::costs::{self, Cost};
 use crate::features::{self, FeatureTable, Scaler};
+use crate::model::Device;
 use crate::model::{self, build_samples, EpochMetrics, ModelConfig, Net, CONFIG_KEYS};
 use crate::progress::Progress;
 use crate::search::{self, Params, Past, PhasePlan, Space};
@@ -44,7 +45,7 @@ pub struct Request {
     pub pruning: bool,
     /// The search space as TOML, when not the default.
     pub space_toml: Option<String>,
-    pub device: String,
+    pub device: Device,
     pub out_dir: PathBuf,
 }
 
@@ -85,16 +86,18 @@ pub fn check_space(space: &Space) -> Result<(), String> {
 
 /// The shortest window a space's trials can have (the default configuration's when the space
 /// does not tune it).
-fn shortest_seq_len(space: &Space) -> usize {
+/// The shortest and longest window (`seq_len`) the space allows.
+fn seq_len_range(space: &Space) -> (usize, usize) {
     use search::space::Distribution;
     let default = ModelConfig::default().seq_len;
     match space.params.iter().find(|p| p.name == "seq_len").map(|p| &p.dist) {
-        Some(Distribution::Int { low, .. }) => (*low).max(1) as usize,
-        Some(Distribution::Float { low, .. }) => low.max(1.0) as usize,
+        Some(Distribution::Int { low, high, .. }) => ((*low).max(1) as usize, (*high).max(1) as usize),
+        Some(Distribution::Float { low, high, .. }) => (low.max(1.0) as usize, high.max(1.0) as usize),
         Some(Distribution::Categorical { choices }) => {
-            choices.iter().filter_map(|c| c.as_u64()).min().map_or(default, |v| v.max(1) as usize)
+            let lens: Vec<usize> = choices.iter().filter_map(|c| c.as_u64()).map(|v| v.max(1) as usize).collect();
+            (lens.iter().copied().min().unwrap_or(default), lens.iter().copied().max().unwrap_or(default))
         }
-        None => default,
+        None => (default, default),
     }
 }
 
@@ -164,9 +167,12 @@ fn create_study(store: &Store, req: &Request) -> anyhow::Result<StudyRecord> {
     // samples before the holdout: refused before the study exists.
     let (_, panel) = store.load_panel(&dataset.name)?;
     let table = features::compute(&panel);
-    let shortest = shortest_seq_len(&space);
+    let (shortest, longest) = seq_len_range(&space);
     Split::new(&table, shortest, req.holdout)
         .map_err(|e| anyhow::anyhow!("dataset {} with --holdout {}: {e}", dataset.name, req.holdout))?;
+    // Nor may the longest window need more memory than the machine has.
+    super::check_memory(&table, longest, &format!("a trial with seq_len {longest} on dataset {}", dataset.name))?;
+    crate::files::check_writable(&req.out_dir)?;
     let name = req.study.clone().unwrap_or_else(|| crate::ids::new("study"));
     // A new study's outputs do not overwrite an earlier study's.
     if let Some(moved) = super::set_aside(store, &req.out_dir)? {
@@ -194,7 +200,7 @@ fn create_study(store: &Store, req: &Request) -> anyhow::Result<StudyRecord> {
 }
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
-    let device = model::device(&req.device)?;
+    let device = model::device(req.device)?;
     let study = match &req.study {
         Some(name) => match store.study(name)? {
             Some(s) => resume_study(store, req, s)?,
@@ -343,7 +349,7 @@ fn run_trial(
         let val_set = build_samples(table, &scaler, split.val.clone(), cfg.seq_len);
         (scaler, train_set, val_set)
     });
-    let run = trial_run(study, number, table, &split, &cfg, &req.device);
+    let run = trial_run(study, number, table, &split, &cfg, req.device.as_str());
     store.begin_trial_run(&study.study_name, number, &run)?;
     let run_id = run.run_id;
     let trial_seed = study.seed.wrapping_mul(1_000_003).wrapping_add(number as u64);

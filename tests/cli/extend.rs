@@ -266,3 +266,42 @@ fn a_killed_extend_resumes_keeping_finished_folds() {
     assert_eq!(status, "finished");
     env.ok(&["analyze"]);
 }
+
+#[test]
+fn two_extended_runs_in_one_folder_keep_their_checkpoints_and_backtests_load_the_right_weights() {
+    use sha2::Digest;
+    let env = tuned();
+    env.ok(&["extend", "--top-n", "1", "--folds", "2", "--epochs", "2"]);
+    env.ok(&["extend", "--top-n", "1", "--folds", "2", "--epochs", "3", "--seed", "7"]);
+    let ids = env.ok(&["query", "SELECT extended_run_id FROM extended_runs ORDER BY started_at", "--format", "csv"]);
+    let ids: Vec<&str> = ids.lines().skip(1).collect();
+    assert_eq!(ids.len(), 2);
+    // Every fold checkpoint of both runs still holds what was recorded, under its own run's folder.
+    let conn = crate::common::read_only(&env.db);
+    let rows: Vec<(String, String, String, String)> = conn
+        .prepare(
+            "SELECT f.extended_run_id, c.path, c.sha256, c.run_id FROM cv_folds f JOIN checkpoints c USING (checkpoint_id)",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(conn);
+    assert_eq!(rows.len(), 4);
+    for (id, path, sha, _) in &rows {
+        assert!(path.contains(&format!("/{id}/fold_")), "{path}");
+        let hex: String =
+            sha2::Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(&hex, sha, "{path}");
+    }
+    // The older run's export goes back into the folder; the newer one's is kept aside.
+    env.ok(&["export", "extend", "--run", ids[0]]);
+    assert_eq!(json(&env.path("extended_training_results/extended_training_results.json"))["extended_run_id"], ids[0]);
+    // A backtest of the older run's last fold, from the export, loads that fold's weights.
+    let folder = format!("extended_training_results/extended_model_1/{}/fold_2", ids[0]);
+    env.ok(&["backtest", "--model-path", &folder, "--include-training", "--start", "2001-06-01"]);
+    let used: String = env.sql_one("SELECT run_id FROM backtests");
+    let fold_run = &rows.iter().find(|r| r.0 == ids[0] && r.1.ends_with("fold_2/model.safetensors")).unwrap().3;
+    assert_eq!(&used, fold_run);
+}

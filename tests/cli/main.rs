@@ -1,6 +1,7 @@
 //! Integration tests: the real hptune binary, real data, a real DuckDB file per test.
 
 mod backtest;
+mod bad_input;
 mod common;
 mod concurrency;
 mod cv;
