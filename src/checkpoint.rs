@@ -8,7 +8,6 @@ use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 
 use crate::features::Scaler;
 use crate::model::{ModelConfig, Net};
@@ -18,9 +17,7 @@ use crate::store::{CheckpointRecord, RunRecord, SavedCheckpoint, Store};
 /// The file name of a checkpoint inside its folder.
 pub const FILE: &str = "model.safetensors";
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::ids::sha256_hex;
 
 /// Writes weights and scaler to `dir/model.safetensors`; returns the record of checkpoint
 /// `run_id/role` and the file's bytes, for `Store::finish_run` to keep.

@@ -1,5 +1,7 @@
-//! Identifiers: one format and one clock (UTC) for every id hptune makes, and the shapes of the
-//! run ids derived from them.
+//! Identifiers: one format and one clock (UTC) for every id hptune makes, the shapes of the run
+//! ids derived from them, and content ids (sha256 in hex).
+
+use sha2::{Digest, Sha256};
 
 /// A new id of `kind`, from the time in UTC to the millisecond: `train-20261130-153700.123`.
 /// Sorts by time as text.
@@ -26,4 +28,14 @@ pub fn fold_run(extended_run_id: &str, rank: usize, fold: usize, attempt: usize)
     } else {
         format!("{base}/attempt-{attempt}")
     }
+}
+
+/// The sha256 of `bytes` in lowercase hex: the id of a content (a checkpoint file, a migration).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// A digest in lowercase hex.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

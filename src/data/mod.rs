@@ -155,6 +155,6 @@ impl Panel {
             }
             h.update(&buf);
         }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        crate::ids::hex(&h.finalize())
     }
 }

@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use duckdb::Connection;
-use sha2::{Digest, Sha256};
 
 use super::StoreError;
 
@@ -31,7 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
 ];
 
 pub fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::sha256_hex(sql.as_bytes())
 }
 
 pub fn latest() -> i32 {
