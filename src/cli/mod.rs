@@ -95,6 +95,8 @@ fn with_hint(e: anyhow::Error) -> anyhow::Error {
         match s {
             Locked { .. } => Some("run again when that process finishes, or wait longer with --lock-timeout SECS"),
             NameTaken { .. } => Some("choose another --name"),
+            NoDataset { .. } => Some("`hptune data list` shows the datasets there"),
+            TooManyFailures { .. } => Some("`hptune query optimization_history` shows the reasons"),
             NoDatabase(_) => Some("pass --db PATH (or set HPTUNE_DB), or run a stage to create it"),
             ExternalAccess(_) => Some("write results with --output FILE [--format csv|json|parquet]"),
             _ => None,

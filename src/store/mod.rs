@@ -55,7 +55,7 @@ pub enum StoreError {
     MigrationFailed { migration: String, source: duckdb::Error },
     #[error("the name '{name}' is taken by a different dataset ({dataset_id}) in {path}")]
     NameTaken { name: String, dataset_id: String, path: PathBuf },
-    #[error("no dataset named '{name}' in {path}; `hptune data list` shows the datasets there")]
+    #[error("no dataset named '{name}' in {path}")]
     NoDataset { name: String, path: PathBuf },
     #[error("hptune query refused this statement: {0}")]
     ReadOnly(String),
@@ -65,8 +65,8 @@ pub enum StoreError {
     NoDatabase(PathBuf),
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    TooManyFailures(String),
+    #[error("study {study} has {failed} failed trials (more than {max})")]
+    TooManyFailures { study: String, failed: usize, max: usize },
     #[error("the database holds inconsistent data: {0}")]
     Corrupt(String),
     #[error("{path}: {source}")]

@@ -222,11 +222,11 @@ impl Store {
             return Ok(None);
         }
         if count(TrialState::Fail) > max_failures {
-            return Err(StoreError::TooManyFailures(format!(
-                "study {} has {} failed trials (more than {max_failures}); see `hptune query optimization_history` for the reasons",
-                study.study_name,
-                count(TrialState::Fail)
-            )));
+            return Err(StoreError::TooManyFailures {
+                study: study.study_name.clone(),
+                failed: count(TrialState::Fail),
+                max: max_failures,
+            });
         }
         let number = trials.last().map_or(0, |t| t.number + 1);
         let (phase, params) = sample(number, &trials);
