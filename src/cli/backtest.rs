@@ -138,6 +138,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     println!("direction accuracy {:.2}% of {} predictions", 100.0 * b.accuracy.unwrap_or(f64::NAN), b.n_predictions);
     print_stats(store, &outcome.backtest_id)?;
     println!("wrote {}/: stats.json, trades.csv, equity_curve.csv, equity_curve.png", args.out.display());
+    println!("next: hptune query pipeline_history (this run beside earlier ones)");
     Ok(())
 }
 

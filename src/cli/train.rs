@@ -2,12 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
-use crate::checkpoint::sha256_hex;
 use crate::data::SHIPPED;
 use crate::model::Device;
-use crate::model::ModelConfig;
 use crate::split::DEFAULT_HOLDOUT;
 use crate::stages::train::{self, Request};
 use crate::store::{Lineage, Store};
@@ -25,11 +23,13 @@ pub struct Args {
     #[arg(long)]
     pub dataset: Option<String>,
     /// Seed of every random draw: the same seed gives the same weights and metrics on CPU.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Share of the most recent dates reserved for the backtest, never trained on.
-    #[arg(long, value_parser = super::holdout_share, default_value_t = DEFAULT_HOLDOUT)]
-    pub holdout: f64,
+    /// Default: the study's for a selection, else 42.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Share of the most recent dates reserved for the backtest, never trained on. Default: the
+    /// study's for a selection, else 0.2.
+    #[arg(long, value_parser = super::holdout_share)]
+    pub holdout: Option<f64>,
     /// cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
@@ -39,32 +39,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
-    let (mut config, (config_source, lineage), selected_dataset) = match &args.config {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read --config {}", path.display()))?;
-            let config = ModelConfig::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            let source = format!("file {} (sha256 {})", path.display(), sha256_hex(text.as_bytes()));
-            (config, (source, Lineage::Given), None)
-        }
-        None => {
-            let Some(s) = store.selection(None)? else {
-                bail!(
-                    "no --config given and no best configuration is selected in {}: run `hptune analyze` first \
-                     (after `hptune tune` and `hptune extend`), or pass --config FILE",
-                    store.path().display()
-                );
-            };
-            let config = ModelConfig::from_json(&s.best_config_json)
-                .map_err(|e| anyhow::anyhow!("selection {}: {e}", s.selection_id))?;
-            let dataset = store.dataset_by_id(&s.dataset_id)?.map(|d| d.name);
-            println!(
-                "training {} (study {} trial {}, extended run {})",
-                s.selection_id, s.study_name, s.trial_number, s.extended_run_id
-            );
-            (config, (format!("selection {}", s.selection_id), Lineage::Selection(s.selection_id.clone())), dataset)
-        }
-    };
+    let source = train::resolve_source(store, args.config.as_deref(), args.dataset.as_deref())?;
+    if let Lineage::Selection(id) = &source.lineage {
+        println!("training {id} ({})", source.config_source);
+    }
+    let mut config = source.config;
     if let Some(epochs) = args.epochs {
         if epochs == 0 {
             bail!("--epochs must be at least 1");
@@ -73,11 +52,11 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     }
     let request = Request {
         config,
-        config_source,
-        lineage,
-        dataset: args.dataset.or(selected_dataset).unwrap_or_else(|| SHIPPED[0].name.to_string()),
-        seed: args.seed,
-        holdout: args.holdout,
+        config_source: source.config_source,
+        lineage: source.lineage,
+        dataset: args.dataset.or(source.dataset).unwrap_or_else(|| SHIPPED[0].name.to_string()),
+        seed: args.seed.or(source.study_defaults.map(|d| d.0)).unwrap_or(42),
+        holdout: args.holdout.or(source.study_defaults.map(|d| d.1)).unwrap_or(DEFAULT_HOLDOUT),
         device: args.device,
         out_dir: args.out,
     };
@@ -100,5 +79,6 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         rec.run.holdout_start.map_or("(none)".into(), |d| d.to_string()),
     );
     println!("wrote {}/: config.json, best_model/, final_model/, training_results.json", outcome.out_dir.display());
+    println!("next: hptune backtest --model-path {}", outcome.out_dir.display());
     Ok(())
 }

@@ -121,5 +121,6 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         "wrote {}/: trial_results.json, optimization_history.json, optimization_history.png, optimization_study.db, checkpoints/",
         args.out.display()
     );
+    println!("next: hptune extend --study {}", summary.study);
     Ok(())
 }

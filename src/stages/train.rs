@@ -1,9 +1,9 @@
 //! Stage 4, final training: one configuration on the training span of a dataset, the latest part
 //! of it validating for early stopping, the most recent `holdout` share reserved for the backtest.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::split::Split;
 use crate::states::Role;
 use crate::states::RunStage;
-use crate::store::{Lineage, NewRun, Store};
+use crate::store::{Lineage, NewRun, Selection, Store};
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -120,6 +120,98 @@ fn train(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         let _ = store.fail_run(&run_id, &crate::interrupt::reason(e));
     }
     result
+}
+
+/// What `train` trains, where it comes from, and what it was selected on.
+pub struct Source {
+    pub config: ModelConfig,
+    pub config_source: String,
+    pub lineage: Lineage,
+    /// The dataset the configuration was selected on, when known.
+    pub dataset: Option<String>,
+    /// The seed and holdout of the selection's study: what training it uses unless told otherwise.
+    pub study_defaults: Option<(u64, f64)>,
+}
+
+/// The configuration to train: `config` (a plain configuration, or a `best_config.json`, whose
+/// dataset, tickers and selection it keeps), or the newest selection. `dataset` is the one asked
+/// for, if any; a `best_config.json`'s tickers must match it.
+pub fn resolve_source(store: &Store, config: Option<&Path>, dataset: Option<&str>) -> anyhow::Result<Source> {
+    let Some(path) = config else {
+        let s = store.selection(None)?.with_context(|| {
+            format!(
+                "no --config given and no best configuration is selected in {}: run `hptune analyze` first \
+                 (after `hptune tune` and `hptune extend`), or pass --config FILE",
+                store.path().display()
+            )
+        })?;
+        return from_selection(store, &s, format!("selection {}", s.selection_id));
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --config {}", path.display()))?;
+    let config = ModelConfig::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let file = format!("file {} (sha256 {})", path.display(), checkpoint::sha256_hex(text.as_bytes()));
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    let Some(selection_id) = json.pointer("/selection/selection_id").and_then(|v| v.as_str()) else {
+        return Ok(Source {
+            config,
+            config_source: file,
+            lineage: Lineage::Given,
+            dataset: None,
+            study_defaults: None,
+        });
+    };
+    // A best_config.json: its dataset (by content) and tickers come with it.
+    let hash = json.pointer("/dataset/content_hash").and_then(|v| v.as_str()).unwrap_or_default();
+    let name = json.pointer("/dataset/name").and_then(|v| v.as_str()).unwrap_or("?");
+    let wanted: Vec<String> = serde_json::from_value(json["tickers"].clone()).unwrap_or_default();
+    let data = match dataset {
+        Some(d) => store.dataset(d)?,
+        None => store.datasets()?.into_iter().find(|d| d.content_hash == hash).with_context(|| {
+            format!(
+                "{}: it was selected on dataset {name} (content hash {hash}), which {} does not hold: import that \
+                 data (`hptune data import`), or pass --dataset with the same tickers",
+                path.display(),
+                store.path().display()
+            )
+        })?,
+    };
+    if !wanted.is_empty() && data.tickers != wanted {
+        bail!(
+            "{}: the configuration was selected for tickers {}, dataset {} has {}; a model's tickers and their order \
+             are part of it",
+            path.display(),
+            wanted.join(", "),
+            data.name,
+            data.tickers.join(", ")
+        );
+    }
+    match store.selection(Some(selection_id))? {
+        Some(s) => {
+            let mut source = from_selection(store, &s, format!("selection {selection_id} ({file})"))?;
+            source.dataset = Some(data.name);
+            Ok(source)
+        }
+        None => Ok(Source {
+            config,
+            config_source: format!("{file}, selection {selection_id} of another database"),
+            lineage: Lineage::Given,
+            dataset: Some(data.name),
+            study_defaults: None,
+        }),
+    }
+}
+
+fn from_selection(store: &Store, s: &Selection, config_source: String) -> anyhow::Result<Source> {
+    let config = ModelConfig::from_json(&s.best_config_json)
+        .map_err(|e| anyhow::anyhow!("selection {}: {e}", s.selection_id))?;
+    let study = store.study(&s.study_name)?;
+    Ok(Source {
+        config,
+        config_source,
+        lineage: Lineage::Selection(s.selection_id.clone()),
+        dataset: store.dataset_by_id(&s.dataset_id)?.map(|d| d.name),
+        study_defaults: study.map(|st| (st.seed, st.holdout)),
+    })
 }
 
 /// Recomputes a recorded run's validation loss and accuracy from a checkpoint file: the check

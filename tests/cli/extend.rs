@@ -305,3 +305,73 @@ fn two_extended_runs_in_one_folder_keep_their_checkpoints_and_backtests_load_the
     let fold_run = &rows.iter().find(|r| r.0 == ids[0] && r.1.ends_with("fold_2/model.safetensors")).unwrap().3;
     assert_eq!(&used, fold_run);
 }
+
+#[test]
+fn train_on_best_config_json_keeps_its_dataset_tickers_selection_and_study_seed() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "420", "--seed", "9", "--signal", "0.4", "--name", "s"]);
+    env.ok(&["data", "synth", "--tickers", "2", "--days", "420", "--seed", "9", "--name", "two"]);
+    let space = env.write("space.toml", "[model_type]\ntype = \"categorical\"\nchoices = [\"mlp\"]\n");
+    let space = space.to_str().unwrap();
+    env.ok(&[
+        "tune",
+        "--dataset",
+        "s",
+        "--space",
+        space,
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        "--seed",
+        "7",
+        "--holdout",
+        "0.3",
+    ]);
+    env.ok(&["extend", "--top-n", "1", "--folds", "2", "--epochs", "2"]);
+    let out = env.ok(&["analyze"]);
+    assert!(out.contains("next: hptune train"), "{out}");
+    let selection: String = env.sql_one("SELECT selection_id FROM selections");
+    // The file's selection, dataset and the study's seed and holdout come with it.
+    let out = env.ok(&["train", "--config", "best_config.json", "--epochs", "2", "--out", "fm"]);
+    assert!(out.contains("next: hptune backtest"), "{out}");
+    let (linked, seed, dataset): (String, i64, String) = {
+        let conn = crate::common::read_only(&env.db);
+        conn.query_row(
+            "SELECT r.selection_id, r.seed, d.name FROM training_runs r JOIN datasets d USING (dataset_id) WHERE r.stage = 'train'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!((linked.as_str(), seed, dataset.as_str()), (selection.as_str(), 7, "s"));
+    let holdout: String = env.sql_one("SELECT holdout_start::VARCHAR FROM training_runs WHERE stage = 'train'");
+    let study_holdout: String =
+        env.sql_one("SELECT holdout_start::VARCHAR FROM training_runs WHERE stage = 'tune' LIMIT 1");
+    assert_eq!(holdout, study_holdout);
+    env.ok(&["backtest", "--model-path", "fm", "--out", "bt"]);
+    let history = env.ok(&[
+        "query",
+        "SELECT final_run_id IS NOT NULL, backtest_id IS NOT NULL FROM pipeline_history",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(history.lines().nth(1), Some("true,true"), "{history}");
+    // Other tickers are refused by name; a database without the file's dataset names it.
+    let err = env.fails(&["train", "--config", "best_config.json", "--dataset", "two"]);
+    assert!(err.contains("selected for tickers S0, S1, S2") && err.contains("two"), "{err}");
+    let other = env.path("other.db");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hptune"));
+    let out = cmd
+        .current_dir(env.dir.path())
+        .args(["--db", other.to_str().unwrap(), "train", "--config", "best_config.json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("selected on dataset s (content hash")
+            && err.contains("hptune data import"),
+        "{err}"
+    );
+}
