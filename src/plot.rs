@@ -1,158 +1,211 @@
-//! Small PNG charts without a plotting stack: a canvas of RGB pixels, lines and dots, written as
-//! an uncompressed (stored-deflate) PNG. Enough for the exported optimisation history.
+//! Charts as compressed PNGs, drawn with plotters and an embedded font (DejaVu Sans, so that they
+//! look the same on a machine without fonts): each panel has a title, labelled axes with tick
+//! values and a legend naming its series.
 
-pub type Rgb = [u8; 3];
+use std::sync::Once;
 
-pub const WHITE: Rgb = [255, 255, 255];
-pub const GREY: Rgb = [200, 200, 200];
-pub const BLACK: Rgb = [40, 40, 40];
-pub const BLUE: Rgb = [31, 119, 180];
-pub const ORANGE: Rgb = [255, 127, 14];
-pub const RED: Rgb = [214, 39, 40];
+use anyhow::anyhow;
+use chrono::NaiveDate;
+use plotters::coord::Shift;
+use plotters::prelude::*;
 
-pub struct Canvas {
-    pub width: usize,
-    pub height: usize,
-    pixels: Vec<Rgb>,
+pub use plotters::style::RGBColor as Colour;
+
+pub const GREY: Colour = RGBColor(150, 150, 150);
+pub const BLACK: Colour = RGBColor(40, 40, 40);
+pub const BLUE: Colour = RGBColor(31, 119, 180);
+pub const ORANGE: Colour = RGBColor(255, 127, 14);
+pub const RED: Colour = RGBColor(214, 39, 40);
+pub const GREEN: Colour = RGBColor(44, 160, 44);
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Dots,
+    Crosses,
+    Line,
 }
 
-/// A chart area inside the canvas mapping data coordinates to pixels.
-pub struct Frame {
-    pub x: (f64, f64),
-    pub y: (f64, f64),
-    pub margin: usize,
+pub struct Series {
+    pub label: String,
+    pub colour: Colour,
+    pub mark: Mark,
+    pub points: Vec<(f64, f64)>,
 }
 
-impl Canvas {
-    pub fn new(width: usize, height: usize) -> Self {
-        Self { width, height, pixels: vec![WHITE; width * height] }
-    }
-
-    pub fn set(&mut self, x: i64, y: i64, c: Rgb) {
-        if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
-            self.pixels[y as usize * self.width + x as usize] = c;
-        }
-    }
-
-    pub fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: Rgb) {
-        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
-        let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
-        let (mut x, mut y, mut err) = (x0, y0, dx + dy);
-        loop {
-            self.set(x, y, c);
-            if x == x1 && y == y1 {
-                break;
-            }
-            let e2 = 2 * err;
-            if e2 >= dy {
-                err += dy;
-                x += sx;
-            }
-            if e2 <= dx {
-                err += dx;
-                y += sy;
-            }
-        }
-    }
-
-    pub fn dot(&mut self, (x, y): (i64, i64), r: i64, c: Rgb) {
-        for dy in -r..=r {
-            for dx in -r..=r {
-                if dx * dx + dy * dy <= r * r {
-                    self.set(x + dx, y + dy, c);
-                }
-            }
-        }
-    }
-
-    /// Pixel position of a data point in `frame`.
-    pub fn at(&self, f: &Frame, x: f64, y: f64) -> (i64, i64) {
-        let m = f.margin as f64;
-        let w = self.width as f64 - 2.0 * m;
-        let h = self.height as f64 - 2.0 * m;
-        let span = |(lo, hi): (f64, f64)| if hi > lo { hi - lo } else { 1.0 };
-        let px = m + (x - f.x.0) / span(f.x) * w;
-        let py = self.height as f64 - m - (y - f.y.0) / span(f.y) * h;
-        (px.round() as i64, py.round() as i64)
-    }
-
-    /// Axes and a light grid of `n` lines each way.
-    pub fn axes(&mut self, f: &Frame, n: usize) {
-        for i in 0..=n {
-            let t = i as f64 / n as f64;
-            let y = f.y.0 + t * (f.y.1 - f.y.0);
-            let x = f.x.0 + t * (f.x.1 - f.x.0);
-            let (a, b) = (self.at(f, f.x.0, y), self.at(f, f.x.1, y));
-            self.line(a, b, GREY);
-            let (a, b) = (self.at(f, x, f.y.0), self.at(f, x, f.y.1));
-            self.line(a, b, GREY);
-        }
-        let (o, xe, ye) = (self.at(f, f.x.0, f.y.0), self.at(f, f.x.1, f.y.0), self.at(f, f.x.0, f.y.1));
-        self.line(o, xe, BLACK);
-        self.line(o, ye, BLACK);
-    }
-
-    /// The canvas as PNG bytes.
-    pub fn png(&self) -> Vec<u8> {
-        let mut raw = Vec::with_capacity(self.height * (1 + 3 * self.width));
-        for row in self.pixels.chunks(self.width) {
-            raw.push(0); // filter: none
-            for p in row {
-                raw.extend_from_slice(p);
-            }
-        }
-        let mut out = Vec::new();
-        out.extend_from_slice(b"\x89PNG\r\n\x1a\n");
-        let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(&(self.width as u32).to_be_bytes());
-        ihdr.extend_from_slice(&(self.height as u32).to_be_bytes());
-        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
-        chunk(&mut out, b"IHDR", &ihdr);
-        chunk(&mut out, b"IDAT", &zlib_stored(&raw));
-        chunk(&mut out, b"IEND", &[]);
-        out
+impl Series {
+    pub fn new(label: impl Into<String>, colour: Colour, mark: Mark, points: Vec<(f64, f64)>) -> Self {
+        Self { label: label.into(), colour, mark, points }
     }
 }
 
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let start = out.len();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let crc = crc32(&out[start..]);
-    out.extend_from_slice(&crc.to_be_bytes());
+/// How the x axis's tick values read.
+#[derive(Debug, Clone)]
+pub enum XTicks {
+    Numbers,
+    /// Whole numbers (trials, epochs, ranks).
+    Integers,
+    /// x is an index into these dates.
+    Dates(Vec<NaiveDate>),
+    /// x is an index into these names (categorical values).
+    Names(Vec<String>),
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+pub struct Panel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub x_ticks: XTicks,
+    pub series: Vec<Series>,
+}
+
+/// `panels` in a grid of `cols` columns, as a PNG of `size` pixels.
+pub fn png(panels: &[Panel], cols: usize, size: (u32, u32)) -> anyhow::Result<Vec<u8>> {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        if plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
+            eprintln!("note: the embedded font could not be read; charts are drawn without text");
         }
+    });
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("drawing a chart: {e}"))?;
+        let cols = cols.max(1);
+        let rows = panels.len().div_ceil(cols).max(1);
+        for (area, panel) in root.split_evenly((rows, cols)).iter().zip(panels) {
+            draw(area, panel).map_err(|e| anyhow!("drawing {}: {e}", panel.title))?;
+        }
+        root.present().map_err(|e| anyhow!("drawing a chart: {e}"))?;
     }
-    !c
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, size.0, size.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Best);
+    encoder.write_header()?.write_image_data(&pixels)?;
+    Ok(out)
 }
 
-/// A zlib stream of stored (uncompressed) deflate blocks.
-fn zlib_stored(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = data.chunks(65535).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        out.push(if i + 1 == blocks.len() { 1 } else { 0 });
-        let len = block.len() as u16;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(block);
+/// The range of values with a 5% margin; 0..1 when there are none, ±1 around a single value.
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        (0.0, 1.0)
+    } else if hi - lo < 1e-12 {
+        (lo - 1.0, hi + 1.0)
+    } else {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
     }
-    if blocks.is_empty() {
-        out.extend_from_slice(&[1, 0, 0, 0xFF, 0xFF]);
+}
+
+/// A tick value with as many decimals as the axis's `span` needs.
+fn number(v: f64, span: f64) -> String {
+    let decimals = (1.0 - span.abs().max(1e-9).log10().floor()).clamp(0.0, 6.0) as usize;
+    format!("{v:.decimals$}")
+}
+
+fn draw<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &Panel,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let xs = || p.series.iter().flat_map(|s| s.points.iter().map(|q| q.0));
+    let x = match &p.x_ticks {
+        XTicks::Names(names) => (-0.5, names.len().max(1) as f64 - 0.5),
+        // A few whole numbers (ranks, layers): half a step of room each side.
+        XTicks::Integers if range(xs()).1 - range(xs()).0 < 24.0 => {
+            let (lo, hi) = xs().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            if lo.is_finite() {
+                (lo.floor() - 0.5, hi.ceil() + 0.5)
+            } else {
+                (0.0, 1.0)
+            }
+        }
+        _ => range(xs()),
+    };
+    let y = range(p.series.iter().flat_map(|s| s.points.iter().map(|q| q.1)));
+    // Room below the data for the legend (lower right), about 18 pixels an entry.
+    let entries = p.series.iter().filter(|s| !s.label.is_empty()).count() as f64;
+    let plot_height = (area.dim_in_pixel().1 as f64 - 110.0).max(50.0);
+    let share = if entries > 0.0 { ((18.0 * entries + 12.0) / plot_height).min(0.6) } else { 0.0 };
+    let y = (y.0 - (y.1 - y.0) * share / (1.0 - share), y.1);
+    let (x_span, y_span) = (x.1 - x.0, y.1 - y.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, (FAMILY, 17))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(62)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
+    let ticks = p.x_ticks.clone();
+    let x_format = move |v: &f64| match &ticks {
+        XTicks::Numbers => number(*v, x_span),
+        XTicks::Integers => {
+            if (v - v.round()).abs() < 1e-6 {
+                format!("{v:.0}")
+            } else {
+                String::new()
+            }
+        }
+        XTicks::Dates(dates) => dates.get(v.round().max(0.0) as usize).map_or(String::new(), |d| d.to_string()),
+        XTicks::Names(names) => {
+            if (v - v.round()).abs() < 0.01 {
+                names.get(v.round().max(0.0) as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        }
+    };
+    let n_x_labels = match &p.x_ticks {
+        XTicks::Names(names) => names.len() * 4 + 1,
+        XTicks::Dates(_) => 5,
+        XTicks::Integers if x_span < 24.0 => x_span.round() as usize + 1,
+        _ => 8,
+    };
+    let y_format = move |v: &f64| number(*v, y_span);
+    chart
+        .configure_mesh()
+        .x_desc(&p.x_label)
+        .y_desc(&p.y_label)
+        .x_labels(n_x_labels)
+        .y_labels(6)
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&y_format)
+        .label_style((FAMILY, 12))
+        .axis_desc_style((FAMILY, 13))
+        .light_line_style(RGBColor(240, 240, 240))
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()?;
+    for s in &p.series {
+        let colour = s.colour;
+        let style = colour.stroke_width(2);
+        match s.mark {
+            Mark::Dots => chart
+                .draw_series(s.points.iter().map(|&q| Circle::new(q, 3, colour.filled())))?
+                .label(s.label.as_str())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 3, colour.filled())),
+            Mark::Crosses => chart
+                .draw_series(s.points.iter().map(|&q| Cross::new(q, 5, colour.stroke_width(2))))?
+                .label(s.label.as_str())
+                .legend(move |(x, y)| Cross::new((x + 8, y), 5, colour.stroke_width(2))),
+            Mark::Line => chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), style))?
+                .label(s.label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))),
+        };
     }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &x in data {
-        a = (a + x as u32) % 65521;
-        b = (b + a) % 65521;
+    if p.series.iter().any(|s| !s.label.is_empty()) {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .label_font((FAMILY, 12))
+            .draw()?;
     }
-    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    out
+    Ok(())
 }

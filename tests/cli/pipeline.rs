@@ -202,3 +202,36 @@ fn the_same_seed_gives_the_same_trials_folds_and_trades() {
     assert!(a.1 == b.1, "trades differ");
     assert!(a.1.len() > 200, "no trades");
 }
+
+#[test]
+fn every_chart_is_a_compressed_png_with_text_and_data() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "500", "--seed", "21", "--signal", "0.3", "--name", "s"]);
+    pipeline(&env, "s", &[]);
+    let charts = [
+        "hyperparameter_tuning_results/optimization_history.png",
+        "hyperparameter_tuning_results/param_slices.png",
+        "analysis_plots/cv_fold_scores.png",
+        "analysis_plots/tuning_vs_cv.png",
+        "final_model/training_curves.png",
+        "backtesting_results/equity_curve.png",
+    ];
+    for chart in charts {
+        let bytes = std::fs::read(env.path(chart)).unwrap();
+        assert!(bytes.len() < 200_000, "{chart}: {} bytes", bytes.len());
+        let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes)).read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        assert!(info.width >= 500 && info.height >= 400, "{chart}: {}x{}", info.width, info.height);
+        let rgb: Vec<[u8; 3]> = pixels[..info.buffer_size()].chunks(3).map(|c| [c[0], c[1], c[2]]).collect();
+        let inked = rgb.iter().filter(|p| **p != [255, 255, 255]).count();
+        let colours: std::collections::HashSet<_> = rgb.iter().collect();
+        // Text is anti-aliased (many greys); data adds the series' colours.
+        assert!(
+            inked * 50 > rgb.len() && colours.len() > 20,
+            "{chart}: {inked} inked pixels, {} colours",
+            colours.len()
+        );
+        assert!(rgb.contains(&[31, 119, 180]) || rgb.contains(&[214, 39, 40]), "{chart}: no series colour");
+    }
+}

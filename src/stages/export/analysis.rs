@@ -7,6 +7,7 @@ use anyhow::Context;
 use super::{create_dir, mean_std, value_range};
 use crate::files::write_atomic;
 use crate::layout;
+use crate::plot::{png, Mark, Panel, Series, XTicks, BLACK, BLUE, GREY, ORANGE};
 use crate::store::{ExtendedConfig, FoldRecord, Store};
 
 /// The file and JSON pointer that name the selection an analysis belongs to.
@@ -27,34 +28,36 @@ pub fn analysis(store: &Store, selection_id: &str, dir: &Path) -> anyhow::Result
     tuning_vs_cv_png(&configs, &folds, s.config_rank, &plots.join(layout::TUNING_VS_CV_PNG))
 }
 
-/// Each configuration's fold accuracies (dots) and mean (bar); the selected one in orange.
+/// Each configuration's fold accuracies (dots) and their mean (crosses); the selected one in orange.
 fn fold_scores_png(
     configs: &[ExtendedConfig],
     folds: &[FoldRecord],
     selected: usize,
     path: &Path,
 ) -> anyhow::Result<()> {
-    use crate::plot::*;
-    let mut canvas = Canvas::new(800, 450);
-    let frame = Frame {
-        x: (0.5, configs.len() as f64 + 0.5),
-        y: value_range(folds.iter().filter_map(|f| f.val_accuracy)),
-        margin: 30,
+    let pct = |f: &FoldRecord| f.val_accuracy.map(|a| (f.config_rank as f64, 100.0 * a));
+    let others: Vec<_> = folds.iter().filter(|f| f.config_rank != selected).filter_map(pct).collect();
+    let chosen: Vec<_> = folds.iter().filter(|f| f.config_rank == selected).filter_map(pct).collect();
+    let means: Vec<(f64, f64)> = configs
+        .iter()
+        .filter_map(|c| {
+            let accs: Vec<f64> =
+                folds.iter().filter(|f| f.config_rank == c.config_rank).filter_map(|f| f.val_accuracy).collect();
+            mean_std(&accs).0.map(|m| (c.config_rank as f64, 100.0 * m))
+        })
+        .collect();
+    let panel = Panel {
+        title: format!("Cross-validation folds ({} configurations)", configs.len()),
+        x_label: "configuration (rank in tuning)".into(),
+        y_label: "fold validation accuracy (%)".into(),
+        x_ticks: XTicks::Integers,
+        series: vec![
+            Series::new("folds", BLUE, Mark::Dots, others),
+            Series::new(format!("folds of the selected configuration ({selected})"), ORANGE, Mark::Dots, chosen),
+            Series::new("mean over folds", BLACK, Mark::Crosses, means),
+        ],
     };
-    canvas.axes(&frame, 5);
-    for c in configs {
-        let colour = if c.config_rank == selected { ORANGE } else { BLUE };
-        let accs: Vec<f64> =
-            folds.iter().filter(|f| f.config_rank == c.config_rank).filter_map(|f| f.val_accuracy).collect();
-        let x = c.config_rank as f64;
-        for a in &accs {
-            canvas.dot(canvas.at(&frame, x, *a), 4, colour);
-        }
-        if let (Some(mean), _) = mean_std(&accs) {
-            canvas.line(canvas.at(&frame, x - 0.25, mean), canvas.at(&frame, x + 0.25, mean), BLACK);
-        }
-    }
-    write_atomic(path, &canvas.png())
+    write_atomic(path, &png(&[panel], 1, (800, 450))?)
 }
 
 /// Tuning value (x) against cross-validated mean (y) per configuration, with the line y = x.
@@ -64,22 +67,26 @@ fn tuning_vs_cv_png(
     selected: usize,
     path: &Path,
 ) -> anyhow::Result<()> {
-    use crate::plot::*;
     let points: Vec<(usize, f64, f64)> = configs
         .iter()
         .filter_map(|c| {
             let accs: Vec<f64> =
                 folds.iter().filter(|f| f.config_rank == c.config_rank).filter_map(|f| f.val_accuracy).collect();
-            mean_std(&accs).0.map(|m| (c.config_rank, c.tuning_value, m))
+            mean_std(&accs).0.map(|m| (c.config_rank, 100.0 * c.tuning_value, 100.0 * m))
         })
         .collect();
-    let range = value_range(points.iter().flat_map(|p| [p.1, p.2]));
-    let frame = Frame { x: range, y: range, margin: 30 };
-    let mut canvas = Canvas::new(500, 500);
-    canvas.axes(&frame, 5);
-    canvas.line(canvas.at(&frame, range.0, range.0), canvas.at(&frame, range.1, range.1), GREY);
-    for (rank, x, y) in points {
-        canvas.dot(canvas.at(&frame, x, y), 5, if rank == selected { ORANGE } else { BLUE });
-    }
-    write_atomic(path, &canvas.png())
+    let (lo, hi) = value_range(points.iter().flat_map(|p| [p.1, p.2]));
+    let pick = |sel: bool| points.iter().filter(|p| (p.0 == selected) == sel).map(|p| (p.1, p.2)).collect();
+    let panel = Panel {
+        title: "Tuning against cross-validation".into(),
+        x_label: "tuning validation accuracy (%)".into(),
+        y_label: "cross-validated mean accuracy (%)".into(),
+        x_ticks: XTicks::Numbers,
+        series: vec![
+            Series::new("y = x (as good as in tuning)", GREY, Mark::Line, vec![(lo, lo), (hi, hi)]),
+            Series::new("configurations", BLUE, Mark::Dots, pick(false)),
+            Series::new("selected", ORANGE, Mark::Dots, pick(true)),
+        ],
+    };
+    write_atomic(path, &png(&[panel], 1, (560, 520))?)
 }

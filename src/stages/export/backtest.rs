@@ -4,9 +4,10 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{create_dir, value_range, write_json};
+use super::{create_dir, write_json};
 use crate::files::write_atomic;
 use crate::layout;
+use crate::plot::{png, Mark, Panel, Series, XTicks, BLUE, GREY, RED};
 use crate::store::{EquityRow, Store};
 
 /// The file and JSON pointer that name the backtest a folder belongs to.
@@ -50,30 +51,29 @@ pub fn backtest(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
     )?;
     store.backtest_csv(id, "trades", &dir.join(layout::TRADES_CSV))?;
     store.backtest_csv(id, "equity", &dir.join(layout::EQUITY_CSV))?;
-    equity_png(&equity, &dir.join(layout::EQUITY_PNG))
+    equity_png(id, &equity, &dir.join(layout::EQUITY_PNG))
 }
 
-/// Equity (blue) and buy and hold (grey) above; the drawdown (red) below.
-fn equity_png(rows: &[EquityRow], path: &Path) -> anyhow::Result<()> {
-    use crate::plot::*;
-    let mut canvas = Canvas::new(900, 600);
-    let x = (0.0, rows.len().max(2) as f64 - 1.0);
-    // Equity in the upper two thirds, the drawdown in the lower third.
-    let (lo, hi) = value_range(rows.iter().flat_map(|r| [r.equity, r.benchmark]));
-    let top = Frame { x, y: (lo - 0.5 * (hi - lo), hi), margin: 30 };
-    let dd_low = rows.iter().map(|r| r.drawdown_pct).fold(0.0, f64::min).min(-1.0);
-    let bottom = Frame { x, y: (dd_low, dd_low + (0.0 - dd_low) * 3.2), margin: 30 };
-    canvas.axes(&top, 5);
-    let mut draw = |frame: &Frame, ys: &dyn Fn(&EquityRow) -> f64, colour| {
-        for (i, w) in rows.windows(2).enumerate() {
-            let a = canvas.at(frame, i as f64, ys(&w[0]));
-            let b = canvas.at(frame, i as f64 + 1.0, ys(&w[1]));
-            canvas.line(a, b, colour);
-        }
+/// Equity and buy and hold above, the drawdown below, over the backtest's dates.
+fn equity_png(id: &str, rows: &[EquityRow], path: &Path) -> anyhow::Result<()> {
+    let dates: Vec<_> = rows.iter().map(|r| r.date).collect();
+    let series = |f: &dyn Fn(&EquityRow) -> f64| rows.iter().enumerate().map(|(i, r)| (i as f64, f(r))).collect();
+    let equity = Panel {
+        title: format!("Equity: backtest {id}"),
+        x_label: "date".into(),
+        y_label: "value".into(),
+        x_ticks: XTicks::Dates(dates.clone()),
+        series: vec![
+            Series::new("buy and hold", GREY, Mark::Line, series(&|r| r.benchmark)),
+            Series::new("model", BLUE, Mark::Line, series(&|r| r.equity)),
+        ],
     };
-    draw(&bottom, &|_| 0.0, BLACK);
-    draw(&bottom, &|r| r.drawdown_pct, RED);
-    draw(&top, &|r| r.benchmark, GREY);
-    draw(&top, &|r| r.equity, BLUE);
-    write_atomic(path, &canvas.png())
+    let drawdown = Panel {
+        title: "Drawdown of the model from its peak".into(),
+        x_label: "date".into(),
+        y_label: "drawdown (%)".into(),
+        x_ticks: XTicks::Dates(dates),
+        series: vec![Series::new("drawdown", RED, Mark::Line, series(&|r| r.drawdown_pct))],
+    };
+    write_atomic(path, &png(&[equity, drawdown], 1, (900, 700))?)
 }

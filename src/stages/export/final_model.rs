@@ -7,6 +7,8 @@ use serde_json::json;
 
 use super::{create_dir, place_checkpoint, write_json};
 use crate::layout;
+use crate::model::EpochMetrics;
+use crate::plot::{png, Mark, Panel, Series, XTicks, BLUE, GREEN, GREY, ORANGE};
 use crate::store::Store;
 
 /// The file and JSON pointer that name the run a final-model folder belongs to.
@@ -38,8 +40,9 @@ pub fn final_model(store: &Store, run_id: &str, dir: &Path) -> anyhow::Result<()
             "hptune_version": rec.hptune_version,
         }),
     )?;
-    let history: Vec<_> = store
-        .epoch_metrics(run_id)?
+    let epochs = store.epoch_metrics(run_id)?;
+    curves_png(run_id, &epochs, rec.best_epoch, &dir.join(layout::TRAINING_CURVES_PNG))?;
+    let history: Vec<_> = epochs
         .into_iter()
         .map(|m| {
             json!({"epoch": m.epoch, "train_loss": m.train_loss, "val_loss": m.val_loss,
@@ -65,4 +68,34 @@ pub fn final_model(store: &Store, run_id: &str, dir: &Path) -> anyhow::Result<()
             "checkpoints": checkpoints,
         }),
     )
+}
+
+/// Training and validation loss per epoch above, validation accuracy below; the best epoch marked.
+fn curves_png(run_id: &str, epochs: &[EpochMetrics], best: Option<i32>, path: &Path) -> anyhow::Result<()> {
+    let line = |f: &dyn Fn(&EpochMetrics) -> f64| epochs.iter().map(|m| (m.epoch as f64, f(m))).collect();
+    let at_best = |f: &dyn Fn(&EpochMetrics) -> f64| {
+        epochs.iter().filter(|m| Some(m.epoch as i32) == best).map(|m| (m.epoch as f64, f(m))).collect()
+    };
+    let loss = Panel {
+        title: format!("Training curves: run {run_id}"),
+        x_label: "epoch".into(),
+        y_label: "binary cross-entropy".into(),
+        x_ticks: XTicks::Integers,
+        series: vec![
+            Series::new("training loss", GREY, Mark::Line, line(&|m| m.train_loss)),
+            Series::new("validation loss", BLUE, Mark::Line, line(&|m| m.val_loss)),
+            Series::new("best epoch (kept weights)", ORANGE, Mark::Dots, at_best(&|m| m.val_loss)),
+        ],
+    };
+    let accuracy = Panel {
+        title: "Validation accuracy".into(),
+        x_label: "epoch".into(),
+        y_label: "direction accuracy (%)".into(),
+        x_ticks: XTicks::Integers,
+        series: vec![
+            Series::new("validation accuracy", GREEN, Mark::Line, line(&|m| 100.0 * m.val_accuracy)),
+            Series::new("best epoch", ORANGE, Mark::Dots, at_best(&|m| 100.0 * m.val_accuracy)),
+        ],
+    };
+    crate::files::write_atomic(path, &png(&[loss, accuracy], 1, (800, 640))?)
 }

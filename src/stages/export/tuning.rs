@@ -9,6 +9,8 @@ use serde_json::json;
 
 use super::{create_dir, place_checkpoint, write_json};
 use crate::layout;
+use crate::plot::{png, Mark, Panel, Series, XTicks, BLACK, BLUE, GREY, ORANGE, RED};
+use crate::search::space::Distribution;
 use crate::search::Phase;
 use crate::search::Space;
 use crate::states::TrialState;
@@ -34,7 +36,8 @@ pub fn tuning(store: &Store, study_name: &str, dir: &Path) -> anyhow::Result<()>
     }
     write_json(&dir.join(layout::TRIAL_RESULTS), &trial_results(&study, &trials, &checkpoints))?;
     write_json(&dir.join(layout::HISTORY_JSON), &history(&study, &trials))?;
-    history_png(&trials, &dir.join(layout::HISTORY_PNG))?;
+    history_png(&study.study_name, &trials, &dir.join(layout::HISTORY_PNG))?;
+    slices_png(&space, &trials, &dir.join(layout::SLICES_PNG))?;
     let optuna: Vec<optuna_sqlite::Trial> = trials.iter().map(|t| optuna_trial(store, &space, t)).collect();
     let attrs = json!({"seed": study.seed, "epochs": study.epochs, "n_trials": study.n_trials}).to_string();
     let maximize = study.direction == "maximize";
@@ -132,36 +135,85 @@ fn optuna_trial(store: &Store, space: &Space, t: &TrialRecord) -> optuna_sqlite:
     }
 }
 
-/// Trial values (dots, coloured by phase; pruned in red) and the best so far (line).
-fn history_png(trials: &[TrialRecord], path: &Path) -> anyhow::Result<()> {
-    use crate::plot::*;
-    let points: Vec<(f64, f64, Phase, TrialState)> =
-        trials.iter().filter_map(|t| t.value.map(|v| (t.number as f64, v, t.phase, t.state))).collect();
-    let mut canvas = Canvas::new(800, 450);
-    let (lo, hi) = super::value_range(points.iter().map(|p| p.1));
-    let frame = Frame { x: (0.0, trials.len().max(2) as f64 - 1.0), y: (lo, hi), margin: 30 };
-    canvas.axes(&frame, 5);
-    let mut best: Option<(i64, i64)> = None;
+/// Trial values (dots, coloured by phase; pruned in red) and the best so far (a line).
+fn history_png(study: &str, trials: &[TrialRecord], path: &Path) -> anyhow::Result<()> {
+    let dots = |keep: &dyn Fn(&TrialRecord) -> bool| -> Vec<(f64, f64)> {
+        trials.iter().filter(|t| keep(t)).filter_map(|t| t.value.map(|v| (t.number as f64, 100.0 * v))).collect()
+    };
+    let complete = |phase: Phase| move |t: &TrialRecord| t.state == TrialState::Complete && t.phase == phase;
+    let mut best = Vec::new();
     let mut best_value = f64::NEG_INFINITY;
-    for &(x, y, phase, state) in &points {
-        let colour = match (state, phase) {
-            (TrialState::Pruned, _) => RED,
-            (_, Phase::Random) => GREY,
-            (_, Phase::Bayesian) => BLUE,
-            _ => ORANGE,
-        };
-        canvas.dot(canvas.at(&frame, x, y), 3, colour);
-        if state == TrialState::Complete && y > best_value {
-            best_value = y;
+    for t in trials {
+        if let (TrialState::Complete, Some(v)) = (t.state, t.value) {
+            if v > best_value {
+                if best_value.is_finite() {
+                    best.push((t.number as f64, 100.0 * best_value));
+                }
+                best_value = v;
+            }
         }
         if best_value.is_finite() {
-            let p = canvas.at(&frame, x, best_value);
-            if let Some(prev) = best {
-                canvas.line(prev, (p.0, prev.1), BLACK);
-                canvas.line((p.0, prev.1), p, BLACK);
-            }
-            best = Some(p);
+            best.push((t.number as f64, 100.0 * best_value));
         }
     }
-    crate::files::write_atomic(path, &canvas.png())
+    let panel = Panel {
+        title: format!("Optimization history: study {study}"),
+        x_label: "trial".into(),
+        y_label: "validation accuracy (%)".into(),
+        x_ticks: XTicks::Integers,
+        series: vec![
+            Series::new("random", GREY, Mark::Dots, dots(&complete(Phase::Random))),
+            Series::new("bayesian", BLUE, Mark::Dots, dots(&complete(Phase::Bayesian))),
+            Series::new("finetune", ORANGE, Mark::Dots, dots(&complete(Phase::Finetune))),
+            Series::new("pruned (best epoch so far)", RED, Mark::Crosses, dots(&|t| t.state == TrialState::Pruned)),
+            Series::new("best so far", BLACK, Mark::Line, best),
+        ],
+    };
+    crate::files::write_atomic(path, &png(&[panel], 1, (800, 450))?)
+}
+
+/// One panel per parameter: each finished trial's value of it against the trial's validation
+/// accuracy (Optuna's slice plot).
+fn slices_png(space: &Space, trials: &[TrialRecord], path: &Path) -> anyhow::Result<()> {
+    let done: Vec<&TrialRecord> = trials.iter().filter(|t| t.state == TrialState::Complete).collect();
+    let panels: Vec<Panel> = space
+        .params
+        .iter()
+        .map(|p| {
+            let names = match &p.dist {
+                Distribution::Categorical { choices } => {
+                    Some(choices.iter().map(|c| c.to_string().replace('"', "")).collect())
+                }
+                _ => None,
+            };
+            // A parameter searched on a log scale is shown on one: its log10.
+            let log = matches!(p.dist, Distribution::Float { log: true, .. } | Distribution::Int { log: true, .. });
+            let points = done
+                .iter()
+                .filter_map(|t| {
+                    let v = t.params.get(&p.name)?;
+                    let x = match (&names, log) {
+                        (Some(_), _) => p.dist.to_internal(v)?,
+                        (None, true) => v.as_f64()?.log10(),
+                        (None, false) => v.as_f64()?,
+                    };
+                    Some((x, 100.0 * t.value?))
+                })
+                .collect();
+            Panel {
+                title: p.name.clone(),
+                x_label: if log { format!("log10({})", p.name) } else { p.name.clone() },
+                y_label: "validation accuracy (%)".into(),
+                x_ticks: match names {
+                    Some(n) => XTicks::Names(n),
+                    None if matches!(p.dist, Distribution::Int { log: false, .. }) => XTicks::Integers,
+                    None => XTicks::Numbers,
+                },
+                series: vec![Series::new("", BLUE, Mark::Dots, points)],
+            }
+        })
+        .collect();
+    let cols = panels.len().clamp(1, 3);
+    let rows = panels.len().div_ceil(cols).max(1) as u32;
+    crate::files::write_atomic(path, &png(&panels, cols, (400 * cols as u32, 300 * rows))?)
 }
