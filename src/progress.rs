@@ -1,7 +1,16 @@
-//! Progress on standard error: a redrawn bar on a terminal, plain log lines otherwise.
+//! Progress on standard error: a redrawn bar on a terminal, plain log lines with a UTC timestamp
+//! otherwise (a log file, CI), and nothing with `--quiet`.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `--quiet`: no progress at all.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
 
 pub struct Progress {
     label: String,
@@ -17,6 +26,9 @@ impl Progress {
 
     /// Reports step `done` of `total` with a short status text.
     pub fn step(&self, done: usize, status: &str) {
+        if QUIET.load(Ordering::Relaxed) {
+            return;
+        }
         let elapsed = self.started.elapsed().as_secs_f64();
         let eta = if done > 0 { elapsed / done as f64 * (self.total.saturating_sub(done)) as f64 } else { 0.0 };
         let mut err = std::io::stderr().lock();
@@ -26,12 +38,13 @@ impl Progress {
             let bar: String = "#".repeat(filled) + &".".repeat(width - filled);
             let _ = write!(err, "\r\x1b[2K{} [{bar}] {done}/{} {status} ETA {}", self.label, self.total, clock(eta));
         } else {
-            let _ = writeln!(err, "{} {done}/{} {status} ({} elapsed)", self.label, self.total, clock(elapsed));
+            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+            let _ = writeln!(err, "{now} {} {done}/{} {status} ({} elapsed)", self.label, self.total, clock(elapsed));
         }
     }
 
     pub fn finish(&self) {
-        if self.tty {
+        if self.tty && !QUIET.load(Ordering::Relaxed) {
             let _ = writeln!(std::io::stderr());
         }
     }

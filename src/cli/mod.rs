@@ -35,6 +35,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "HPTUNE_LOCK_TIMEOUT", default_value_t = 60.0, value_name = "SECS")]
     pub lock_timeout: f64,
 
+    /// No progress lines (results, notes and errors still print).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -61,6 +65,13 @@ pub enum Command {
     Train(train::Args),
     /// Stage 5: backtest a model on its own tickers after its training data, or print its signals.
     Backtest(backtest::Args),
+    /// Print a shell completion script: `hptune completions bash > /etc/bash_completion.d/hptune`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `hptune man > hptune.1 && man ./hptune.1`.
+    Man,
 }
 
 /// A count of at least one (trials, epochs, jobs, configurations).
@@ -114,6 +125,20 @@ impl Cli {
     }
 
     fn dispatch(self) -> anyhow::Result<()> {
+        crate::progress::set_quiet(self.quiet);
+        match self.command {
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(shell, &mut Cli::command(), "hptune", &mut std::io::stdout());
+                return Ok(());
+            }
+            Command::Man => {
+                use clap::CommandFactory;
+                clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+                return Ok(());
+            }
+            _ => {}
+        }
         if !(self.lock_timeout.is_finite() && self.lock_timeout >= 0.0) {
             anyhow::bail!("--lock-timeout must be a number of seconds >= 0, got {}", self.lock_timeout);
         }
@@ -143,6 +168,7 @@ impl Cli {
                 }
                 extend::run(args, &store)
             }
+            Command::Completions { .. } | Command::Man => unreachable!("answered above"),
             Command::Tune(args) => {
                 // One thread per trial: keep candle's matrix products single-threaded when trials
                 // run side by side.

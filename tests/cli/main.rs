@@ -23,3 +23,45 @@ fn cli_definition_is_consistent() {
     use clap::CommandFactory;
     hptune::cli::Cli::command().debug_assert();
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli_definition_and_touch_nothing() {
+    let env = common::Env::new();
+    let bash = env.ok(&["completions", "bash"]);
+    assert!(bash.contains("_hptune()") && bash.contains("pipeline") && bash.contains("--lock-timeout"), "{bash}");
+    assert!(env.ok(&["completions", "zsh"]).starts_with("#compdef hptune"));
+    assert!(env.ok(&["completions", "fish"]).contains("complete -c hptune"));
+    let man = env.ok(&["man"]);
+    assert!(man.contains(".TH hptune 1") && man.contains("pipeline"), "{man}");
+    assert!(!env.db.exists(), "completions and man opened the database");
+}
+
+#[test]
+fn quiet_silences_progress_and_log_lines_carry_a_utc_timestamp() {
+    let env = common::Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "300", "--seed", "2", "--name", "s"]);
+    let config = env.write(
+        "c.json",
+        r#"{"model_type": "mlp", "hidden_size": 8, "num_layers": 1, "dropout": 0.0, "learning_rate": 0.01,
+            "weight_decay": 0.0, "batch_size": 64, "seq_len": 3, "epochs": 2, "patience": 5}"#,
+    );
+    let run = |extra: &[&str]| {
+        let out = env
+            .cmd()
+            .args(["train", "--config", config.to_str().unwrap(), "--dataset", "s"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let logged = run(&[]);
+    let lines: Vec<&str> = logged.lines().filter(|l| l.contains("train mlp")).collect();
+    assert_eq!(lines.len(), 2, "{logged}");
+    for l in lines {
+        let stamp = l.split(' ').next().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(stamp).is_ok(), "{l}");
+    }
+    let quiet = run(&["--quiet", "--out", "q"]);
+    assert!(!quiet.contains("train mlp"), "{quiet}");
+}
