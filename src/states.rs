@@ -1,5 +1,5 @@
-//! The states a record can be in, one enum each, with the text the database stores. Migration
-//! 0007 holds the same lists as CHECK constraints (a test keeps them equal), so a state outside
+//! The states a record can be in, one enum each, with the text the database stores. Migrations
+//! 0007 and 0008 hold the same lists as CHECK constraints (a test keeps them equal), so a state outside
 //! them can be neither written by hptune nor by hand.
 
 /// An enum of states, each with its stored text.
@@ -81,6 +81,8 @@ states! {
         Tune = "tune",
         Extend = "extend",
         Train = "train",
+        /// A model trained in another database, imported for a backtest.
+        Import = "import",
     }
 }
 

@@ -12,9 +12,10 @@ use crate::checkpoint::{self, LoadedModel};
 use crate::cv::LABEL_HORIZON;
 use crate::features::{self, FeatureTable, WARMUP};
 use crate::model::{build_inputs, ModelConfig};
-use crate::states::Role;
-use crate::states::{ModelSource, Side};
-use crate::store::{BacktestRecord, CheckpointRecord, EquityRow, Lineage, SignalRow, StatRow, Store, TradeRow};
+use crate::states::{ModelSource, Role, RunStage, Side};
+use crate::store::{
+    BacktestRecord, CheckpointRecord, EquityRow, Lineage, NewRun, SavedCheckpoint, SignalRow, StatRow, Store, TradeRow,
+};
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -68,6 +69,10 @@ pub fn recorded_model(store: &Store) -> anyhow::Result<Option<(ModelSource, Chec
 pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Option<&str>) -> anyhow::Result<Chosen> {
     let device = candle_core::Device::Cpu;
     if let Some(p) = path {
+        if let Some(model) = import_model(store, p, dataset)? {
+            let why = format!("--model-path {} (imported: trained in another database)", p.display());
+            return Ok(Chosen { source: ModelSource::Path, why, model });
+        }
         // A final_model/ export holds best_model/ and final_model/; a checkpoint folder holds the file.
         let best = crate::layout::final_checkpoint_dir(p, Role::Best);
         let dir = if best.join(checkpoint::FILE).exists() { best } else { p.to_path_buf() };
@@ -100,6 +105,102 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
         why: "no model in the database: the default configuration, trained now".into(),
         model,
     })
+}
+
+/// A `final_model/` export of another database (its weights unknown here): the weights are checked
+/// against the sha256 its own `training_results.json` lists, and recorded here as an imported run
+/// (stage `import`, where it came from in `config_source`) on a dataset of this database: `dataset`,
+/// else the one with the export's content hash. None when `dir` is not such an export.
+fn import_model(store: &Store, dir: &std::path::Path, dataset: Option<&str>) -> anyhow::Result<Option<LoadedModel>> {
+    let file = crate::layout::final_checkpoint_dir(dir, Role::Best).join(checkpoint::FILE);
+    let read = |p: std::path::PathBuf| std::fs::read(p).ok();
+    let (Some(config_text), Some(results_text), Some(bytes)) =
+        (read(dir.join(crate::layout::CONFIG)), read(dir.join(crate::layout::TRAINING_RESULTS)), read(file.clone()))
+    else {
+        return Ok(None);
+    };
+    // Known here, by content or by place (a changed file of this database is refused as such).
+    let sha = checkpoint::sha256_hex(&bytes);
+    let place = std::fs::canonicalize(&file)?.to_string_lossy().into_owned();
+    if store.checkpoint_by_sha(&sha)?.is_some() || store.checkpoint_at(&place)?.is_some() {
+        return Ok(None);
+    }
+    let json = |text: &[u8], name: &str| -> anyhow::Result<serde_json::Value> {
+        serde_json::from_slice(text).with_context(|| format!("{}: not valid JSON", dir.join(name).display()))
+    };
+    let config = json(&config_text, crate::layout::CONFIG)?;
+    let results = json(&results_text, crate::layout::TRAINING_RESULTS)?;
+    let listed = results["checkpoints"].as_array().and_then(|c| c.iter().find(|c| c["role"] == Role::Best.as_str()));
+    let expected = listed.and_then(|c| c["sha256"].as_str()).unwrap_or_default();
+    if expected != sha {
+        bail!(
+            "{} does not match the sha256 its {} lists ({}): the weights were changed; refusing to import them",
+            file.display(),
+            crate::layout::TRAINING_RESULTS,
+            if expected.is_empty() { "none" } else { expected }
+        );
+    }
+    let text = |pointer: &str| config.pointer(pointer).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let date = |pointer: &str| -> anyhow::Result<NaiveDate> {
+        NaiveDate::parse_from_str(&text(pointer), "%Y-%m-%d")
+            .with_context(|| format!("{}: {pointer} is not a date", dir.join(crate::layout::CONFIG).display()))
+    };
+    let model = ModelConfig::from_json(&String::from_utf8_lossy(&config_text))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(crate::layout::CONFIG).display()))?;
+    let tickers: Vec<String> = serde_json::from_value(config["tickers"].clone()).unwrap_or_default();
+    let data = match dataset {
+        Some(name) => store.dataset(name)?,
+        None => store.datasets()?.into_iter().find(|d| d.content_hash == text("/dataset/content_hash")).with_context(
+            || {
+                format!(
+                "{} was trained on dataset {} of another database, which this one does not hold: pass --dataset NAME, \
+                 a dataset here with its tickers ({})",
+                dir.display(),
+                text("/dataset/name"),
+                tickers.join(", ")
+            )
+            },
+        )?,
+    };
+    let missing: Vec<&str> = tickers.iter().filter(|t| !data.tickers.contains(t)).map(String::as_str).collect();
+    if !missing.is_empty() {
+        bail!(
+            "dataset {} lacks {} of the model's tickers: {} (the model's tickers, in order: {}); nothing was imported",
+            data.name,
+            missing.len(),
+            missing.join(", "),
+            tickers.join(", ")
+        );
+    }
+    let run_id = crate::ids::new("import");
+    let run = NewRun {
+        run_id: run_id.clone(),
+        stage: RunStage::Import,
+        dataset_id: data.dataset_id,
+        model_type: model.model_type.name().into(),
+        config_json: model.to_json().to_string(),
+        config_source: format!("imported from {} (run {} of another database)", dir.display(), text("/run_id")),
+        seed: config["seed"].as_u64().unwrap_or_default(),
+        device: crate::model::Device::Cpu.as_str().into(),
+        tickers,
+        train_span: (date("/train/start")?, date("/train/end")?),
+        val_span: (date("/validation/start")?, date("/validation/end")?),
+        holdout_start: NaiveDate::parse_from_str(&text("/holdout_start"), "%Y-%m-%d").ok(),
+        lineage: Lineage::Given,
+    };
+    let size = |key: &str| results[key].as_u64().unwrap_or_default() as usize;
+    let record = CheckpointRecord {
+        checkpoint_id: format!("{run_id}/{}", Role::Best),
+        run_id,
+        role: Role::Best,
+        epoch: listed.and_then(|c| c["epoch"].as_i64()).unwrap_or_default() as i32,
+        path: place,
+        sha256: sha,
+        size_bytes: bytes.len() as i64,
+    };
+    store.import_run(&run, (size("epochs_run"), size("best_epoch")), &SavedCheckpoint { record, bytes })?;
+    eprintln!("imported {} as run {} (trained in another database)", dir.display(), run.run_id);
+    Ok(Some(checkpoint::load(store, &file, &candle_core::Device::Cpu)?))
 }
 
 /// The model's tickers from a dataset, in the model's order, with its features.

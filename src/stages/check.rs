@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use crate::model::Device;
-use crate::states::RunStatus;
-use crate::states::TrialState;
+use crate::states::{RunStatus, TrialState};
 use crate::store::Store;
 
 /// Free space below this fails the disk check (checkpoints and exports of a pipeline run).

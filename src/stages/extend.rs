@@ -17,10 +17,7 @@ use crate::model::Device;
 use crate::model::{self, build_samples, ModelConfig, Net};
 use crate::progress::Progress;
 use crate::split;
-use crate::states::Role;
-use crate::states::RunStage;
-use crate::states::TrialState;
-use crate::states::{FoldStatus, RunStatus};
+use crate::states::{FoldStatus, Role, RunStage, RunStatus, TrialState};
 use crate::store::{ExtendedConfig, ExtendedRun, FoldRecord, Lineage, NewRun, Store};
 
 /// Early-stopping patience of each fold.

@@ -13,8 +13,7 @@ use crate::model::Device;
 use crate::model::{self, build_samples, ModelConfig, Net};
 use crate::progress::Progress;
 use crate::split::Split;
-use crate::states::Role;
-use crate::states::RunStage;
+use crate::states::{Role, RunStage};
 use crate::store::{Lineage, NewRun, Selection, Store};
 
 #[derive(Debug, Clone)]

@@ -18,9 +18,7 @@ use crate::model::{self, build_samples, EpochMetrics, ModelConfig, Net, CONFIG_K
 use crate::progress::Progress;
 use crate::search::{self, Params, Past, PhasePlan, Space};
 use crate::split::Split;
-use crate::states::Role;
-use crate::states::RunStage;
-use crate::states::TrialState;
+use crate::states::{Role, RunStage, TrialState};
 use crate::store::{Finished, Lineage, NewRun, Store, StudyRecord, TrialEnd, TrialRecord};
 
 /// Median pruner settings (Optuna's MedianPruner defaults, with 3 warm-up epochs).

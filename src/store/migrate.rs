@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "states_and_lineage",
         sql: include_str!("../../migrations/0007_states_and_lineage.sql"),
     },
+    Migration { version: 8, name: "imported_models", sql: include_str!("../../migrations/0008_imported_models.sql") },
 ];
 
 pub fn checksum(sql: &str) -> String {

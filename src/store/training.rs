@@ -151,6 +151,22 @@ impl Store {
         Ok(())
     }
 
+    /// Records a model trained elsewhere as a finished run with its checkpoint (and bytes), in one
+    /// transaction.
+    pub fn import_run(
+        &self,
+        run: &NewRun,
+        (epochs_run, best_epoch): (usize, usize),
+        checkpoint: &SavedCheckpoint,
+    ) -> Result<()> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        insert_run(&tx, run)?;
+        mark_finished(&tx, &run.run_id, epochs_run, best_epoch, std::slice::from_ref(checkpoint))?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Marks a run finished and records its checkpoints (and their bytes), in one transaction.
     pub fn finish_run(
         &self,

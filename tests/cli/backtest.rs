@@ -233,3 +233,87 @@ fn models_are_picked_in_the_seed_order_and_checked() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("training the default configuration"));
     assert_eq!(source(&fresh), "default");
 }
+
+#[test]
+fn a_final_model_from_another_database_is_checked_imported_and_backtested() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "400", "--seed", "4", "--signal", "0.3", "--name", "s"]);
+    let config = env.write(
+        "c.json",
+        r#"{"model_type": "mlp", "hidden_size": 16, "num_layers": 1, "dropout": 0.0, "learning_rate": 0.003,
+            "weight_decay": 0.0, "batch_size": 64, "seq_len": 5, "epochs": 3, "patience": 5}"#,
+    );
+    env.ok(&["train", "--config", config.to_str().unwrap(), "--dataset", "s", "--out", "fm"]);
+    // A second database: the same prices under another name, and a dataset of other tickers.
+    let other = env.path("other.db");
+    let in_other = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hptune"));
+        c.current_dir(env.dir.path()).env_remove("HPTUNE_DB").arg("--db").arg(&other).args(args);
+        c.output().unwrap()
+    };
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let fails = |out: std::process::Output| {
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = fails(in_other(&["backtest", "--model-path", "fm"]));
+    assert!(err.contains("trained on dataset s of another database") && err.contains("--dataset"), "{err}");
+    ok(in_other(&[
+        "data",
+        "synth",
+        "--tickers",
+        "3",
+        "--days",
+        "400",
+        "--seed",
+        "4",
+        "--signal",
+        "0.3",
+        "--name",
+        "mine",
+    ]));
+    ok(in_other(&["data", "synth", "--tickers", "2", "--days", "400", "--seed", "5", "--name", "two"]));
+    let err = fails(in_other(&["backtest", "--model-path", "fm", "--dataset", "two"]));
+    assert!(err.contains("lacks") && err.contains("S2"), "{err}");
+    let log = ok(in_other(&["backtest", "--model-path", "fm", "--out", "bt"]));
+    assert!(log.contains("imported"), "{log}");
+    let conn = crate::common::read_only(&other);
+    let (stage, source, sha): (String, String, String) = conn
+        .query_row(
+            "SELECT r.stage, r.config_source, c.sha256 FROM training_runs r JOIN checkpoints c USING (run_id)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let n_backtests: i64 = conn.query_row("SELECT count(*) FROM backtests", [], |r| r.get(0)).unwrap();
+    drop(conn);
+    assert_eq!(stage, "import");
+    assert!(source.contains("imported from fm") && source.contains("of another database"), "{source}");
+    assert_eq!(
+        sha,
+        hptune::checkpoint::sha256_hex(&std::fs::read(env.path("fm/best_model/model.safetensors")).unwrap())
+    );
+    assert_eq!(n_backtests, 1);
+    // Known now: a second backtest uses the recorded import, it does not import again.
+    ok(in_other(&["backtest", "--model-path", "fm", "--out", "bt2"]));
+    let imports: i64 = crate::common::read_only(&other)
+        .query_row("SELECT count(*) FROM training_runs WHERE stage = 'import'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(imports, 1);
+    // Changed weights are refused against the export's own hashes.
+    std::fs::create_dir_all(env.path("copy/best_model")).unwrap();
+    for f in ["config.json", "training_results.json"] {
+        std::fs::copy(env.path("fm").join(f), env.path("copy").join(f)).unwrap();
+    }
+    let mut bytes = std::fs::read(env.path("fm/best_model/model.safetensors")).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    std::fs::write(env.path("copy/best_model/model.safetensors"), bytes).unwrap();
+    let before = crate::common::dump(&other);
+    let err = fails(in_other(&["backtest", "--model-path", "copy"]));
+    assert!(err.contains("does not match the sha256 its training_results.json lists"), "{err}");
+    assert_eq!(crate::common::dump(&other), before);
+}
