@@ -2,7 +2,7 @@
 //! training data; decisions at each close from data up to that close. Also the latest signal per
 //! ticker.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use chrono::NaiveDate;
@@ -107,60 +107,140 @@ pub fn choose_model(store: &Store, path: Option<&std::path::Path>, dataset: Opti
     })
 }
 
-/// A `final_model/` export of another database (its weights unknown here): the weights are checked
-/// against the sha256 its own `training_results.json` lists, and recorded here as an imported run
-/// (stage `import`, where it came from in `config_source`) on a dataset of this database: `dataset`,
-/// else the one with the export's content hash. None when `dir` is not such an export.
-fn import_model(store: &Store, dir: &std::path::Path, dataset: Option<&str>) -> anyhow::Result<Option<LoadedModel>> {
-    let file = crate::layout::final_checkpoint_dir(dir, Role::Best).join(checkpoint::FILE);
-    let read = |p: std::path::PathBuf| std::fs::read(p).ok();
-    let (Some(config_text), Some(results_text), Some(bytes)) =
-        (read(dir.join(crate::layout::CONFIG)), read(dir.join(crate::layout::TRAINING_RESULTS)), read(file.clone()))
-    else {
+/// What an export says of a model it holds: enough to record it in another database.
+struct Exported {
+    /// The weights file, and the sha256 the export lists for it.
+    file: PathBuf,
+    listed_sha: String,
+    config: ModelConfig,
+    tickers: Vec<String>,
+    /// The run id in the database it came from.
+    origin: String,
+    seed: u64,
+    train_span: (NaiveDate, NaiveDate),
+    val_span: (NaiveDate, NaiveDate),
+    holdout_start: Option<NaiveDate>,
+    /// The content hash of its dataset, where the export says.
+    dataset_hash: Option<String>,
+    dataset_name: String,
+    /// Epochs run, best epoch.
+    epochs: (usize, usize),
+}
+
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn text(json: &serde_json::Value, pointer: &str) -> String {
+    json.pointer(pointer).and_then(|v| v.as_str()).unwrap_or_default().to_string()
+}
+
+fn day(json: &serde_json::Value, pointer: &str, file: &Path) -> anyhow::Result<NaiveDate> {
+    NaiveDate::parse_from_str(&text(json, pointer), "%Y-%m-%d")
+        .with_context(|| format!("{}: {pointer} is not a date", file.display()))
+}
+
+fn count(json: &serde_json::Value, pointer: &str) -> usize {
+    json.pointer(pointer).and_then(|v| v.as_u64()).unwrap_or_default() as usize
+}
+
+/// A `final_model/` export: `config.json`, `training_results.json` and `best_model/`.
+fn final_export(dir: &Path) -> anyhow::Result<Option<Exported>> {
+    let (config_path, results_path) = (dir.join(crate::layout::CONFIG), dir.join(crate::layout::TRAINING_RESULTS));
+    let (Some(config), Some(results)) = (read_json(&config_path), read_json(&results_path)) else { return Ok(None) };
+    let listed = results["checkpoints"].as_array().and_then(|c| c.iter().find(|c| c["role"] == Role::Best.as_str()));
+    Ok(Some(Exported {
+        file: crate::layout::final_checkpoint_dir(dir, Role::Best).join(checkpoint::FILE),
+        listed_sha: listed.map(|c| text(c, "/sha256")).unwrap_or_default(),
+        config: ModelConfig::from_map(config["config"].as_object().unwrap_or(&Default::default()))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?,
+        tickers: serde_json::from_value(config["tickers"].clone()).unwrap_or_default(),
+        origin: text(&config, "/run_id"),
+        seed: config["seed"].as_u64().unwrap_or_default(),
+        train_span: (day(&config, "/train/start", &config_path)?, day(&config, "/train/end", &config_path)?),
+        val_span: (day(&config, "/validation/start", &config_path)?, day(&config, "/validation/end", &config_path)?),
+        holdout_start: day(&config, "/holdout_start", &config_path).ok(),
+        dataset_hash: Some(text(&config, "/dataset/content_hash")),
+        dataset_name: text(&config, "/dataset/name"),
+        epochs: (count(&results, "/epochs_run"), count(&results, "/best_epoch")),
+    }))
+}
+
+/// A fold of an `extended_training_results/` export: `.../extended_model_R/RUN/fold_K/`, whose
+/// hashes and spans are in the folder's `extended_training_results.json`.
+fn fold_export(dir: &Path) -> anyhow::Result<Option<Exported>> {
+    let Some(results_path) = dir.ancestors().nth(3).map(|root| root.join(crate::layout::EXTENDED_RESULTS)) else {
         return Ok(None);
     };
+    let Some(results) = read_json(&results_path) else { return Ok(None) };
+    let file = dir.join(checkpoint::FILE);
+    let fold_no: Option<usize> = dir.file_name().and_then(|n| n.to_str()?.strip_prefix("fold_")?.parse().ok());
+    let rank: Option<usize> =
+        dir.ancestors().nth(2).and_then(|d| d.file_name()?.to_str()?.strip_prefix("extended_model_")?.parse().ok());
+    let (Some(fold_no), Some(rank)) = (fold_no, rank) else { return Ok(None) };
+    let entry = results["results"].as_array().and_then(|r| r.iter().find(|e| count(e, "/config_rank") == rank));
+    let fold = entry.and_then(|e| e["folds"].as_array()?.iter().find(|f| count(f, "/fold") == fold_no));
+    let (Some(entry), Some(fold)) = (entry, fold) else { return Ok(None) };
+    Ok(Some(Exported {
+        file,
+        listed_sha: text(fold, "/checkpoint/sha256"),
+        config: ModelConfig::from_map(entry["config"].as_object().unwrap_or(&Default::default()))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", results_path.display()))?,
+        tickers: serde_json::from_value(results["tickers"].clone()).unwrap_or_default(),
+        origin: text(fold, "/run_id"),
+        seed: results["seed"].as_u64().unwrap_or_default(),
+        train_span: (day(fold, "/train_start", &results_path)?, day(fold, "/train_end", &results_path)?),
+        val_span: (day(fold, "/val_start", &results_path)?, day(fold, "/val_end", &results_path)?),
+        holdout_start: day(&results, "/holdout_start", &results_path).ok(),
+        dataset_hash: None,
+        dataset_name: String::from("(not named in the export)"),
+        epochs: (count(fold, "/epochs_run"), count(fold, "/best_epoch")),
+    }))
+}
+
+/// A `final_model/` export or an extended run's fold folder from another database (its weights
+/// unknown here): the weights are checked against the sha256 the export lists, and recorded here
+/// as an imported run (stage `import`, where it came from in `config_source`) on `dataset`, else on
+/// the dataset with the export's content hash, else on the newest one holding its tickers. None
+/// when `dir` is no such export, or its weights are known here.
+fn import_model(store: &Store, dir: &Path, dataset: Option<&str>) -> anyhow::Result<Option<LoadedModel>> {
+    let Some(export) = (match final_export(dir)? {
+        Some(e) => Some(e),
+        None => fold_export(dir)?,
+    }) else {
+        return Ok(None);
+    };
+    let Ok(bytes) = std::fs::read(&export.file) else { return Ok(None) };
     // Known here, by content or by place (a changed file of this database is refused as such).
     let sha = checkpoint::sha256_hex(&bytes);
-    let place = std::fs::canonicalize(&file)?.to_string_lossy().into_owned();
+    let place = std::fs::canonicalize(&export.file)?.to_string_lossy().into_owned();
     if store.checkpoint_by_sha(&sha)?.is_some() || store.checkpoint_at(&place)?.is_some() {
         return Ok(None);
     }
-    let json = |text: &[u8], name: &str| -> anyhow::Result<serde_json::Value> {
-        serde_json::from_slice(text).with_context(|| format!("{}: not valid JSON", dir.join(name).display()))
-    };
-    let config = json(&config_text, crate::layout::CONFIG)?;
-    let results = json(&results_text, crate::layout::TRAINING_RESULTS)?;
-    let listed = results["checkpoints"].as_array().and_then(|c| c.iter().find(|c| c["role"] == Role::Best.as_str()));
-    let expected = listed.and_then(|c| c["sha256"].as_str()).unwrap_or_default();
-    if expected != sha {
+    if export.listed_sha != sha {
         bail!(
-            "{} does not match the sha256 its {} lists ({}): the weights were changed; refusing to import them",
-            file.display(),
-            crate::layout::TRAINING_RESULTS,
-            if expected.is_empty() { "none" } else { expected }
+            "{} does not match the sha256 its export lists ({}): the weights were changed; refusing to import them",
+            export.file.display(),
+            if export.listed_sha.is_empty() { "none" } else { &export.listed_sha }
         );
     }
-    let text = |pointer: &str| config.pointer(pointer).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    let date = |pointer: &str| -> anyhow::Result<NaiveDate> {
-        NaiveDate::parse_from_str(&text(pointer), "%Y-%m-%d")
-            .with_context(|| format!("{}: {pointer} is not a date", dir.join(crate::layout::CONFIG).display()))
-    };
-    let model = ModelConfig::from_json(&String::from_utf8_lossy(&config_text))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join(crate::layout::CONFIG).display()))?;
-    let tickers: Vec<String> = serde_json::from_value(config["tickers"].clone()).unwrap_or_default();
+    let tickers = &export.tickers;
+    let holds_all = |d: &crate::store::DatasetInfo| tickers.iter().all(|t| d.tickers.contains(t));
     let data = match dataset {
         Some(name) => store.dataset(name)?,
-        None => store.datasets()?.into_iter().find(|d| d.content_hash == text("/dataset/content_hash")).with_context(
-            || {
+        None => {
+            let all = store.datasets()?;
+            let by_hash = all.iter().find(|d| Some(&d.content_hash) == export.dataset_hash.as_ref()).cloned();
+            by_hash.or_else(|| all.into_iter().rev().find(holds_all)).with_context(|| {
                 format!(
-                "{} was trained on dataset {} of another database, which this one does not hold: pass --dataset NAME, \
-                 a dataset here with its tickers ({})",
-                dir.display(),
-                text("/dataset/name"),
-                tickers.join(", ")
-            )
-            },
-        )?,
+                    "{} was trained on dataset {} of another database, and no dataset here holds its tickers ({}): \
+                     import one, or pass --dataset NAME",
+                    dir.display(),
+                    export.dataset_name,
+                    tickers.join(", ")
+                )
+            })?
+        }
     };
     let missing: Vec<&str> = tickers.iter().filter(|t| !data.tickers.contains(t)).map(String::as_str).collect();
     if !missing.is_empty() {
@@ -177,30 +257,29 @@ fn import_model(store: &Store, dir: &std::path::Path, dataset: Option<&str>) -> 
         run_id: run_id.clone(),
         stage: RunStage::Import,
         dataset_id: data.dataset_id,
-        model_type: model.model_type.name().into(),
-        config_json: model.to_json().to_string(),
-        config_source: format!("imported from {} (run {} of another database)", dir.display(), text("/run_id")),
-        seed: config["seed"].as_u64().unwrap_or_default(),
+        model_type: export.config.model_type.name().into(),
+        config_json: export.config.to_json().to_string(),
+        config_source: format!("imported from {} (run {} of another database)", dir.display(), export.origin),
+        seed: export.seed,
         device: crate::model::Device::Cpu.as_str().into(),
-        tickers,
-        train_span: (date("/train/start")?, date("/train/end")?),
-        val_span: (date("/validation/start")?, date("/validation/end")?),
-        holdout_start: NaiveDate::parse_from_str(&text("/holdout_start"), "%Y-%m-%d").ok(),
+        tickers: export.tickers.clone(),
+        train_span: export.train_span,
+        val_span: export.val_span,
+        holdout_start: export.holdout_start,
         lineage: Lineage::Given,
     };
-    let size = |key: &str| results[key].as_u64().unwrap_or_default() as usize;
     let record = CheckpointRecord {
         checkpoint_id: format!("{run_id}/{}", Role::Best),
         run_id,
         role: Role::Best,
-        epoch: listed.and_then(|c| c["epoch"].as_i64()).unwrap_or_default() as i32,
+        epoch: export.epochs.1 as i32,
         path: place,
         sha256: sha,
         size_bytes: bytes.len() as i64,
     };
-    store.import_run(&run, (size("epochs_run"), size("best_epoch")), &SavedCheckpoint { record, bytes })?;
+    store.import_run(&run, export.epochs, &SavedCheckpoint { record, bytes })?;
     eprintln!("imported {} as run {} (trained in another database)", dir.display(), run.run_id);
-    Ok(Some(checkpoint::load(store, &file, &candle_core::Device::Cpu)?))
+    Ok(Some(checkpoint::load(store, &export.file, &candle_core::Device::Cpu)?))
 }
 
 /// The model's tickers from a dataset, in the model's order, with its features.

@@ -314,6 +314,19 @@ fn a_final_model_from_another_database_is_checked_imported_and_backtested() {
     std::fs::write(env.path("copy/best_model/model.safetensors"), bytes).unwrap();
     let before = crate::common::dump(&other);
     let err = fails(in_other(&["backtest", "--model-path", "copy"]));
-    assert!(err.contains("does not match the sha256 its training_results.json lists"), "{err}");
+    assert!(err.contains("does not match the sha256 its export lists"), "{err}");
     assert_eq!(crate::common::dump(&other), before);
+
+    // An extended run's fold travels too: its hashes and spans come from extended_training_results.json.
+    let space = env.write("space.toml", "[model_type]\ntype = \"categorical\"\nchoices = [\"mlp\"]\n");
+    env.ok(&["tune", "--dataset", "s", "--space", space.to_str().unwrap(), "--trials", "2", "--epochs", "2"]);
+    env.ok(&["extend", "--top-n", "1", "--folds", "2", "--epochs", "2"]);
+    let id: String = env.sql_one("SELECT extended_run_id FROM extended_runs");
+    let fold = format!("extended_training_results/extended_model_1/{id}/fold_2");
+    let log = ok(in_other(&["backtest", "--model-path", &fold, "--out", "bt3"]));
+    assert!(log.contains("imported"), "{log}");
+    let source: String = crate::common::read_only(&other)
+        .query_row("SELECT config_source FROM training_runs ORDER BY started_at DESC LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert!(source.contains(&format!("run {id}/config-1/fold-2 of another database")), "{source}");
 }
