@@ -6,7 +6,7 @@ hptune: `hptune tune` of one small MLP parameter set, `--trials` one-epoch trial
 600-day synthetic panel, `--no-pruning`, at --jobs 1, --jobs 2 and as two worker processes on one
 study. Its figure per trial is (first trial start .. last trial end, from the database) minus the
 training time (the sum of `epoch_metrics.seconds`, divided by the trials running side by side),
-divided by the trials. The process's own counters (`HPTUNE_COSTS=1`) say how many DuckDB opens
+divided by the trials. The process's own counters (`hptune --verbose`) say how many DuckDB opens
 and store calls it made and where the rest of the time went. While the --jobs 2 run runs, another
 process asks `hptune query` over and over: the worst answer time is reported.
 
@@ -108,10 +108,10 @@ def hptune_run(exe, workdir, trials, jobs, processes, probe=False):
     db = os.path.join(workdir, "experiments.db")
     study = f"bench-j{jobs}-p{processes}"
     space = os.path.join(workdir, "space.toml")
-    env = dict(os.environ, HPTUNE_COSTS="1")
+    env = dict(os.environ)
     if jobs > 1:
         env.setdefault("RAYON_NUM_THREADS", "1")
-    args = [exe, "--db", db, "tune", "--study", study, "--dataset", "bench", "--trials", str(trials), "--epochs", "1",
+    args = [exe, "--verbose", "--db", db, "tune", "--study", study, "--dataset", "bench", "--trials", str(trials), "--epochs", "1",
             "--jobs", str(jobs), "--no-pruning", "--space", space, "--seed", "7"]
     started = time.perf_counter()
     procs = [subprocess.Popen(args + ["--out", os.path.join(workdir, f"{study}-{i}")], env=env,
@@ -197,8 +197,8 @@ def main():
             pdir = os.path.join(work, "pipeline")
             os.makedirs(pdir)
             t = time.perf_counter()
-            p = subprocess.run([exe, "--db", os.path.join(pdir, "experiments.db"), "pipeline"], cwd=pdir,
-                               env=dict(os.environ, HPTUNE_COSTS="1"), capture_output=True, text=True)
+            p = subprocess.run([exe, "--verbose", "--db", os.path.join(pdir, "experiments.db"), "pipeline"], cwd=pdir,
+                               capture_output=True, text=True)
             wall = time.perf_counter() - t
             if p.returncode != 0:
                 sys.exit(p.stderr)

@@ -1,5 +1,5 @@
 //! Where a process's time goes outside training: counters and timers, cheap enough to be always
-//! on (two atomic adds per event). `HPTUNE_COSTS=1 hptune ...` prints them when the command ends;
+//! on (two atomic adds per event). `hptune --verbose ...` prints them when the command ends;
 //! `benches/store_overhead.py` reads that to report the cost of a trial outside training.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,9 +7,10 @@ fn main() -> std::process::ExitCode {
     // SAFETY: restoring the default action of a signal before any other thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = hptune::cli::Cli::parse();
+    let verbose = cli.verbose;
     let result = cli.run();
     hptune::store::release();
-    if std::env::var_os("HPTUNE_COSTS").is_some() {
+    if verbose {
         eprint!("{}", hptune::costs::report());
     }
     match result {

@@ -1,15 +1,17 @@
 //! Progress on standard error: a redrawn bar on a terminal, plain log lines with a UTC timestamp
-//! otherwise (a log file, CI), and nothing with `--quiet`.
+//! otherwise (a log file, CI, `--verbose`), and nothing with `--quiet`.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 static QUIET: AtomicBool = AtomicBool::new(false);
+static LINES: AtomicBool = AtomicBool::new(false);
 
-/// `--quiet`: no progress at all.
-pub fn set_quiet(quiet: bool) {
+/// `--quiet`: no progress at all; `--verbose`: log lines also on a terminal.
+pub fn set_mode(quiet: bool, verbose: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
+    LINES.store(verbose, Ordering::Relaxed);
 }
 
 pub struct Progress {
@@ -21,7 +23,8 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(label: impl Into<String>, total: usize) -> Self {
-        Self { label: label.into(), total, started: Instant::now(), tty: std::io::stderr().is_terminal() }
+        let tty = std::io::stderr().is_terminal() && !LINES.load(Ordering::Relaxed);
+        Self { label: label.into(), total, started: Instant::now(), tty }
     }
 
     /// Reports step `done` of `total` with a short status text.

@@ -36,8 +36,13 @@ pub struct Cli {
     pub lock_timeout: f64,
 
     /// No progress lines (results, notes and errors still print).
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Progress as log lines even on a terminal, and, when the command ends, where its time went
+    /// outside training (database opens, calls and waits, sampler, features, checkpoints, exports).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -125,7 +130,7 @@ impl Cli {
     }
 
     fn dispatch(self) -> anyhow::Result<()> {
-        crate::progress::set_quiet(self.quiet);
+        crate::progress::set_mode(self.quiet, self.verbose);
         match self.command {
             Command::Completions { shell } => {
                 use clap::CommandFactory;

@@ -37,7 +37,7 @@ fn completions_and_the_man_page_come_from_the_cli_definition_and_touch_nothing()
 }
 
 #[test]
-fn quiet_silences_progress_and_log_lines_carry_a_utc_timestamp() {
+fn quiet_silences_progress_verbose_says_where_time_went_and_log_lines_carry_a_utc_timestamp() {
     let env = common::Env::new();
     env.ok(&["data", "synth", "--tickers", "3", "--days", "300", "--seed", "2", "--name", "s"]);
     let config = env.write(
@@ -64,4 +64,7 @@ fn quiet_silences_progress_and_log_lines_carry_a_utc_timestamp() {
     }
     let quiet = run(&["--quiet", "--out", "q"]);
     assert!(!quiet.contains("train mlp"), "{quiet}");
+    // --verbose adds where the time went outside training.
+    let verbose = run(&["--verbose", "--out", "v"]);
+    assert!(verbose.contains("costs: store: calls") && verbose.contains("costs: training epochs"), "{verbose}");
 }
