@@ -35,16 +35,16 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Mode::LongFlat)]
     pub mode: Mode,
     /// Up-probability above which a position is long.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.5)]
     pub threshold: f64,
     /// Commission on every fill, in basis points of its notional.
-    #[arg(long, value_parser = super::basis_points, default_value_t = 10.0)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::basis_points, default_value_t = 10.0)]
     pub commission_bps: f64,
     /// Slippage on every fill, in basis points of the price (buys higher, sells lower).
-    #[arg(long, value_parser = super::basis_points, default_value_t = 5.0)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::basis_points, default_value_t = 5.0)]
     pub slippage_bps: f64,
     /// Starting capital, split equally across the tickers.
-    #[arg(long, default_value_t = 10_000.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10_000.0)]
     pub cash: f64,
     /// Output folder (an earlier one is moved aside with a timestamp).
     #[arg(long, default_value = crate::layout::BACKTEST_DIR)]

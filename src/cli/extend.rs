@@ -15,10 +15,10 @@ pub struct Args {
     #[arg(long)]
     pub study: Option<String>,
     /// How many of the study's best finished trials to train.
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 3)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 3)]
     pub top_n: usize,
     /// Most epochs per fold (early stopping after 10 epochs without a better validation loss).
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 150)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 150)]
     pub epochs: usize,
     /// Number of folds.
     #[arg(long, default_value_t = 5)]
@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Folds trained at once in this process (one thread each).
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 1)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 1)]
     pub jobs: usize,
     /// cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]

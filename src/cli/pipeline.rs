@@ -25,16 +25,16 @@ pub struct Args {
     #[arg(long)]
     pub study: Option<String>,
     /// Tuning trials.
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 8)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 8)]
     pub trials: usize,
     /// Trials (and folds) run at once, one thread each.
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 2)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 2)]
     pub jobs: usize,
     /// Most epochs per tuning trial.
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 4)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 4)]
     pub epochs: usize,
     /// Configurations trained on every fold.
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 2)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 2)]
     pub top_n: usize,
     #[arg(long, default_value_t = 3)]
     pub folds: usize,
@@ -43,25 +43,25 @@ pub struct Args {
     #[arg(long, default_value_t = 5, value_name = "DAYS")]
     pub embargo: usize,
     /// Most epochs per fold.
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 8)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 8)]
     pub extend_epochs: usize,
     /// Most epochs of the final training.
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 15)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 15)]
     pub final_epochs: usize,
     /// Seed of every stage.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Share of the latest dates kept out of every stage but the backtest.
-    #[arg(long, value_parser = super::holdout_share, default_value_t = DEFAULT_HOLDOUT)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::holdout_share, default_value_t = DEFAULT_HOLDOUT)]
     pub holdout: f64,
     /// Search space (TOML) replacing the default.
     #[arg(long)]
     pub space: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Mode::LongFlat)]
     pub mode: Mode,
-    #[arg(long, value_parser = super::basis_points, default_value_t = 10.0)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::basis_points, default_value_t = 10.0)]
     pub commission_bps: f64,
-    #[arg(long, value_parser = super::basis_points, default_value_t = 5.0)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::basis_points, default_value_t = 5.0)]
     pub slippage_bps: f64,
     /// cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]

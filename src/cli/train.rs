@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Maximum epochs (overrides the configuration's `epochs`).
-    #[arg(long, value_parser = super::at_least_one)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one)]
     pub epochs: Option<usize>,
     /// Dataset to train on (default: the selection's dataset, or the shipped sp500_20_close).
     #[arg(long)]
@@ -28,7 +28,7 @@ pub struct Args {
     pub seed: Option<u64>,
     /// Share of the most recent dates reserved for the backtest, never trained on. Default: the
     /// study's for a selection, else 0.2.
-    #[arg(long, value_parser = super::holdout_share)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::holdout_share)]
     pub holdout: Option<f64>,
     /// cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, value_enum, default_value_t = Device::Cpu)]

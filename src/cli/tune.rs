@@ -23,7 +23,7 @@ pub struct Args {
     pub dataset: String,
     /// Finished trials (COMPLETE or PRUNED) to reach. Split 30% random (at most 7), 20%
     /// fine-tuning, the rest Bayesian, unless the phase flags say otherwise.
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 30)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 30)]
     pub trials: usize,
     #[arg(long)]
     pub random_trials: Option<usize>,
@@ -32,16 +32,16 @@ pub struct Args {
     #[arg(long)]
     pub finetune_trials: Option<usize>,
     /// Trials run at once in this process (one thread each).
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 1)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 1)]
     pub jobs: usize,
     /// Seed of the sampler and of every trial's training.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Most epochs a trial trains (early stopping and pruning may stop it sooner).
-    #[arg(long, value_parser = super::at_least_one, default_value_t = 20)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 20)]
     pub epochs: usize,
     /// Share of the most recent dates no trial sees (kept for the backtest).
-    #[arg(long, value_parser = super::holdout_share, default_value_t = DEFAULT_HOLDOUT)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::holdout_share, default_value_t = DEFAULT_HOLDOUT)]
     pub holdout: f64,
     /// Turn off the median pruner.
     #[arg(long)]

@@ -371,10 +371,11 @@ fn fifty_bad_inputs_are_named_refused_and_change_nothing() {
         // Flags
         (vec![s("tune"), s("--holdout"), s("0.95")], vec!["--holdout", "0.95"]),
         (vec![s("tune"), s("--trials"), s("0")], vec!["--trials", "'0'"]),
-        (vec![s("tune"), s("--jobs=-1")], vec!["--jobs", "-1"]),
+        (vec![s("tune"), s("--jobs"), s("-1")], vec!["--jobs", "-1"]),
         (vec![s("train"), s("--device"), s("tpu")], vec!["--device", "tpu", "cpu, cuda"]),
         (vec![s("backtest"), s("--threshold"), s("1.5")], vec!["--threshold", "1.5"]),
-        (vec![s("backtest"), s("--commission-bps=-1")], vec!["--commission-bps", "-1"]),
+        (vec![s("backtest"), s("--commission-bps"), s("-1")], vec!["--commission-bps", "-1"]),
+        (vec![s("backtest"), s("--cash"), s("-5")], vec!["--cash", "-5"]),
         (vec![s("backtest"), s("--cash"), s("0")], vec!["--cash", "0"]),
         (vec![s("backtest"), s("--mode"), s("sideways")], vec!["--mode", "sideways"]),
         (vec![s("query"), s("SELECT 1"), s("--format"), s("xml")], vec!["--format", "xml"]),
