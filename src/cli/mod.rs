@@ -131,19 +131,6 @@ impl Cli {
 
     fn dispatch(self) -> anyhow::Result<()> {
         crate::progress::set_mode(self.quiet, self.verbose);
-        match self.command {
-            Command::Completions { shell } => {
-                use clap::CommandFactory;
-                clap_complete::generate(shell, &mut Cli::command(), "hptune", &mut std::io::stdout());
-                return Ok(());
-            }
-            Command::Man => {
-                use clap::CommandFactory;
-                clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-                return Ok(());
-            }
-            _ => {}
-        }
         if !(self.lock_timeout.is_finite() && self.lock_timeout >= 0.0) {
             anyhow::bail!("--lock-timeout must be a number of seconds >= 0, got {}", self.lock_timeout);
         }
@@ -173,7 +160,16 @@ impl Cli {
                 }
                 extend::run(args, &store)
             }
-            Command::Completions { .. } | Command::Man => unreachable!("answered above"),
+            // From the definition alone: the store is never opened (it opens on first use).
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(shell, &mut Cli::command(), "hptune", &mut std::io::stdout());
+                Ok(())
+            }
+            Command::Man => {
+                use clap::CommandFactory;
+                Ok(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?)
+            }
             Command::Tune(args) => {
                 // One thread per trial: keep candle's matrix products single-threaded when trials
                 // run side by side.

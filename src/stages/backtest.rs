@@ -402,11 +402,17 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     Ok(Outcome { backtest_id, dataset, moved_aside })
 }
 
-/// Refuses settings no backtest can run with.
-fn check_settings(threshold: f64, commission_bps: f64, slippage_bps: f64, cash: f64) -> anyhow::Result<()> {
+/// The up-probability above which a position is long.
+fn check_threshold(threshold: f64) -> anyhow::Result<()> {
     if !(threshold > 0.0 && threshold < 1.0) {
         bail!("--threshold must be between 0 and 1, got {threshold}");
     }
+    Ok(())
+}
+
+/// Refuses settings no backtest can run with.
+fn check_settings(threshold: f64, commission_bps: f64, slippage_bps: f64, cash: f64) -> anyhow::Result<()> {
+    check_threshold(threshold)?;
     for (flag, v) in [("--commission-bps", commission_bps), ("--slippage-bps", slippage_bps)] {
         if !(0.0..1000.0).contains(&v) {
             bail!("{flag} must be in [0, 1000) basis points, got {v}");
@@ -595,7 +601,7 @@ pub fn signals(
     mode: Mode,
     threshold: f64,
 ) -> anyhow::Result<(String, Vec<SignalRow>)> {
-    check_settings(threshold, 0.0, 0.0, 1.0)?;
+    check_threshold(threshold)?;
     let chosen = choose_model(store, model_path, dataset)?;
     eprintln!("model: {} ({})", chosen.why, chosen.model.checkpoint.path);
     let m = &chosen.model;

@@ -62,7 +62,7 @@ pub fn plan_folds(
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     super::fail_orphaned_runs(store)?;
-    super::with_heartbeat(store, || extend(store, req))
+    super::with_heartbeat(super::renew_runs(store), || extend(store, req))
 }
 
 fn extend(store: &Store, req: &Request) -> anyhow::Result<Outcome> {

@@ -66,17 +66,17 @@ pub(crate) fn fail_orphaned_runs(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `work` while a thread renews the heartbeat of this process's running training and
-/// extended runs every `workers::HEARTBEAT_EVERY_S`, so that others never take them for orphans.
-pub(crate) fn with_heartbeat<T>(store: &Store, work: impl FnOnce() -> T) -> T {
+/// Runs `work` while a thread calls `renew` every `workers::HEARTBEAT_EVERY_S` (a heartbeat), so
+/// that other processes never take this one's trials or runs for orphans.
+pub(crate) fn with_heartbeat<T>(renew: impl Fn() -> crate::store::Result<()> + Sync, work: impl FnOnce() -> T) -> T {
     let every = std::time::Duration::from_secs(crate::workers::HEARTBEAT_EVERY_S);
-    let worker = crate::workers::name();
     std::thread::scope(|scope| {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let renew = &renew;
         scope.spawn(move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                if let Err(e) = store.heartbeat_runs(&worker) {
-                    eprintln!("note: could not renew the heartbeat of this process's runs: {e}");
+                if let Err(e) = renew() {
+                    eprintln!("note: could not renew this process's heartbeat: {e}");
                 }
             }
         });
@@ -84,6 +84,12 @@ pub(crate) fn with_heartbeat<T>(store: &Store, work: impl FnOnce() -> T) -> T {
         drop(stop);
         out
     })
+}
+
+/// The heartbeat of this process's running training and extended runs.
+pub(crate) fn renew_runs(store: &Store) -> impl Fn() -> crate::store::Result<()> + Sync + '_ {
+    let worker = crate::workers::name();
+    move || store.heartbeat_runs(&worker)
 }
 
 /// Refuses training whose samples (every window of `seq_len` days over `table`, as f32) would need

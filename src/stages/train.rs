@@ -41,7 +41,7 @@ pub struct Outcome {
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     super::fail_orphaned_runs(store)?;
-    super::with_heartbeat(store, || train(store, req))
+    super::with_heartbeat(super::renew_runs(store), || train(store, req))
 }
 
 fn train(store: &Store, req: &Request) -> anyhow::Result<Outcome> {

@@ -223,15 +223,15 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
     let worker = crate::workers::name();
     let progress = Progress::new(format!("tune {}", study.study_name), study.n_trials.max(req.trials));
     let jobs = req.jobs.max(1);
-    let result = std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        scope.spawn(|| heartbeat(store, &study.study_name, &worker, stopped));
-        let handles: Vec<_> = (0..jobs)
-            .map(|_| scope.spawn(|| worker_loop(store, &study, &space, &table, &device, &worker, req, &progress)))
-            .collect();
-        let results: Vec<_> = handles.into_iter().map(|h| h.join().expect("worker thread panicked")).collect();
-        drop(stop);
-        results.into_iter().collect()
+    // The heartbeat covers this worker's RUNNING trials and their training runs.
+    let renew = || store.heartbeat(&study.study_name, &worker);
+    let result = super::with_heartbeat(renew, || {
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let handles: Vec<_> = (0..jobs)
+                .map(|_| scope.spawn(|| worker_loop(store, &study, &space, &table, &device, &worker, req, &progress)))
+                .collect();
+            handles.into_iter().try_for_each(|h| h.join().expect("worker thread panicked"))
+        })
     });
     progress.finish();
     result?;
@@ -292,17 +292,6 @@ fn worker_loop(
                 fmt_value(best)
             ),
         );
-    }
-}
-
-/// Renews the heartbeat of this worker's RUNNING trials every `HEARTBEAT_EVERY_S` until `stopped`
-/// closes, so that a trial with long epochs is never taken for an orphan.
-fn heartbeat(store: &Store, study: &str, worker: &str, stopped: std::sync::mpsc::Receiver<()>) {
-    let every = std::time::Duration::from_secs(crate::workers::HEARTBEAT_EVERY_S);
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-        if let Err(e) = store.heartbeat(study, worker) {
-            eprintln!("note: could not renew the heartbeat of study {study}: {e}");
-        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::{create_dir, mean_std, value_range};
+use super::{create_dir, mean_std};
 use crate::files::write_atomic;
 use crate::layout;
 use crate::plot::{png, Mark, Panel, Series, XTicks, BLACK, BLUE, GREY, ORANGE};
@@ -75,7 +75,11 @@ fn tuning_vs_cv_png(
             mean_std(&accs).0.map(|m| (c.config_rank, 100.0 * c.tuning_value, 100.0 * m))
         })
         .collect();
-    let (lo, hi) = value_range(points.iter().flat_map(|p| [p.1, p.2]));
+    let (lo, hi) = points
+        .iter()
+        .flat_map(|p| [p.1, p.2])
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let diagonal = if lo.is_finite() { vec![(lo, lo), (hi, hi)] } else { Vec::new() };
     let pick = |sel: bool| points.iter().filter(|p| (p.0 == selected) == sel).map(|p| (p.1, p.2)).collect();
     let panel = Panel {
         title: "Tuning against cross-validation".into(),
@@ -83,7 +87,7 @@ fn tuning_vs_cv_png(
         y_label: "cross-validated mean accuracy (%)".into(),
         x_ticks: XTicks::Numbers,
         series: vec![
-            Series::new("y = x (as good as in tuning)", GREY, Mark::Line, vec![(lo, lo), (hi, hi)]),
+            Series::new("y = x (as good as in tuning)", GREY, Mark::Line, diagonal),
             Series::new("configurations", BLUE, Mark::Dots, pick(false)),
             Series::new("selected", ORANGE, Mark::Dots, pick(true)),
         ],

@@ -153,13 +153,3 @@ fn mean_std(values: &[f64]) -> (Option<f64>, Option<f64>) {
     let std = if values.len() > 1 { crate::stats::sample_std(values) } else { 0.0 };
     (Some(crate::stats::mean(values)), Some(std))
 }
-
-/// The range of values with a margin, for a chart's axis; 0..1 when there are none.
-fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if lo.is_finite() {
-        (lo - 0.01, hi + 0.01)
-    } else {
-        (0.0, 1.0)
-    }
-}
