@@ -45,6 +45,7 @@ pub fn save(
         path: path.to_string_lossy().into_owned(),
         sha256: sha256_hex(&bytes),
         size_bytes: bytes.len() as i64,
+        cleanup_id: None,
     };
     Ok(SavedCheckpoint { record, bytes })
 }
@@ -114,6 +115,14 @@ pub fn ensure(store: &Store, record: &CheckpointRecord, path: &Path) -> anyhow::
 
 /// Writes a recorded checkpoint's bytes (from the database) to `path`.
 fn restore(store: &Store, record: &CheckpointRecord, path: &Path) -> anyhow::Result<()> {
+    if let Some(cleanup) = &record.cleanup_id {
+        bail!(
+            "the weights of checkpoint {} were removed by `hptune clean` ({cleanup}); its record stays in {}. \
+             Train the configuration again to get weights",
+            record.checkpoint_id,
+            store.path().display()
+        );
+    }
     let bytes = store.checkpoint_file(&record.sha256)?.with_context(|| {
         format!("the bytes of checkpoint {} are not in {}", record.checkpoint_id, store.path().display())
     })?;

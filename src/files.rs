@@ -72,6 +72,48 @@ pub fn claimed(dir: &Path) -> bool {
     matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
+/// The name a folder or file moved aside had before (`NAME` of `NAME.YYYYmmdd-HHMMSS` or
+/// `NAME.YYYYmmdd-HHMMSS-N`), if `name` is such a name.
+pub fn aside_original(name: &str) -> Option<&str> {
+    let (original, stamp) = name.rsplit_once('.').filter(|(o, _)| !o.is_empty())?;
+    let (day, rest) = stamp.split_once('-')?;
+    let time = rest.split('-').next()?;
+    let counter = rest.strip_prefix(time)?.strip_prefix('-');
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(day, 8)
+        && digits(time, 6)
+        && counter.is_none_or(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit())))
+    .then_some(original)
+}
+
+/// Every file under `path` (or `path` itself when it is a file) with its size; links are counted
+/// as themselves, never followed.
+pub fn files_under(path: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_dir() {
+        return Ok(vec![(path.to_path_buf(), meta.len())]);
+    }
+    let mut out = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        out.extend(files_under(&entry.path())?);
+    }
+    Ok(out)
+}
+
+/// Removes the empty folders under `dir`, and `dir` itself when it ends up empty.
+pub fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_dirs(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
 /// Moves an existing output folder aside (`NAME.YYYYmmdd-HHMMSS`) so that nothing is overwritten;
 /// returns where it went. A folder a process claims is refused (`ErrorKind::ResourceBusy`).
 pub fn move_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
@@ -93,4 +135,25 @@ pub fn move_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
     }
     std::fs::rename(dir, &target)?;
     Ok(Some(target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aside_original;
+
+    #[test]
+    fn aside_names() {
+        assert_eq!(aside_original("final_model.20261130-181837"), Some("final_model"));
+        assert_eq!(aside_original("best_config.json.20261130-181837-2"), Some("best_config.json"));
+        for not in [
+            "final_model",
+            "final_model.2026113-181837",
+            "final_model.20261130-181837-",
+            ".20261130-181837",
+            "final_model.20261130-18183x",
+            "final_model.20261130-181837-2a",
+        ] {
+            assert_eq!(aside_original(not), None, "{not}");
+        }
+    }
 }

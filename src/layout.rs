@@ -14,6 +14,9 @@ pub const FINAL_DIR: &str = "final_model";
 /// Stage 5's folder: statistics, trades and the equity curve.
 pub const BACKTEST_DIR: &str = "backtesting_results";
 
+/// Everything a stage writes directly into `--out`, and so may move aside.
+pub const STAGE_OUTPUTS: [&str; 6] = [TUNING_DIR, EXTENDED_DIR, BEST_CONFIG, ANALYSIS_PLOTS, FINAL_DIR, BACKTEST_DIR];
+
 pub const TRIAL_RESULTS: &str = "trial_results.json";
 pub const HISTORY_JSON: &str = "optimization_history.json";
 pub const HISTORY_PNG: &str = "optimization_history.png";

@@ -7,6 +7,7 @@ use anyhow::bail;
 use chrono::NaiveDate;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
+use super::TableOrJson;
 use crate::backtest::Mode;
 use crate::stages::backtest::{self, Request};
 use crate::store::Store;
@@ -53,14 +54,8 @@ pub struct Args {
     #[arg(long)]
     pub generate_signals: bool,
     /// Signals as a table or JSON (with --generate-signals).
-    #[arg(long, value_enum, default_value_t = SignalFormat::Table)]
-    pub format: SignalFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SignalFormat {
-    Table,
-    Json,
+    #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+    pub format: TableOrJson,
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
@@ -68,7 +63,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         let (_, rows) =
             backtest::signals(store, args.model_path.as_deref(), args.dataset.as_deref(), args.mode, args.threshold)?;
         match args.format {
-            SignalFormat::Json => {
+            TableOrJson::Json => {
                 let list: Vec<_> = rows
                     .iter()
                     .map(|r| {
@@ -78,7 +73,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             }
-            SignalFormat::Table => {
+            TableOrJson::Table => {
                 let mut table = Table::new();
                 table.load_preset(UTF8_FULL_CONDENSED).set_header(["date", "ticker", "probability", "position"]);
                 for r in &rows {
@@ -99,7 +94,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if args.format != SignalFormat::Table {
+    if args.format != TableOrJson::Table {
         bail!("--format applies to --generate-signals");
     }
     let outcome = backtest::run(

@@ -3,6 +3,7 @@
 
 mod analyze;
 mod backtest;
+mod clean;
 mod data;
 mod export;
 mod extend;
@@ -70,6 +71,8 @@ pub enum Command {
     Train(train::Args),
     /// Stage 5: backtest a model on its own tickers after its training data, or print its signals.
     Backtest(backtest::Args),
+    /// Show what moved-aside outputs and unneeded weights take; --apply removes them.
+    Clean(clean::Args),
     /// Print a shell completion script: `hptune completions bash > /etc/bash_completion.d/hptune`.
     Completions {
         #[arg(value_enum)]
@@ -77,6 +80,13 @@ pub enum Command {
     },
     /// Print the manual page (roff): `hptune man > hptune.1 && man ./hptune.1`.
     Man,
+}
+
+/// A listing as a table (for people) or JSON (for scripts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableOrJson {
+    Table,
+    Json,
 }
 
 /// A count of at least one (trials, epochs, jobs, configurations).
@@ -134,8 +144,10 @@ impl Cli {
         if !(self.lock_timeout.is_finite() && self.lock_timeout >= 0.0) {
             anyhow::bail!("--lock-timeout must be a number of seconds >= 0, got {}", self.lock_timeout);
         }
-        let interactive =
-            matches!(self.command, Command::Data(_) | Command::Query(_) | Command::Check(_) | Command::Export(_));
+        let interactive = matches!(
+            self.command,
+            Command::Data(_) | Command::Query(_) | Command::Check(_) | Command::Export(_) | Command::Clean(_)
+        );
         let store = Store::new(self.db, interactive.then(|| Duration::from_secs_f64(self.lock_timeout)));
         if matches!(self.command, Command::Tune(_) | Command::Extend(_) | Command::Train(_) | Command::Pipeline(_)) {
             crate::interrupt::install();
@@ -148,6 +160,7 @@ impl Cli {
             Command::Backtest(args) => backtest::run(args, &store),
             Command::Check(args) => pipeline::check(args, &store),
             Command::Export(args) => export::run(args, &store),
+            Command::Clean(args) => clean::run(args, &store),
             Command::Pipeline(args) => {
                 if args.jobs > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
                     std::env::set_var("RAYON_NUM_THREADS", "1");

@@ -276,6 +276,7 @@ fn import_model(store: &Store, dir: &Path, dataset: Option<&str>) -> anyhow::Res
         path: place,
         sha256: sha,
         size_bytes: bytes.len() as i64,
+        cleanup_id: None,
     };
     store.import_run(&run, export.epochs, &SavedCheckpoint { record, bytes })?;
     eprintln!("imported {} as run {} (trained in another database)", dir.display(), run.run_id);

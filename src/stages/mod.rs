@@ -4,6 +4,7 @@
 pub(crate) mod analyze;
 pub(crate) mod backtest;
 pub(crate) mod check;
+pub(crate) mod clean;
 pub(crate) mod export;
 pub(crate) mod extend;
 pub(crate) mod pipeline;

@@ -295,7 +295,7 @@ impl Store {
     pub fn newest_final_model(&self) -> Result<Option<CheckpointRecord>> {
         let pick = self.pick_checkpoint(
             "SELECT c.checkpoint_id FROM checkpoints c JOIN training_runs r USING (run_id)
-             WHERE r.stage = 'train' AND r.status = 'finished' AND c.role = 'best'
+             WHERE r.stage = 'train' AND r.status = 'finished' AND c.role = 'best' AND c.cleanup_id IS NULL
              ORDER BY r.finished_at DESC LIMIT 1",
             |_| Ok(()),
         )?;
@@ -310,7 +310,7 @@ impl Store {
              JOIN cv_vs_tuning v ON v.extended_run_id = e.extended_run_id AND v.cv_rank = 1
              JOIN cv_folds f ON f.extended_run_id = e.extended_run_id AND f.config_rank = v.tuning_rank
              JOIN checkpoints c ON c.checkpoint_id = f.checkpoint_id
-             WHERE e.status = 'finished'
+             WHERE e.status = 'finished' AND c.cleanup_id IS NULL
              ORDER BY e.started_at DESC, f.fold DESC LIMIT 1",
             |r| {
                 Ok(FoldPick {
@@ -326,7 +326,7 @@ impl Store {
     pub fn newest_study_best(&self) -> Result<Option<(CheckpointRecord, (String, usize))>> {
         self.pick_checkpoint(
             "SELECT c.checkpoint_id, t.study_name, t.number FROM trials t JOIN checkpoints c USING (run_id)
-             WHERE t.state = 'COMPLETE' AND t.study_name = (SELECT study_name FROM studies ORDER BY created_at DESC LIMIT 1)
+             WHERE t.state = 'COMPLETE' AND c.cleanup_id IS NULL AND t.study_name = (SELECT study_name FROM studies ORDER BY created_at DESC LIMIT 1)
              ORDER BY t.value DESC, t.number LIMIT 1",
             |r| Ok((r.get(1)?, r.get::<_, i64>(2)? as usize)),
         )

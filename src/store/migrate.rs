@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0007_states_and_lineage.sql"),
     },
     Migration { version: 8, name: "imported_models", sql: include_str!("../../migrations/0008_imported_models.sql") },
+    Migration { version: 9, name: "cleanups", sql: include_str!("../../migrations/0009_cleanups.sql") },
 ];
 
 pub fn checksum(sql: &str) -> String {

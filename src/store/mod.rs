@@ -8,6 +8,7 @@
 //! worker, then interleaves with a long-running job instead of failing.
 
 mod backtest;
+mod clean;
 mod conn;
 mod extended;
 mod migrate;
@@ -28,6 +29,7 @@ use duckdb::arrow::datatypes::SchemaRef;
 use duckdb::{params, Connection};
 
 pub use backtest::{BacktestRecord, EquityRow, FoldPick, SignalRow, StatRow, TradeRow};
+pub use clean::{CleanReason, Cleanable, Cleanup};
 pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, Selection};
 pub use migrate::{Migration, MIGRATIONS};
 pub use training::{CheckpointRecord, Lineage, NewRun, RunRecord, SavedCheckpoint};
@@ -69,6 +71,8 @@ pub enum StoreError {
     TooManyFailures { study: String, failed: usize, max: usize },
     #[error("the database holds inconsistent data: {0}")]
     Corrupt(String),
+    #[error("could not put the compacted copy of {path} in its place ({source}); the file is as it was")]
+    Compact { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
     Duckdb { path: PathBuf, source: duckdb::Error },
     #[error(transparent)]

@@ -92,6 +92,8 @@ pub struct CheckpointRecord {
     pub path: String,
     pub sha256: String,
     pub size_bytes: i64,
+    /// The `hptune clean` that removed its weights (file and stored bytes); the row stays.
+    pub cleanup_id: Option<String>,
 }
 
 /// A checkpoint file as written: its record, and its bytes, which the database keeps by sha256 so
@@ -346,7 +348,7 @@ impl Store {
         let conn = self.reader()?;
         let rows = conn
             .prepare(&format!(
-                "SELECT checkpoint_id, run_id, role, epoch, path, sha256, size_bytes FROM checkpoints
+                "SELECT checkpoint_id, run_id, role, epoch, path, sha256, size_bytes, cleanup_id FROM checkpoints
                  WHERE {condition} ORDER BY created_at DESC, role"
             ))?
             .query_map([value], |r| {
@@ -358,6 +360,7 @@ impl Store {
                     path: r.get(4)?,
                     sha256: r.get(5)?,
                     size_bytes: r.get(6)?,
+                    cleanup_id: r.get(7)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -426,7 +429,7 @@ pub(super) fn mark_finished(
     for SavedCheckpoint { record: c, bytes } in checkpoints {
         tx.prepare_cached("INSERT INTO checkpoint_files VALUES (?, ?) ON CONFLICT DO NOTHING")?
             .execute(params![c.sha256, bytes])?;
-        tx.prepare_cached("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)")?
+        tx.prepare_cached("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, NULL)")?
             .execute(params![c.checkpoint_id, c.run_id, c.role, c.epoch, c.path, c.sha256, c.size_bytes])?;
     }
     tx.prepare_cached(

@@ -381,6 +381,8 @@ fn fifty_bad_inputs_are_named_refused_and_change_nothing() {
         (vec![s("query"), s("SELECT 1"), s("--format"), s("xml")], vec!["--format", "xml"]),
         (vec![s("extend"), s("--scheme"), s("random")], vec!["--scheme", "random"]),
         (vec![s("pipeline"), s("--final-epochs"), s("0")], vec!["--final-epochs", "'0'"]),
+        (vec![s("clean"), s("--keep-top"), s("-1")], vec!["--keep-top", "'-1'"]),
+        (vec![s("clean"), s("--older-than"), s("a week")], vec!["--older-than", "'a week'"]),
         // Stages out of order, unknown names
         (vec![s("extend")], vec!["no tuning study", "hptune tune"]),
         (vec![s("analyze")], vec!["no extended training run", "hptune extend"]),

@@ -2,6 +2,7 @@
 
 mod backtest;
 mod bad_input;
+mod clean;
 mod common;
 mod concurrency;
 mod cv;

@@ -9,7 +9,7 @@ use crate::common::Env;
 const SPACE: &str = "[model_type]\ntype = \"categorical\"\nchoices = [\"mlp\"]\n\n[hidden_size]\ntype = \"int\"\nlow = 16\nhigh = 64\nstep = 16\n\n\
 [learning_rate]\ntype = \"float\"\nlow = 1e-3\nhigh = 1e-2\nlog = true\n\n[seq_len]\ntype = \"int\"\nlow = 2\nhigh = 5\n";
 
-fn pipeline(env: &Env, dataset: &str, extra: &[&str]) -> String {
+pub(crate) fn pipeline(env: &Env, dataset: &str, extra: &[&str]) -> String {
     let space = env.write("space.toml", SPACE);
     let mut args = vec![
         "pipeline",
@@ -46,7 +46,7 @@ const OUTPUTS: [&str; 5] = [
 ];
 
 /// Every file under the stages' outputs, with its bytes.
-fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for name in OUTPUTS.into_iter().chain(["best_config.json"]) {
         let mut stack = vec![root.join(name)];

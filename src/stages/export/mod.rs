@@ -137,8 +137,12 @@ fn create_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Puts a recorded checkpoint at `dir/model.safetensors` (from the database's bytes when the file
-/// is missing or differs) and returns its JSON entry: where it is and its sha256.
+/// is missing or differs) and returns its JSON entry: where it is and its sha256. A checkpoint
+/// whose weights `hptune clean` removed gets no file, and its entry says which cleanup took them.
 fn place_checkpoint(store: &Store, record: &CheckpointRecord, dir: &Path) -> anyhow::Result<serde_json::Value> {
+    if let Some(cleanup) = &record.cleanup_id {
+        return Ok(serde_json::json!({"path": null, "sha256": record.sha256, "cleaned_by": cleanup}));
+    }
     create_dir(dir)?;
     let file = std::fs::canonicalize(dir)?.join(checkpoint::FILE);
     checkpoint::ensure(store, record, &file)?;
