@@ -14,6 +14,9 @@ pub const FINAL_DIR: &str = "final_model";
 /// Stage 5's folder: statistics, trades and the equity curve.
 pub const BACKTEST_DIR: &str = "backtesting_results";
 
+/// `hptune report`'s page, by default in the working folder.
+pub const REPORT_HTML: &str = "hptune-report.html";
+
 /// Everything a stage writes directly into `--out`, and so may move aside.
 pub const STAGE_OUTPUTS: [&str; 6] = [TUNING_DIR, EXTENDED_DIR, BEST_CONFIG, ANALYSIS_PLOTS, FINAL_DIR, BACKTEST_DIR];
 

@@ -1,4 +1,4 @@
-//! Charts as compressed PNGs, drawn with plotters and an embedded font (DejaVu Sans, so that they
+//! Charts as compressed PNGs or as SVG, drawn with plotters and an embedded font (DejaVu Sans, so that they
 //! look the same on a machine without fonts): each panel has a title, labelled axes with tick
 //! values and a legend naming its series.
 
@@ -62,32 +62,60 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
-/// `panels` in a grid of `cols` columns, as a PNG of `size` pixels.
-pub fn png(panels: &[Panel], cols: usize, size: (u32, u32)) -> anyhow::Result<Vec<u8>> {
+/// Panels in a grid of `cols` columns, `size` pixels in all: written as a PNG (the exports) or an
+/// SVG (the report), drawn the same way.
+pub struct Chart {
+    pub panels: Vec<Panel>,
+    pub cols: usize,
+    pub size: (u32, u32),
+}
+
+impl Chart {
+    pub fn new(panels: Vec<Panel>, cols: usize, size: (u32, u32)) -> Self {
+        Self { panels, cols: cols.max(1), size }
+    }
+
+    /// The chart as a compressed PNG.
+    pub fn png(&self) -> anyhow::Result<Vec<u8>> {
+        register_font();
+        let size = self.size;
+        let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+        self.draw(BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area())?;
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, size.0, size.1);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::Best);
+        encoder.write_header()?.write_image_data(&pixels)?;
+        Ok(out)
+    }
+
+    /// The chart as an SVG document (text as text, in the page's sans-serif font).
+    pub fn svg(&self) -> anyhow::Result<String> {
+        register_font();
+        let mut out = String::new();
+        self.draw(SVGBackend::with_string(&mut out, self.size).into_drawing_area())?;
+        Ok(out)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> anyhow::Result<()> {
+        root.fill(&WHITE).map_err(|e| anyhow!("drawing a chart: {e}"))?;
+        let rows = self.panels.len().div_ceil(self.cols).max(1);
+        for (area, panel) in root.split_evenly((rows, self.cols)).iter().zip(&self.panels) {
+            draw(area, panel).map_err(|e| anyhow!("drawing {}: {e}", panel.title))?;
+        }
+        root.present().map_err(|e| anyhow!("drawing a chart: {e}"))
+    }
+}
+
+/// Registers the embedded font once, for measuring and drawing text.
+fn register_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         if plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
             eprintln!("note: the embedded font could not be read; charts are drawn without text");
         }
     });
-    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("drawing a chart: {e}"))?;
-        let cols = cols.max(1);
-        let rows = panels.len().div_ceil(cols).max(1);
-        for (area, panel) in root.split_evenly((rows, cols)).iter().zip(panels) {
-            draw(area, panel).map_err(|e| anyhow!("drawing {}: {e}", panel.title))?;
-        }
-        root.present().map_err(|e| anyhow!("drawing a chart: {e}"))?;
-    }
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, size.0, size.1);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Best);
-    encoder.write_header()?.write_image_data(&pixels)?;
-    Ok(out)
 }
 
 /// The range of values with a 5% margin; 0..1 when there are none, ±1 around a single value.

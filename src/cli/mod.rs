@@ -9,6 +9,7 @@ mod export;
 mod extend;
 mod pipeline;
 mod query;
+mod report;
 mod train;
 mod tune;
 
@@ -71,6 +72,8 @@ pub enum Command {
     Train(train::Args),
     /// Stage 5: backtest a model on its own tickers after its training data, or print its signals.
     Backtest(backtest::Args),
+    /// Write the whole record (history and each stage's newest run) as one HTML page.
+    Report(report::Args),
     /// Show what moved-aside outputs and unneeded weights take; --apply removes them.
     Clean(clean::Args),
     /// Print a shell completion script: `hptune completions bash > /etc/bash_completion.d/hptune`.
@@ -161,6 +164,7 @@ impl Cli {
             Command::Check(args) => pipeline::check(args, &store),
             Command::Export(args) => export::run(args, &store),
             Command::Clean(args) => clean::run(args, &store),
+            Command::Report(args) => report::run(args, &store),
             Command::Pipeline(args) => {
                 if args.jobs > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
                     std::env::set_var("RAYON_NUM_THREADS", "1");

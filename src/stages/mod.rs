@@ -8,6 +8,7 @@ pub(crate) mod clean;
 pub(crate) mod export;
 pub(crate) mod extend;
 pub(crate) mod pipeline;
+pub(crate) mod report;
 pub mod train;
 pub(crate) mod tune;
 

@@ -13,6 +13,7 @@ mod conn;
 mod extended;
 mod migrate;
 pub mod optuna_sqlite;
+mod report;
 mod states_sql;
 mod training;
 mod tuning;
@@ -32,6 +33,7 @@ pub use backtest::{BacktestRecord, EquityRow, FoldPick, SignalRow, StatRow, Trad
 pub use clean::{CleanReason, Cleanable, Cleanup};
 pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, Selection};
 pub use migrate::{Migration, MIGRATIONS};
+pub use report::{HistoryPoint, TextTable};
 pub use training::{CheckpointRecord, Lineage, NewRun, RunRecord, SavedCheckpoint};
 pub use tuning::{Finished, StudyRecord, TrialEnd, TrialRecord};
 pub use views::{find as views_find, View, VIEWS};

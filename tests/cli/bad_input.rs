@@ -382,6 +382,8 @@ fn fifty_bad_inputs_are_named_refused_and_change_nothing() {
         (vec![s("extend"), s("--scheme"), s("random")], vec!["--scheme", "random"]),
         (vec![s("pipeline"), s("--final-epochs"), s("0")], vec!["--final-epochs", "'0'"]),
         (vec![s("clean"), s("--keep-top"), s("-1")], vec!["--keep-top", "'-1'"]),
+        (vec![s("report"), s("--since"), s("last week")], vec!["--since", "'last week'"]),
+        (vec![s("report"), s("--study"), s("nope")], vec!["no study 'nope'"]),
         (vec![s("clean"), s("--older-than"), s("a week")], vec!["--older-than", "'a week'"]),
         // Stages out of order, unknown names
         (vec![s("extend")], vec!["no tuning study", "hptune tune"]),

@@ -14,6 +14,7 @@ mod interop;
 mod interrupt;
 mod pipeline;
 mod query;
+mod report;
 mod search;
 mod store;
 mod train;

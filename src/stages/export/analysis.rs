@@ -7,7 +7,7 @@ use anyhow::Context;
 use super::{create_dir, mean_std};
 use crate::files::write_atomic;
 use crate::layout;
-use crate::plot::{png, Mark, Panel, Series, XTicks, BLACK, BLUE, GREY, ORANGE};
+use crate::plot::{Chart, Mark, Panel, Series, XTicks, BLACK, BLUE, GREY, ORANGE};
 use crate::store::{ExtendedConfig, FoldRecord, Store};
 
 /// The file and JSON pointer that name the selection an analysis belongs to.
@@ -24,17 +24,12 @@ pub fn analysis(store: &Store, selection_id: &str, dir: &Path) -> anyhow::Result
     create_dir(&plots)?;
     let configs = store.extended_configs(&s.extended_run_id)?;
     let folds = store.cv_folds(&s.extended_run_id)?;
-    fold_scores_png(&configs, &folds, s.config_rank, &plots.join(layout::FOLD_SCORES_PNG))?;
-    tuning_vs_cv_png(&configs, &folds, s.config_rank, &plots.join(layout::TUNING_VS_CV_PNG))
+    write_atomic(&plots.join(layout::FOLD_SCORES_PNG), &fold_scores_chart(&configs, &folds, s.config_rank).png()?)?;
+    write_atomic(&plots.join(layout::TUNING_VS_CV_PNG), &tuning_vs_cv_chart(&configs, &folds, s.config_rank).png()?)
 }
 
 /// Each configuration's fold accuracies (dots) and their mean (crosses); the selected one in orange.
-fn fold_scores_png(
-    configs: &[ExtendedConfig],
-    folds: &[FoldRecord],
-    selected: usize,
-    path: &Path,
-) -> anyhow::Result<()> {
+pub(crate) fn fold_scores_chart(configs: &[ExtendedConfig], folds: &[FoldRecord], selected: usize) -> Chart {
     let pct = |f: &FoldRecord| f.val_accuracy.map(|a| (f.config_rank as f64, 100.0 * a));
     let others: Vec<_> = folds.iter().filter(|f| f.config_rank != selected).filter_map(pct).collect();
     let chosen: Vec<_> = folds.iter().filter(|f| f.config_rank == selected).filter_map(pct).collect();
@@ -57,16 +52,11 @@ fn fold_scores_png(
             Series::new("mean over folds", BLACK, Mark::Crosses, means),
         ],
     };
-    write_atomic(path, &png(&[panel], 1, (800, 450))?)
+    Chart::new(vec![panel], 1, (800, 450))
 }
 
 /// Tuning value (x) against cross-validated mean (y) per configuration, with the line y = x.
-fn tuning_vs_cv_png(
-    configs: &[ExtendedConfig],
-    folds: &[FoldRecord],
-    selected: usize,
-    path: &Path,
-) -> anyhow::Result<()> {
+pub(crate) fn tuning_vs_cv_chart(configs: &[ExtendedConfig], folds: &[FoldRecord], selected: usize) -> Chart {
     let points: Vec<(usize, f64, f64)> = configs
         .iter()
         .filter_map(|c| {
@@ -92,5 +82,5 @@ fn tuning_vs_cv_png(
             Series::new("selected", ORANGE, Mark::Dots, pick(true)),
         ],
     };
-    write_atomic(path, &png(&[panel], 1, (560, 520))?)
+    Chart::new(vec![panel], 1, (560, 520))
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{create_dir, write_json};
 use crate::files::write_atomic;
 use crate::layout;
-use crate::plot::{png, Mark, Panel, Series, XTicks, BLUE, GREY, RED};
+use crate::plot::{Chart, Mark, Panel, Series, XTicks, BLUE, GREY, RED};
 use crate::store::{EquityRow, Store};
 
 /// The file and JSON pointer that name the backtest a folder belongs to.
@@ -51,11 +51,11 @@ pub fn backtest(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
     )?;
     store.backtest_csv(id, "trades", &dir.join(layout::TRADES_CSV))?;
     store.backtest_csv(id, "equity", &dir.join(layout::EQUITY_CSV))?;
-    equity_png(id, &equity, &dir.join(layout::EQUITY_PNG))
+    write_atomic(&dir.join(layout::EQUITY_PNG), &equity_chart(id, &equity).png()?)
 }
 
 /// Equity and buy and hold above, the drawdown below, over the backtest's dates.
-fn equity_png(id: &str, rows: &[EquityRow], path: &Path) -> anyhow::Result<()> {
+pub(crate) fn equity_chart(id: &str, rows: &[EquityRow]) -> Chart {
     let dates: Vec<_> = rows.iter().map(|r| r.date).collect();
     let series = |f: &dyn Fn(&EquityRow) -> f64| rows.iter().enumerate().map(|(i, r)| (i as f64, f(r))).collect();
     let equity = Panel {
@@ -75,5 +75,5 @@ fn equity_png(id: &str, rows: &[EquityRow], path: &Path) -> anyhow::Result<()> {
         x_ticks: XTicks::Dates(dates),
         series: vec![Series::new("drawdown", RED, Mark::Line, series(&|r| r.drawdown_pct))],
     };
-    write_atomic(path, &png(&[equity, drawdown], 1, (900, 700))?)
+    Chart::new(vec![equity, drawdown], 1, (900, 700))
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{create_dir, place_checkpoint, write_json};
 use crate::layout;
 use crate::model::EpochMetrics;
-use crate::plot::{png, Mark, Panel, Series, XTicks, BLUE, GREEN, GREY, ORANGE};
+use crate::plot::{Chart, Mark, Panel, Series, XTicks, BLUE, GREEN, GREY, ORANGE};
 use crate::store::Store;
 
 /// The file and JSON pointer that name the run a final-model folder belongs to.
@@ -41,7 +41,10 @@ pub fn final_model(store: &Store, run_id: &str, dir: &Path) -> anyhow::Result<()
         }),
     )?;
     let epochs = store.epoch_metrics(run_id)?;
-    curves_png(run_id, &epochs, rec.best_epoch, &dir.join(layout::TRAINING_CURVES_PNG))?;
+    crate::files::write_atomic(
+        &dir.join(layout::TRAINING_CURVES_PNG),
+        &curves_chart(run_id, &epochs, rec.best_epoch).png()?,
+    )?;
     let history: Vec<_> = epochs
         .into_iter()
         .map(|m| {
@@ -71,7 +74,7 @@ pub fn final_model(store: &Store, run_id: &str, dir: &Path) -> anyhow::Result<()
 }
 
 /// Training and validation loss per epoch above, validation accuracy below; the best epoch marked.
-fn curves_png(run_id: &str, epochs: &[EpochMetrics], best: Option<i32>, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn curves_chart(run_id: &str, epochs: &[EpochMetrics], best: Option<i32>) -> Chart {
     let line = |f: &dyn Fn(&EpochMetrics) -> f64| epochs.iter().map(|m| (m.epoch as f64, f(m))).collect();
     let at_best = |f: &dyn Fn(&EpochMetrics) -> f64| {
         epochs.iter().filter(|m| Some(m.epoch as i32) == best).map(|m| (m.epoch as f64, f(m))).collect()
@@ -97,5 +100,5 @@ fn curves_png(run_id: &str, epochs: &[EpochMetrics], best: Option<i32>, path: &P
             Series::new("best epoch", ORANGE, Mark::Dots, at_best(&|m| 100.0 * m.val_accuracy)),
         ],
     };
-    crate::files::write_atomic(path, &png(&[loss, accuracy], 1, (800, 640))?)
+    Chart::new(vec![loss, accuracy], 1, (800, 640))
 }

@@ -18,6 +18,12 @@ pub use extended::extended;
 pub use final_model::final_model;
 pub use tuning::tuning;
 
+/// The charts the exports write as PNG, which the report draws as SVG.
+pub(crate) use analysis::{fold_scores_chart, tuning_vs_cv_chart};
+pub(crate) use backtest::equity_chart;
+pub(crate) use final_model::curves_chart;
+pub(crate) use tuning::{history_chart, slices_chart};
+
 /// Where a tuning or extended folder names its run, for resuming into it.
 pub use extended::OWNER as EXTENDED_OWNER;
 pub use tuning::OWNER as TUNING_OWNER;

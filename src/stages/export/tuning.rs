@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{create_dir, place_checkpoint, write_json};
 use crate::layout;
-use crate::plot::{png, Mark, Panel, Series, XTicks, BLACK, BLUE, GREY, ORANGE, RED};
+use crate::plot::{Chart, Mark, Panel, Series, XTicks, BLACK, BLUE, GREY, ORANGE, RED};
 use crate::search::space::Distribution;
 use crate::search::Phase;
 use crate::search::Space;
@@ -36,8 +36,8 @@ pub fn tuning(store: &Store, study_name: &str, dir: &Path) -> anyhow::Result<()>
     }
     write_json(&dir.join(layout::TRIAL_RESULTS), &trial_results(&study, &trials, &checkpoints))?;
     write_json(&dir.join(layout::HISTORY_JSON), &history(&study, &trials))?;
-    history_png(&study.study_name, &trials, &dir.join(layout::HISTORY_PNG))?;
-    slices_png(&space, &trials, &dir.join(layout::SLICES_PNG))?;
+    crate::files::write_atomic(&dir.join(layout::HISTORY_PNG), &history_chart(&study.study_name, &trials).png()?)?;
+    crate::files::write_atomic(&dir.join(layout::SLICES_PNG), &slices_chart(&space, &trials).png()?)?;
     let optuna: Vec<optuna_sqlite::Trial> = trials.iter().map(|t| optuna_trial(store, &space, t)).collect();
     let attrs = json!({"seed": study.seed, "epochs": study.epochs, "n_trials": study.n_trials}).to_string();
     let maximize = study.direction == "maximize";
@@ -136,7 +136,7 @@ fn optuna_trial(store: &Store, space: &Space, t: &TrialRecord) -> optuna_sqlite:
 }
 
 /// Trial values (dots, coloured by phase; pruned in red) and the best so far (a line).
-fn history_png(study: &str, trials: &[TrialRecord], path: &Path) -> anyhow::Result<()> {
+pub(crate) fn history_chart(study: &str, trials: &[TrialRecord]) -> Chart {
     let dots = |keep: &dyn Fn(&TrialRecord) -> bool| -> Vec<(f64, f64)> {
         trials.iter().filter(|t| keep(t)).filter_map(|t| t.value.map(|v| (t.number as f64, 100.0 * v))).collect()
     };
@@ -169,12 +169,12 @@ fn history_png(study: &str, trials: &[TrialRecord], path: &Path) -> anyhow::Resu
             Series::new("best so far", BLACK, Mark::Line, best),
         ],
     };
-    crate::files::write_atomic(path, &png(&[panel], 1, (800, 450))?)
+    Chart::new(vec![panel], 1, (800, 450))
 }
 
 /// One panel per parameter: each finished trial's value of it against the trial's validation
 /// accuracy (Optuna's slice plot).
-fn slices_png(space: &Space, trials: &[TrialRecord], path: &Path) -> anyhow::Result<()> {
+pub(crate) fn slices_chart(space: &Space, trials: &[TrialRecord]) -> Chart {
     let done: Vec<&TrialRecord> = trials.iter().filter(|t| t.state == TrialState::Complete).collect();
     let panels: Vec<Panel> = space
         .params
@@ -215,5 +215,5 @@ fn slices_png(space: &Space, trials: &[TrialRecord], path: &Path) -> anyhow::Res
         .collect();
     let cols = panels.len().clamp(1, 3);
     let rows = panels.len().div_ceil(cols).max(1) as u32;
-    crate::files::write_atomic(path, &png(&panels, cols, (400 * cols as u32, 300 * rows))?)
+    Chart::new(panels, cols, (400 * cols as u32, 300 * rows))
 }
