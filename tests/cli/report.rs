@@ -19,7 +19,10 @@ fn assert_clean(seen: &serde_json::Value) {
         assert_eq!(seen[key], serde_json::json!([]), "{key}: {seen}");
     }
     let sections: Vec<&str> = seen["sections"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-    assert_eq!(sections, ["Pipeline history", "Tuning study", "Cross-validation and selection", "Final model", "Backtest"]);
+    assert_eq!(
+        sections,
+        ["Pipeline history", "Tuning study", "Cross-validation and selection", "Final model", "Backtest"]
+    );
 }
 
 #[test]
