@@ -19,7 +19,7 @@ pub struct Request {
 
 /// One line of the plan: a moved-aside output, or the checkpoints of one study, extended run or
 /// run that go for one reason.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct Item {
     pub what: String,
     pub why: String,
@@ -55,7 +55,7 @@ impl Plan {
 }
 
 /// What `apply` did.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct Applied {
     pub cleanup_id: Option<String>,
     pub files_removed: usize,
@@ -77,16 +77,9 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Plan> {
     let mut counted: BTreeSet<&str> = BTreeSet::new();
     let mut groups: BTreeMap<(String, CleanReason), Item> = BTreeMap::new();
     for Cleanable { record, owner, reason } in &cleanable {
-        let item = groups.entry((owner.clone(), *reason)).or_insert_with(|| Item {
-            what: owner.clone(),
-            why: why(*reason, req),
-            files: 0,
-            disk_bytes: 0,
-            checkpoints: 0,
-            database_bytes: 0,
-            remove: Vec::new(),
-            folder: None,
-        });
+        let item = groups
+            .entry((owner.clone(), *reason))
+            .or_insert_with(|| Item { what: owner.clone(), why: why(*reason, req), ..Item::default() });
         item.checkpoints += 1;
         if counted.insert(&record.sha256) {
             item.database_bytes += freed.get(&record.sha256).copied().unwrap_or(0);
@@ -104,12 +97,8 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Plan> {
         items.push(Item {
             what: "checkpoint_files".into(),
             why: "stored weights no checkpoint uses".into(),
-            files: 0,
-            disk_bytes: 0,
-            checkpoints: 0,
             database_bytes: unused,
-            remove: Vec::new(),
-            folder: None,
+            ..Item::default()
         });
     }
     let (free, _) = store.space()?;
@@ -117,12 +106,8 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Plan> {
         items.push(Item {
             what: store.path().display().to_string(),
             why: "space deleted rows left (compaction)".into(),
-            files: 0,
-            disk_bytes: 0,
-            checkpoints: 0,
             database_bytes: free,
-            remove: Vec::new(),
-            folder: None,
+            ..Item::default()
         });
     }
     Ok(Plan { items, busy, cleaning: cleanable.into_iter().map(|c| c.record).collect() })
@@ -132,14 +117,7 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Plan> {
 /// deletes their stored bytes), then the files go, then the file is compacted, unless a worker is
 /// running on it.
 pub fn apply(store: &Store, req: &Request, plan: &Plan) -> anyhow::Result<Applied> {
-    let mut applied = Applied {
-        cleanup_id: None,
-        files_removed: 0,
-        disk_bytes: 0,
-        database_bytes: 0,
-        compacted: None,
-        not_compacted: None,
-    };
+    let mut applied = Applied::default();
     if !plan.cleaning.is_empty() || plan.items.iter().any(|i| i.files > 0) {
         let cleanup = Cleanup {
             cleanup_id: crate::ids::new("cleanup"),
@@ -249,10 +227,9 @@ fn aside_items(
                 why,
                 files: remove.len(),
                 disk_bytes: remove.iter().map(|(_, n)| n).sum(),
-                checkpoints: 0,
-                database_bytes: 0,
                 remove: remove.into_iter().map(|(f, _)| f).collect(),
                 folder: path.is_dir().then(|| path.clone()),
+                ..Item::default()
             });
         }
     }
