@@ -77,9 +77,11 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Plan> {
     let mut counted: BTreeSet<&str> = BTreeSet::new();
     let mut groups: BTreeMap<(String, CleanReason), Item> = BTreeMap::new();
     for Cleanable { record, owner, reason } in &cleanable {
-        let item = groups
-            .entry((owner.clone(), *reason))
-            .or_insert_with(|| Item { what: owner.clone(), why: why(*reason, req), ..Item::default() });
+        let item = groups.entry((owner.clone(), *reason)).or_insert_with(|| Item {
+            what: owner.clone(),
+            why: why(*reason, req),
+            ..Item::default()
+        });
         item.checkpoints += 1;
         if counted.insert(&record.sha256) {
             item.database_bytes += freed.get(&record.sha256).copied().unwrap_or(0);

@@ -98,8 +98,13 @@ impl Store {
 
     /// A backtest's results per ticker, in the model's ticker order.
     pub fn ticker_results_table(&self, backtest_id: &str) -> Result<TextTable> {
-        let stat = |strategy: &str, name: &str, alias: &str| {
-            format!("round(max(value) FILTER (WHERE strategy = '{strategy}' AND name = '{name}'), 2) AS \"{alias}\"")
+        // A statistic of one strategy as a column: rounded to `digits`, or a whole number.
+        let stat = |strategy: &str, name: &str, alias: &str, digits: Option<u8>| {
+            let value = format!("max(value) FILTER (WHERE strategy = '{strategy}' AND name = '{name}')");
+            match digits {
+                Some(d) => format!("round({value}, {d}) AS \"{alias}\""),
+                None => format!("CAST({value} AS BIGINT) AS \"{alias}\""),
+            }
         };
         self.text_table(
             &format!(
@@ -109,12 +114,12 @@ impl Store {
                  WHERE s.backtest_id = ? AND s.scope <> 'portfolio'
                  GROUP BY s.scope, b.tickers_json
                  ORDER BY list_position(json_extract_string(b.tickers_json, '$[*]'), s.scope)",
-                stat("model", "Return [%]", "return %"),
-                stat("buy_and_hold", "Return [%]", "buy & hold %"),
-                stat("model", "Sharpe Ratio", "Sharpe"),
-                stat("model", "Max. Drawdown [%]", "max drawdown %"),
-                stat("model", "# Trades", "trades"),
-                stat("model", "Win Rate [%]", "win rate %"),
+                stat("model", "Return [%]", "return %", Some(2)),
+                stat("buy_and_hold", "Return [%]", "buy & hold %", Some(2)),
+                stat("model", "Sharpe Ratio", "Sharpe", Some(2)),
+                stat("model", "Max. Drawdown [%]", "max drawdown %", Some(2)),
+                stat("model", "# Trades", "trades", None),
+                stat("model", "Win Rate [%]", "win rate %", Some(2)),
             ),
             &[&backtest_id],
         )
