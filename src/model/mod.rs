@@ -3,6 +3,7 @@
 //! Plain numeric code: no database, no files except the safetensors a caller asks for.
 
 mod config;
+mod fused_rnn;
 mod net;
 mod train;
 

@@ -4,8 +4,9 @@
 //! PyTorch's default initialisation, and named as PyTorch names them, so a checkpoint is a plain
 //! safetensors file that a reader of either can map. Dropout masks also come from our generator.
 //!
-//! Why hand-written recurrences: the input-to-hidden products of a whole sequence are one matrix
-//! product before the time loop; only the hidden-to-hidden product stays inside it.
+//! Recurrent layers on CPU are one fused op each (`fused_rnn`: the input projections of a whole
+//! sequence as one matrix product, one recurrent product and one gate pass per step, backward
+//! written by hand); the step-by-step candle version stays as the reference and for other devices.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,6 +15,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::fused_rnn::{self, Cell};
 use super::ModelType;
 
 /// The shape of a network: what it reads, what it outputs and its size.
@@ -35,6 +37,8 @@ pub struct Net {
     /// Parameters in creation order, with their PyTorch-style names.
     params: Vec<(String, Var)>,
     device: Device,
+    /// Recurrent layers as one fused op each (CPU), or step by step in candle ops.
+    fused: bool,
 }
 
 fn uniform(rng: &mut ChaCha8Rng, shape: &[usize], bound: f64, device: &Device) -> Result<Var> {
@@ -81,7 +85,15 @@ impl Net {
                 linear(&mut params, rng, "head", h, shape.outputs)?;
             }
         }
-        Ok(Self { shape, params, device: device.clone() })
+        Ok(Self { shape, params, device: device.clone(), fused: device.is_cpu() })
+    }
+
+    /// Runs recurrent layers step by step in candle ops instead of the fused op (the reference
+    /// the fused op is tested against).
+    #[cfg(test)]
+    pub(crate) fn unfused(mut self) -> Self {
+        self.fused = false;
+        self
     }
 
     pub fn vars(&self) -> Vec<Var> {
@@ -97,6 +109,7 @@ impl Net {
     }
 
     /// x: [B, seq_len, inputs] -> logits [B, outputs]. `dropout` is Some(rng) in training.
+    /// Recurrent layers run as one fused op each on CPU (`fused_rnn`), step by step elsewhere.
     pub fn forward(&self, x: &Tensor, mut dropout: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
         let s = self.shape;
         let mut dropout_layer = |t: Tensor| -> Result<Tensor> {
@@ -121,7 +134,11 @@ impl Net {
                 let mut last = None;
                 for l in 0..s.num_layers {
                     let keep_seq = l + 1 < s.num_layers;
-                    let (out, h) = self.rnn_layer(l, &seq, keep_seq)?;
+                    let (out, h) = if self.fused {
+                        self.fused_layer(l, &seq, keep_seq)?
+                    } else {
+                        self.rnn_layer(l, &seq, keep_seq)?
+                    };
                     last = Some(h);
                     if let Some(out) = out {
                         seq = dropout_layer(out)?;
@@ -133,8 +150,18 @@ impl Net {
         linear(&hidden, self.p("head.weight"), self.p("head.bias"))
     }
 
-    /// One recurrent layer over time-major `seq` [T, B, I]; returns the output sequence (when asked)
-    /// and the last hidden state [B, H].
+    /// One recurrent layer as one fused op (see `rnn_layer` for what it returns).
+    fn fused_layer(&self, l: usize, seq: &Tensor, keep_seq: bool) -> Result<(Option<Tensor>, Tensor)> {
+        let cell = if self.shape.model_type == ModelType::Lstm { Cell::Lstm } else { Cell::Gru };
+        let p = |name: &str| self.p(&format!("rnn.{name}_l{l}"));
+        let out = fused_rnn::layer(cell, seq, (p("weight_ih"), p("weight_hh")), (p("bias_ih"), p("bias_hh")))?;
+        let last = out.get(out.dim(0)? - 1)?;
+        Ok((keep_seq.then_some(out), last))
+    }
+
+    /// One recurrent layer over time-major `seq` [T, B, I], step by step in candle ops (the
+    /// reference the fused op is tested against, and the path on other devices); returns the
+    /// output sequence (when asked) and the last hidden state [B, H].
     fn rnn_layer(&self, l: usize, seq: &Tensor, keep_seq: bool) -> Result<(Option<Tensor>, Tensor)> {
         let (t_len, b, i) = seq.dims3()?;
         let h_size = self.shape.hidden_size;

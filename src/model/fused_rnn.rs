@@ -1,0 +1,600 @@
+//! LSTM and GRU layers as one candle op each, forward and backward written by hand.
+//!
+//! The op runs a whole sequence: the input projection of every step as one matrix product, then
+//! per step one recurrent product and one pass over contiguous buffers for the gates; the gate
+//! activations are kept for the backward, which runs backpropagation through time with the weight
+//! gradients as single products over all steps, and the input gradient only when the input is
+//! tracked. PyTorch's weights, shapes and gate orders (LSTM i, f, g, o; GRU r, z, n with `b_hn`
+//! inside `r * (...)`) are kept, so checkpoints are unchanged. The math is generic over f32 and f64
+//! (f64 for gradient checks). See `../shared/ref/FUSED_RNN.md`.
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use num_traits::Float;
+
+/// Which recurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    Lstm,
+    Gru,
+}
+
+impl Cell {
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+}
+
+/// One layer over a time-major sequence: `x` [T, B, I], `w_ih` [G*H, I], `w_hh` [G*H, H], biases
+/// [G*H]; returns every step's hidden state [T, B, H] (zero initial state).
+pub fn layer(
+    cell: Cell,
+    x: &Tensor,
+    (w_ih, w_hh): (&Tensor, &Tensor),
+    (b_ih, b_hh): (&Tensor, &Tensor),
+) -> candle_core::Result<Tensor> {
+    // Each bias travels as the last column of its weight; candle's cat routes the gradients back.
+    let wi = Tensor::cat(&[w_ih, &b_ih.unsqueeze(1)?], 1)?;
+    let wh = Tensor::cat(&[w_hh, &b_hh.unsqueeze(1)?], 1)?;
+    let op = RnnOp { cell, input_grad: x.track_op(), saved: Mutex::new(None) };
+    x.contiguous()?.apply_op3(&wi, &wh, op)
+}
+
+struct RnnOp {
+    cell: Cell,
+    /// Whether the input needs a gradient (the first layer's input does not).
+    input_grad: bool,
+    /// What the forward kept for the backward.
+    saved: Mutex<Option<Saved>>,
+}
+
+enum Saved {
+    F32(Workspace<f32>),
+    F64(Workspace<f64>),
+}
+
+/// Per step and batch row: the gate activations (LSTM i, f, g, o; GRU r, z, n) [T*B, G*H], and
+/// LSTM's cell state or GRU's recurrent `n` part (`W_hn h + b_hn`) [T*B, H].
+struct Workspace<F> {
+    gates: Vec<F>,
+    extra: Vec<F>,
+}
+
+/// Sizes of one call.
+#[derive(Debug, Clone, Copy)]
+struct Dims {
+    t: usize,
+    b: usize,
+    i: usize,
+    h: usize,
+}
+
+impl Dims {
+    fn g(&self, cell: Cell) -> usize {
+        cell.gates() * self.h
+    }
+}
+
+fn slice<'a, F: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [F]> {
+    let data = F::cpu_storage_as_slice(s)?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("fused recurrent layer: {what} must be contiguous"),
+    }
+}
+
+impl RnnOp {
+    fn dims(&self, x: &Layout, wi: &Layout, wh: &Layout) -> candle_core::Result<Dims> {
+        let (t, b, i) = x.shape().dims3()?;
+        let (g_rows, i1) = wi.shape().dims2()?;
+        let (g_rows2, h1) = wh.shape().dims2()?;
+        let h = h1 - 1;
+        if i1 != i + 1 || g_rows != self.cell.gates() * h || g_rows2 != g_rows {
+            candle_core::bail!(
+                "fused recurrent layer: shapes x {:?}, w_ih {:?}, w_hh {:?} do not fit",
+                x.dims(),
+                wi.dims(),
+                wh.dims()
+            );
+        }
+        Ok(Dims { t, b, i, h })
+    }
+}
+
+impl CustomOp3 for RnnOp {
+    fn name(&self) -> &'static str {
+        match self.cell {
+            Cell::Lstm => "fused-lstm",
+            Cell::Gru => "fused-gru",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let d = self.dims(l1, l2, l3)?;
+        let shape = Shape::from((d.t, d.b, d.h));
+        match s1 {
+            CpuStorage::F32(_) => {
+                let (out, ws) =
+                    forward::<f32>(self.cell, d, slice(s1, l1, "x")?, slice(s2, l2, "w_ih")?, slice(s3, l3, "w_hh")?);
+                *self.saved.lock().unwrap() = Some(Saved::F32(ws));
+                Ok((CpuStorage::F32(out), shape))
+            }
+            CpuStorage::F64(_) => {
+                let (out, ws) =
+                    forward::<f64>(self.cell, d, slice(s1, l1, "x")?, slice(s2, l2, "w_ih")?, slice(s3, l3, "w_hh")?);
+                *self.saved.lock().unwrap() = Some(Saved::F64(ws));
+                Ok((CpuStorage::F64(out), shape))
+            }
+            _ => candle_core::bail!("fused recurrent layer: f32 or f64 only"),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        wi: &Tensor,
+        wh: &Tensor,
+        out: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = self.dims(x.layout(), wi.layout(), wh.layout())?;
+        let saved = self.saved.lock().unwrap().take();
+        let device = x.device();
+        macro_rules! run {
+            ($ty:ty, $ws:expr) => {{
+                let v = |t: &Tensor| t.flatten_all()?.to_vec1::<$ty>();
+                let (dx, dwi, dwh) = backward::<$ty>(
+                    self.cell,
+                    d,
+                    (&v(x)?, &v(wi)?, &v(wh)?),
+                    (&v(out)?, &$ws, &v(grad)?),
+                    self.input_grad,
+                );
+                let dx = dx.map(|dx| Tensor::from_vec(dx, x.dims(), device)).transpose()?;
+                (dx, Tensor::from_vec(dwi, wi.dims(), device)?, Tensor::from_vec(dwh, wh.dims(), device)?)
+            }};
+        }
+        let (dx, dwi, dwh) = match saved {
+            Some(Saved::F32(ws)) => run!(f32, ws),
+            Some(Saved::F64(ws)) => run!(f64, ws),
+            None => candle_core::bail!("fused recurrent layer: backward without a forward"),
+        };
+        Ok((dx, Some(dwi), Some(dwh)))
+    }
+}
+
+/// A matrix in a slice: `rows` x `cols`, element (r, c) at `r * rs + c * cs`.
+#[derive(Clone, Copy)]
+struct Mat<'a, F> {
+    data: &'a [F],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, F> Mat<'a, F> {
+    /// A row-major block of `data`.
+    fn rows(data: &'a [F], rows: usize, cols: usize, stride: usize) -> Self {
+        Self { data, rows, cols, rs: stride, cs: 1 }
+    }
+
+    fn t(self) -> Self {
+        Self { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+    }
+
+    /// The first `cols` columns.
+    fn left(self, cols: usize) -> Self {
+        assert!(cols <= self.cols);
+        Self { cols, ..self }
+    }
+
+    fn fits(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst` (row-major, `a.rows` x `b.cols`, row stride `dst_stride`) = `a` x `b`, plus `dst` when
+/// `add`. One thread: these products are small, and the result repeats exactly.
+fn matmul<F: 'static + Float>(dst: &mut [F], dst_stride: usize, a: Mat<F>, b: Mat<F>, add: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(b.rows == k && a.fits() && b.fits());
+    assert!(m == 0 || n == 0 || (m - 1) * dst_stride + n <= dst.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !add {
+            for r in 0..m {
+                dst[r * dst_stride..r * dst_stride + n].fill(F::zero());
+            }
+        }
+        return;
+    }
+    // SAFETY: every index the product reads or writes lies inside the slices (checked above).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_stride as isize,
+            add,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            F::one(),
+            F::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+fn sigmoid<F: Float>(v: F) -> F {
+    F::one() / (F::one() + (-v).exp())
+}
+
+/// The forward pass: every step's hidden state [T*B*H], and what the backward needs.
+fn forward<F: 'static + Float>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F]) -> (Vec<F>, Workspace<F>) {
+    let Dims { t, b, i, h } = d;
+    let g = d.g(cell);
+    let (wi, wh) = (Mat::rows(wi, g, i + 1, i + 1), Mat::rows(wh, g, h + 1, h + 1));
+    // Input projections of every step, with the input bias: [T*B, G*H].
+    let mut gates = vec![F::zero(); t * b * g];
+    for row in gates.chunks_exact_mut(g) {
+        for (k, v) in row.iter_mut().enumerate() {
+            *v = wi.data[k * (i + 1) + i];
+        }
+    }
+    matmul(&mut gates, g, Mat::rows(x, t * b, i, i), wi.left(i).t(), true);
+    let mut out = vec![F::zero(); t * b * h];
+    let mut extra = vec![F::zero(); t * b * h];
+    let mut hp = vec![F::zero(); b * g];
+    let zeros = vec![F::zero(); b * h];
+    let mut c_prev = zeros.clone();
+    for step in 0..t {
+        let (done, rest) = out.split_at_mut(step * b * h);
+        let h_prev: &[F] = if step == 0 { &zeros } else { &done[(step - 1) * b * h..] };
+        // The recurrent product with its bias: [B, G*H].
+        for row in hp.chunks_exact_mut(g) {
+            for (k, v) in row.iter_mut().enumerate() {
+                *v = wh.data[k * (h + 1) + h];
+            }
+        }
+        matmul(&mut hp, g, Mat::rows(h_prev, b, h, h), wh.left(h).t(), true);
+        let h_new = &mut rest[..b * h];
+        let gates_t = &mut gates[step * b * g..(step + 1) * b * g];
+        let extra_t = &mut extra[step * b * h..(step + 1) * b * h];
+        for r in 0..b {
+            let a = &mut gates_t[r * g..(r + 1) * g];
+            let p = &hp[r * g..(r + 1) * g];
+            let (hn, ex, hprev) =
+                (&mut h_new[r * h..(r + 1) * h], &mut extra_t[r * h..(r + 1) * h], &h_prev[r * h..(r + 1) * h]);
+            match cell {
+                Cell::Lstm => {
+                    let cp = &c_prev[r * h..(r + 1) * h];
+                    for j in 0..h {
+                        let ig = sigmoid(a[j] + p[j]);
+                        let fg = sigmoid(a[h + j] + p[h + j]);
+                        let gg = (a[2 * h + j] + p[2 * h + j]).tanh();
+                        let og = sigmoid(a[3 * h + j] + p[3 * h + j]);
+                        let c = fg * cp[j] + ig * gg;
+                        (a[j], a[h + j], a[2 * h + j], a[3 * h + j]) = (ig, fg, gg, og);
+                        ex[j] = c;
+                        hn[j] = og * c.tanh();
+                    }
+                }
+                Cell::Gru => {
+                    for j in 0..h {
+                        let rg = sigmoid(a[j] + p[j]);
+                        let zg = sigmoid(a[h + j] + p[h + j]);
+                        let ng = (a[2 * h + j] + rg * p[2 * h + j]).tanh();
+                        (a[j], a[h + j], a[2 * h + j]) = (rg, zg, ng);
+                        ex[j] = p[2 * h + j];
+                        hn[j] = ng + zg * (hprev[j] - ng);
+                    }
+                }
+            }
+        }
+        if cell == Cell::Lstm {
+            c_prev.copy_from_slice(extra_t);
+        }
+    }
+    (out, Workspace { gates, extra })
+}
+
+/// Backpropagation through time: the gradients of the input (when `input_grad`), of `[W_ih | b_ih]`
+/// and of `[W_hh | b_hh]`, from the gradient of every step's hidden state.
+fn backward<F: 'static + Float>(
+    cell: Cell,
+    d: Dims,
+    (x, wi, wh): (&[F], &[F], &[F]),
+    (out, ws, dout): (&[F], &Workspace<F>, &[F]),
+    input_grad: bool,
+) -> (Option<Vec<F>>, Vec<F>, Vec<F>) {
+    let Dims { t, b, i, h } = d;
+    let g = d.g(cell);
+    let (wi, wh) = (Mat::rows(wi, g, i + 1, i + 1), Mat::rows(wh, g, h + 1, h + 1));
+    let one = F::one();
+    // Gradients of the pre-activations: of the input projection, and of the recurrent product
+    // (the same for LSTM; for GRU the n part of the recurrent one is scaled by r).
+    let mut d_in = vec![F::zero(); t * b * g];
+    let mut d_rec = if cell == Cell::Gru { vec![F::zero(); t * b * g] } else { Vec::new() };
+    let mut dh = vec![F::zero(); b * h];
+    let mut dc = vec![F::zero(); b * h];
+    let zeros = vec![F::zero(); b * h];
+    for step in (0..t).rev() {
+        for (v, o) in dh.iter_mut().zip(&dout[step * b * h..(step + 1) * b * h]) {
+            *v = *v + *o;
+        }
+        let h_prev = if step == 0 { &zeros[..] } else { &out[(step - 1) * b * h..step * b * h] };
+        let a = &ws.gates[step * b * g..(step + 1) * b * g];
+        let ex = &ws.extra[step * b * h..(step + 1) * b * h];
+        let c_prev = if step == 0 { &zeros[..] } else { &ws.extra[(step - 1) * b * h..step * b * h] };
+        let di = &mut d_in[step * b * g..(step + 1) * b * g];
+        for r in 0..b {
+            let (a, di) = (&a[r * g..(r + 1) * g], &mut di[r * g..(r + 1) * g]);
+            let (dh, dc) = (&mut dh[r * h..(r + 1) * h], &mut dc[r * h..(r + 1) * h]);
+            match cell {
+                Cell::Lstm => {
+                    let (c, cp) = (&ex[r * h..(r + 1) * h], &c_prev[r * h..(r + 1) * h]);
+                    for j in 0..h {
+                        let (ig, fg, gg, og) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
+                        let tc = c[j].tanh();
+                        let dcj = dc[j] + dh[j] * og * (one - tc * tc);
+                        di[j] = dcj * gg * ig * (one - ig);
+                        di[h + j] = dcj * cp[j] * fg * (one - fg);
+                        di[2 * h + j] = dcj * ig * (one - gg * gg);
+                        di[3 * h + j] = dh[j] * tc * og * (one - og);
+                        dc[j] = dcj * fg;
+                    }
+                }
+                Cell::Gru => {
+                    let dr = &mut d_rec[step * b * g + r * g..step * b * g + (r + 1) * g];
+                    let (pn, hp) = (&ex[r * h..(r + 1) * h], &h_prev[r * h..(r + 1) * h]);
+                    for j in 0..h {
+                        let (rg, zg, ng) = (a[j], a[h + j], a[2 * h + j]);
+                        let dpn = dh[j] * (one - zg) * (one - ng * ng);
+                        let dpr = dpn * pn[j] * rg * (one - rg);
+                        let dpz = dh[j] * (hp[j] - ng) * zg * (one - zg);
+                        (di[j], di[h + j], di[2 * h + j]) = (dpr, dpz, dpn);
+                        (dr[j], dr[h + j], dr[2 * h + j]) = (dpr, dpz, dpn * rg);
+                        dh[j] = dh[j] * zg;
+                    }
+                }
+            }
+        }
+        if cell == Cell::Lstm {
+            dh.fill(F::zero());
+        }
+        // dh_prev += d_rec[t] x W_hh.
+        let rec = if cell == Cell::Lstm { &d_in[..] } else { &d_rec[..] };
+        matmul(&mut dh, h, Mat::rows(&rec[step * b * g..(step + 1) * b * g], b, g, g), wh.left(h), true);
+    }
+    let rec = if cell == Cell::Lstm { &d_in[..] } else { &d_rec[..] };
+    // Weight gradients over all steps at once; the bias gradient is the last column.
+    let mut dwi = vec![F::zero(); g * (i + 1)];
+    matmul(&mut dwi, i + 1, Mat::rows(&d_in, t * b, g, g).t(), Mat::rows(x, t * b, i, i), false);
+    let mut dwh = vec![F::zero(); g * (h + 1)];
+    if t > 1 {
+        let h_prev = Mat::rows(&out[..(t - 1) * b * h], (t - 1) * b, h, h);
+        let rec_later = Mat::rows(&rec[b * g..], (t - 1) * b, g, g);
+        matmul(&mut dwh, h + 1, rec_later.t(), h_prev, false);
+    }
+    for (k, v) in column_sums(&d_in, g).into_iter().enumerate() {
+        dwi[k * (i + 1) + i] = v;
+    }
+    for (k, v) in column_sums(rec, g).into_iter().enumerate() {
+        dwh[k * (h + 1) + h] = v;
+    }
+    let dx = input_grad.then(|| {
+        let mut dx = vec![F::zero(); t * b * i];
+        matmul(&mut dx, i, Mat::rows(&d_in, t * b, g, g), wi.left(i), false);
+        dx
+    });
+    (dx, dwi, dwh)
+}
+
+fn column_sums<F: Float>(m: &[F], cols: usize) -> Vec<F> {
+    let mut sums = vec![F::zero(); cols];
+    for row in m.chunks_exact(cols) {
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s = *s + *v;
+        }
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor, Var};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::{layer, Cell};
+    use crate::model::{ModelType, Net, NetShape};
+
+    fn random(rng: &mut ChaCha8Rng, shape: &[usize], scale: f64, dtype: DType) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| rng.gen_range(-scale..scale)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+    }
+
+    /// A stack of `layers` fused layers in f64 and a fixed weighted sum of every output.
+    struct Stack {
+        cell: Cell,
+        x: Var,
+        params: Vec<Var>,
+        weights: Tensor,
+    }
+
+    impl Stack {
+        fn new(
+            cell: Cell,
+            (t, b, i, h): (usize, usize, usize, usize),
+            layers: usize,
+            strided: bool,
+            seed: u64,
+        ) -> Self {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let g = cell.gates() * h;
+            // Large enough weights that some gates saturate.
+            let mut params = Vec::new();
+            for l in 0..layers {
+                let fan_in = if l == 0 { i } else { h };
+                for shape in [vec![g, fan_in], vec![g, h], vec![g], vec![g]] {
+                    params.push(Var::from_tensor(&random(&mut rng, &shape, 1.5, DType::F64)).unwrap());
+                }
+            }
+            // A strided input: the transpose of a batch-major tensor.
+            let x = if strided {
+                random(&mut rng, &[b, t, i], 1.0, DType::F64).transpose(0, 1).unwrap()
+            } else {
+                random(&mut rng, &[t, b, i], 1.0, DType::F64)
+            };
+            let x = Var::from_tensor(&x).unwrap();
+            let weights = random(&mut rng, &[t, b, h], 1.0, DType::F64);
+            Self { cell, x, params, weights }
+        }
+
+        fn loss(&self) -> Tensor {
+            let mut seq = self.x.as_tensor().clone();
+            for p in self.params.chunks(4) {
+                seq = layer(self.cell, &seq, (&p[0], &p[1]), (&p[2], &p[3])).unwrap();
+            }
+            (seq * &self.weights).unwrap().sum_all().unwrap()
+        }
+
+        fn value(&self) -> f64 {
+            self.loss().to_scalar::<f64>().unwrap()
+        }
+    }
+
+    /// Central differences of every input and parameter entry against the backward pass, in f64.
+    #[test]
+    fn gradients_match_central_differences_in_f64() {
+        for cell in [Cell::Lstm, Cell::Gru] {
+            for (dims, layers, strided) in
+                [((1, 1, 3, 5), 1, false), ((4, 2, 3, 5), 2, true), ((3, 3, 7, 9), 3, false), ((5, 1, 2, 1), 2, true)]
+            {
+                let stack = Stack::new(cell, dims, layers, strided, 7);
+                let grads = stack.loss().backward().unwrap();
+                let eps = 1e-6;
+                let mut worst: f64 = 0.0;
+                for var in std::iter::once(&stack.x).chain(&stack.params) {
+                    let analytic = grads.get(var).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+                    let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+                    for (k, a) in analytic.iter().enumerate() {
+                        let at = |delta: f64| {
+                            let mut v = base.clone();
+                            v[k] += delta;
+                            var.set(&Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap()).unwrap();
+                            stack.value()
+                        };
+                        let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+                        at(0.0);
+                        worst = worst.max((numeric - a).abs() / (1.0 + numeric.abs()));
+                    }
+                }
+                assert!(worst < 1e-7, "{cell:?} {dims:?} x{layers}: worst relative error {worst:e}");
+            }
+        }
+    }
+
+    fn rel(a: &Tensor, b: &Tensor) -> f64 {
+        let d = (a - b).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+        let n = b.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+        d.sqrt() / n.sqrt().max(1e-12)
+    }
+
+    /// The f32 fused op against the step-by-step candle version: outputs and every gradient.
+    #[test]
+    fn fused_equals_the_unfused_reference_in_f32() {
+        for model_type in [ModelType::Lstm, ModelType::Gru] {
+            for (seq_len, batch, hidden, layers) in [(1, 4, 13, 1), (6, 1, 13, 2), (9, 5, 20, 3), (30, 64, 64, 2)] {
+                let shape = NetShape {
+                    model_type,
+                    seq_len,
+                    inputs: 11,
+                    outputs: 3,
+                    hidden_size: hidden,
+                    num_layers: layers,
+                    dropout: 0.0,
+                };
+                let fused = Net::new(shape, &mut ChaCha8Rng::seed_from_u64(3), &Device::Cpu).unwrap();
+                let plain = Net::new(shape, &mut ChaCha8Rng::seed_from_u64(3), &Device::Cpu).unwrap().unfused();
+                let mut rng = ChaCha8Rng::seed_from_u64(4);
+                let x = random(&mut rng, &[batch, seq_len, 11], 2.0, DType::F32);
+                let y = random(&mut rng, &[batch, 3], 1.0, DType::F32);
+                let (a, b) = (fused.forward(&x, None).unwrap(), plain.forward(&x, None).unwrap());
+                let what = format!("{model_type:?} T={seq_len} B={batch} H={hidden} L={layers}");
+                assert!(rel(&a, &b) < 1e-5, "{what}: outputs differ by {:e}", rel(&a, &b));
+                let ga = (a * &y).unwrap().sum_all().unwrap().backward().unwrap();
+                let gb = (b * &y).unwrap().sum_all().unwrap().backward().unwrap();
+                for (va, vb) in fused.vars().iter().zip(plain.vars()) {
+                    let (da, db) = (ga.get(va).unwrap(), gb.get(&vb).unwrap());
+                    assert!(rel(da, db) < 1e-5, "{what}: a gradient differs by {:e}", rel(da, db));
+                }
+            }
+        }
+    }
+
+    /// Whole training runs, fused and step by step, give the same loss curves; and the same seed
+    /// gives the same weights again.
+    #[test]
+    fn training_fused_follows_the_reference_and_repeats_exactly() {
+        use crate::model::{adamw, run_epoch, Samples};
+        let (n, t, i, o) = (96, 8, 6, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let x: Vec<f32> = (0..n * t * i).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let y: Vec<f32> = (0..n * o).map(|k| if x[k * 7 % x.len()] > 0.0 { 1.0 } else { 0.0 }).collect();
+        let samples = Samples { x, y, n, seq_len: t, inputs: i, outputs: o };
+        for model_type in [ModelType::Lstm, ModelType::Gru] {
+            let shape = NetShape {
+                model_type,
+                seq_len: t,
+                inputs: i,
+                outputs: o,
+                hidden_size: 10,
+                num_layers: 2,
+                dropout: 0.1,
+            };
+            let curve = |net: Net| {
+                let mut opt = adamw(&net, 3e-3, 0.01).unwrap();
+                let order: Vec<usize> = (0..n).collect();
+                let mut drop = ChaCha8Rng::seed_from_u64(6);
+                let losses: Vec<f64> =
+                    (0..5).map(|_| run_epoch(&net, &mut opt, &samples, &order, 16, &mut drop).unwrap()).collect();
+                let weights =
+                    net.vars().iter().map(|v| v.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect::<Vec<_>>();
+                (losses, weights)
+            };
+            let new = || Net::new(shape, &mut ChaCha8Rng::seed_from_u64(8), &Device::Cpu).unwrap();
+            let (fused, weights) = curve(new());
+            let (plain, _) = curve(new().unfused());
+            for (a, b) in fused.iter().zip(&plain) {
+                assert!((a - b).abs() < 1e-4, "{model_type:?}: loss {a} fused, {b} step by step");
+            }
+            assert_eq!(curve(new()).1, weights, "{model_type:?}: the same seed gave other weights");
+        }
+    }
+}
