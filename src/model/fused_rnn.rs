@@ -13,6 +13,8 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use num_traits::Float;
 
+use super::kernels::{column_sums, contiguous, matmul, Mat};
+
 /// Which recurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell {
@@ -79,14 +81,6 @@ impl Dims {
     }
 }
 
-fn slice<'a, F: candle_core::WithDType>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [F]> {
-    let data = F::cpu_storage_as_slice(s)?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("fused recurrent layer: {what} must be contiguous"),
-    }
-}
-
 impl RnnOp {
     fn dims(&self, x: &Layout, wi: &Layout, wh: &Layout) -> candle_core::Result<Dims> {
         let (t, b, i) = x.shape().dims3()?;
@@ -126,14 +120,24 @@ impl CustomOp3 for RnnOp {
         let shape = Shape::from((d.t, d.b, d.h));
         match s1 {
             CpuStorage::F32(_) => {
-                let (out, ws) =
-                    forward::<f32>(self.cell, d, slice(s1, l1, "x")?, slice(s2, l2, "w_ih")?, slice(s3, l3, "w_hh")?);
+                let (out, ws) = forward::<f32>(
+                    self.cell,
+                    d,
+                    contiguous(s1, l1, "x")?,
+                    contiguous(s2, l2, "w_ih")?,
+                    contiguous(s3, l3, "w_hh")?,
+                );
                 *self.saved.lock().unwrap() = Some(Saved::F32(ws));
                 Ok((CpuStorage::F32(out), shape))
             }
             CpuStorage::F64(_) => {
-                let (out, ws) =
-                    forward::<f64>(self.cell, d, slice(s1, l1, "x")?, slice(s2, l2, "w_ih")?, slice(s3, l3, "w_hh")?);
+                let (out, ws) = forward::<f64>(
+                    self.cell,
+                    d,
+                    contiguous(s1, l1, "x")?,
+                    contiguous(s2, l2, "w_ih")?,
+                    contiguous(s3, l3, "w_hh")?,
+                );
                 *self.saved.lock().unwrap() = Some(Saved::F64(ws));
                 Ok((CpuStorage::F64(out), shape))
             }
@@ -172,80 +176,6 @@ impl CustomOp3 for RnnOp {
             None => candle_core::bail!("fused recurrent layer: backward without a forward"),
         };
         Ok((dx, Some(dwi), Some(dwh)))
-    }
-}
-
-/// A matrix in a slice: `rows` x `cols`, element (r, c) at `r * rs + c * cs`.
-#[derive(Clone, Copy)]
-struct Mat<'a, F> {
-    data: &'a [F],
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a, F> Mat<'a, F> {
-    /// A row-major block of `data`.
-    fn rows(data: &'a [F], rows: usize, cols: usize, stride: usize) -> Self {
-        Self { data, rows, cols, rs: stride, cs: 1 }
-    }
-
-    fn t(self) -> Self {
-        Self { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
-    }
-
-    /// The first `cols` columns.
-    fn left(self, cols: usize) -> Self {
-        assert!(cols <= self.cols);
-        Self { cols, ..self }
-    }
-
-    fn fits(&self) -> bool {
-        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
-    }
-}
-
-/// `dst` (row-major, `a.rows` x `b.cols`, row stride `dst_stride`) = `a` x `b`, plus `dst` when
-/// `add`. One thread: these products are small, and the result repeats exactly.
-fn matmul<F: 'static + Float>(dst: &mut [F], dst_stride: usize, a: Mat<F>, b: Mat<F>, add: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && a.fits() && b.fits());
-    assert!(m == 0 || n == 0 || (m - 1) * dst_stride + n <= dst.len());
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !add {
-            for r in 0..m {
-                dst[r * dst_stride..r * dst_stride + n].fill(F::zero());
-            }
-        }
-        return;
-    }
-    // SAFETY: every index the product reads or writes lies inside the slices (checked above).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_stride as isize,
-            add,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            F::one(),
-            F::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
     }
 }
 
@@ -412,16 +342,6 @@ fn backward<F: 'static + Float>(
         dx
     });
     (dx, dwi, dwh)
-}
-
-fn column_sums<F: Float>(m: &[F], cols: usize) -> Vec<F> {
-    let mut sums = vec![F::zero(); cols];
-    for row in m.chunks_exact(cols) {
-        for (s, v) in sums.iter_mut().zip(row) {
-            *s = *s + *v;
-        }
-    }
-    sums
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 mod config;
 mod fused_rnn;
+mod kernels;
+mod linear;
 mod net;
 mod train;
 
