@@ -8,7 +8,10 @@
 //! inside `r * (...)`) are kept, so checkpoints are unchanged. The math is generic over f32 and f64
 //! (f64 for gradient checks). See `../shared/ref/FUSED_RNN.md`.
 
+use std::ops::Range;
 use std::sync::Mutex;
+
+use rayon::prelude::*;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
@@ -53,9 +56,10 @@ struct RnnOp {
     saved: Mutex<Option<Saved>>,
 }
 
+/// The batch rows each thread ran, and the workspace of each.
 enum Saved {
-    F32(Workspace<f32>),
-    F64(Workspace<f64>),
+    F32(Vec<Range<usize>>, Vec<Workspace<f32>>),
+    F64(Vec<Range<usize>>, Vec<Workspace<f64>>),
 }
 
 /// Per step and batch row: the gate activations (LSTM i, f, g, o; GRU r, z, n) [T*B, G*H], and
@@ -119,25 +123,17 @@ impl CustomOp3 for RnnOp {
         let shape = Shape::from((d.t, d.b, d.h));
         match s1 {
             CpuStorage::F32(_) => {
-                let (out, ws) = forward::<f32>(
-                    self.cell,
-                    d,
-                    contiguous(s1, l1, "x")?,
-                    contiguous(s2, l2, "w_ih")?,
-                    contiguous(s3, l3, "w_hh")?,
-                );
-                *self.saved.lock().unwrap() = Some(Saved::F32(ws));
+                let parts = batch_parts(d.b);
+                let (x, wi, wh) = (contiguous(s1, l1, "x")?, contiguous(s2, l2, "w_ih")?, contiguous(s3, l3, "w_hh")?);
+                let (out, ws) = forward_parts::<f32>(self.cell, d, (x, wi, wh), &parts);
+                *self.saved.lock().unwrap() = Some(Saved::F32(parts, ws));
                 Ok((CpuStorage::F32(out), shape))
             }
             CpuStorage::F64(_) => {
-                let (out, ws) = forward::<f64>(
-                    self.cell,
-                    d,
-                    contiguous(s1, l1, "x")?,
-                    contiguous(s2, l2, "w_ih")?,
-                    contiguous(s3, l3, "w_hh")?,
-                );
-                *self.saved.lock().unwrap() = Some(Saved::F64(ws));
+                let parts = batch_parts(d.b);
+                let (x, wi, wh) = (contiguous(s1, l1, "x")?, contiguous(s2, l2, "w_ih")?, contiguous(s3, l3, "w_hh")?);
+                let (out, ws) = forward_parts::<f64>(self.cell, d, (x, wi, wh), &parts);
+                *self.saved.lock().unwrap() = Some(Saved::F64(parts, ws));
                 Ok((CpuStorage::F64(out), shape))
             }
             _ => candle_core::bail!("fused recurrent layer: f32 or f64 only"),
@@ -156,26 +152,111 @@ impl CustomOp3 for RnnOp {
         let saved = self.saved.lock().unwrap().take();
         let device = x.device();
         macro_rules! run {
-            ($ty:ty, $ws:expr) => {{
+            ($ty:ty, $parts:expr, $ws:expr) => {{
                 let v = |t: &Tensor| t.flatten_all()?.to_vec1::<$ty>();
-                let (dx, dwi, dwh) = backward::<$ty>(
+                let (dx, dwi, dwh) = backward_parts::<$ty>(
                     self.cell,
                     d,
                     (&v(x)?, &v(wi)?, &v(wh)?),
                     (&v(out)?, &$ws, &v(grad)?),
-                    self.input_grad,
+                    (&$parts, self.input_grad),
                 );
                 let dx = dx.map(|dx| Tensor::from_vec(dx, x.dims(), device)).transpose()?;
                 (dx, Tensor::from_vec(dwi, wi.dims(), device)?, Tensor::from_vec(dwh, wh.dims(), device)?)
             }};
         }
         let (dx, dwi, dwh) = match saved {
-            Some(Saved::F32(ws)) => run!(f32, ws),
-            Some(Saved::F64(ws)) => run!(f64, ws),
+            Some(Saved::F32(parts, ws)) => run!(f32, parts, ws),
+            Some(Saved::F64(parts, ws)) => run!(f64, parts, ws),
             None => candle_core::bail!("fused recurrent layer: backward without a forward"),
         };
         Ok((dx, Some(dwi), Some(dwh)))
     }
+}
+
+/// The batch rows each thread runs for the whole sequence (no barrier per step): one part per
+/// rayon thread, at least 16 rows each. The parts depend only on the batch and the thread count,
+/// so a run repeats exactly for a given `RAYON_NUM_THREADS`.
+fn batch_parts(b: usize) -> Vec<Range<usize>> {
+    let n = rayon::current_num_threads().min(b / 16).max(1);
+    (0..n).map(|k| k * b / n..(k + 1) * b / n).collect()
+}
+
+/// The rows `part` of every step of a [T, B, width] buffer, as [T, part, width].
+fn gather<F: Copy>(data: &[F], (t, b, width): (usize, usize, usize), part: &Range<usize>) -> Vec<F> {
+    let mut out = Vec::with_capacity(t * part.len() * width);
+    for step in 0..t {
+        out.extend_from_slice(&data[(step * b + part.start) * width..(step * b + part.end) * width]);
+    }
+    out
+}
+
+/// Puts each part's [T, part, width] buffer back into one [T, B, width] buffer.
+fn scatter<F: Copy + Default>(
+    pieces: &[Vec<F>],
+    (t, b, width): (usize, usize, usize),
+    parts: &[Range<usize>],
+) -> Vec<F> {
+    let mut out = vec![F::default(); t * b * width];
+    for (piece, part) in pieces.iter().zip(parts) {
+        let n = part.len() * width;
+        for step in 0..t {
+            out[(step * b + part.start) * width..(step * b + part.end) * width]
+                .copy_from_slice(&piece[step * n..(step + 1) * n]);
+        }
+    }
+    out
+}
+
+/// The forward pass with the batch split into `parts`, each on its own thread.
+fn forward_parts<F: Act + Send + Sync + Default>(
+    cell: Cell,
+    d: Dims,
+    (x, wi, wh): (&[F], &[F], &[F]),
+    parts: &[Range<usize>],
+) -> (Vec<F>, Vec<Workspace<F>>) {
+    if parts.len() == 1 {
+        let (out, ws) = forward(cell, d, x, wi, wh);
+        return (out, vec![ws]);
+    }
+    let (outs, ws): (Vec<_>, Vec<_>) = parts
+        .par_iter()
+        .map(|part| forward(cell, Dims { b: part.len(), ..d }, &gather(x, (d.t, d.b, d.i), part), wi, wh))
+        .unzip();
+    (scatter(&outs, (d.t, d.b, d.h), parts), ws)
+}
+
+/// The backward pass per part (as the forward ran it); the weight gradients are summed over the
+/// parts in order.
+fn backward_parts<F: Act + Send + Sync + Default>(
+    cell: Cell,
+    d: Dims,
+    (x, wi, wh): (&[F], &[F], &[F]),
+    (out, ws, dout): (&[F], &[Workspace<F>], &[F]),
+    (parts, input_grad): (&[Range<usize>], bool),
+) -> (Option<Vec<F>>, Vec<F>, Vec<F>) {
+    if parts.len() == 1 {
+        return backward(cell, d, (x, wi, wh), (out, &ws[0], dout), input_grad);
+    }
+    let results: Vec<_> = parts
+        .par_iter()
+        .zip(ws)
+        .map(|(part, ws)| {
+            let piece = |data: &[F], width: usize| gather(data, (d.t, d.b, width), part);
+            let dp = Dims { b: part.len(), ..d };
+            backward(cell, dp, (&piece(x, d.i), wi, wh), (&piece(out, d.h), ws, &piece(dout, d.h)), input_grad)
+        })
+        .collect();
+    let mut dwi = vec![F::zero(); wi.len()];
+    let mut dwh = vec![F::zero(); wh.len()];
+    let mut dx_parts = Vec::new();
+    for (dx, pwi, pwh) in results {
+        dwi.iter_mut().zip(pwi).for_each(|(a, b)| *a = *a + b);
+        dwh.iter_mut().zip(pwh).for_each(|(a, b)| *a = *a + b);
+        dx_parts.extend(dx);
+    }
+    let dx = input_grad.then(|| scatter(&dx_parts, (d.t, d.b, d.i), parts));
+    (dx, dwi, dwh)
 }
 
 /// One step's gate pass over every batch row: the activations replace the pre-activations in `a`
@@ -498,13 +579,28 @@ mod tests {
         }
     }
 
-    /// Central differences of every input and parameter entry against the backward pass, in f64.
+    /// Runs `f` with `threads` rayon threads: the fused op splits a batch of 32 rows or more
+    /// across them, whatever the machine.
+    fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    }
+
+    /// Central differences of every input and parameter entry against the backward pass, in f64;
+    /// the last case splits its batch across two threads.
     #[test]
     fn gradients_match_central_differences_in_f64() {
+        with_threads(2, gradient_check);
+    }
+
+    fn gradient_check() {
         for cell in [Cell::Lstm, Cell::Gru] {
-            for (dims, layers, strided) in
-                [((1, 1, 3, 5), 1, false), ((4, 2, 3, 5), 2, true), ((3, 3, 7, 9), 3, false), ((5, 1, 2, 1), 2, true)]
-            {
+            for (dims, layers, strided) in [
+                ((1, 1, 3, 5), 1, false),
+                ((4, 2, 3, 5), 2, true),
+                ((3, 3, 7, 9), 3, false),
+                ((5, 1, 2, 1), 2, true),
+                ((3, 32, 2, 3), 2, true),
+            ] {
                 let stack = Stack::new(cell, dims, layers, strided, 7);
                 let grads = stack.loss().backward().unwrap();
                 let eps = 1e-6;
@@ -535,9 +631,15 @@ mod tests {
         d.sqrt() / n.sqrt().max(1e-12)
     }
 
-    /// The f32 fused op against the step-by-step candle version: outputs and every gradient.
+    /// The f32 fused op against the step-by-step candle version: outputs and every gradient, on
+    /// one thread and with the batch split across two.
     #[test]
     fn fused_equals_the_unfused_reference_in_f32() {
+        with_threads(1, compare_with_reference);
+        with_threads(2, compare_with_reference);
+    }
+
+    fn compare_with_reference() {
         for model_type in [ModelType::Lstm, ModelType::Gru] {
             for (seq_len, batch, hidden, layers) in [(1, 4, 13, 1), (6, 1, 13, 2), (9, 5, 20, 3), (30, 64, 64, 2)] {
                 let shape = NetShape {

@@ -93,6 +93,32 @@ fn the_same_seed_gives_the_same_weights_and_metrics() {
 }
 
 #[test]
+fn recurrent_runs_repeat_exactly_on_one_thread_and_on_two() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "400", "--seed", "2", "--signal", "0.3", "--name", "s"]);
+    for model in ["lstm", "gru"] {
+        let mut c = quick(model);
+        c["epochs"] = json!(2);
+        c["batch_size"] = json!(64);
+        let cfg = config(&env, &format!("{model}.json"), c);
+        for threads in ["1", "2"] {
+            let run = |out: &str| {
+                let done = env
+                    .cmd()
+                    .env("RAYON_NUM_THREADS", threads)
+                    .args(["train", "--config", &cfg, "--dataset", "s", "--seed", "3", "--out", out])
+                    .output()
+                    .unwrap();
+                assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+                std::fs::read(env.path(out).join("final_model/model.safetensors")).unwrap()
+            };
+            let (a, b) = (run(&format!("{model}{threads}a")), run(&format!("{model}{threads}b")));
+            assert!(a == b, "{model} with {threads} thread(s): two runs of one seed gave other weights");
+        }
+    }
+}
+
+#[test]
 fn checkpoints_reload_exactly_and_refuse_tampering() {
     let env = Env::new();
     env.ok(&["data", "synth", "--tickers", "3", "--days", "500", "--seed", "1", "--signal", "0.5", "--name", "s"]);
