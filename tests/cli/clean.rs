@@ -57,9 +57,11 @@ fn clean_lists_then_removes_only_unneeded_weights_and_moved_aside_outputs_and_co
     let applied = json(&env.ok(&["clean", "--keep-top", "1", "--apply", "--format", "json"]));
     let size_after = std::fs::metadata(&env.db).unwrap().len();
     assert_eq!(applied["applied"]["compacted"], serde_json::json!([size_before, size_after]), "{applied}");
-    // The file is smaller by about what was shown (DuckDB allocates in blocks).
+    // The file is smaller by what was shown, to within DuckDB's allocation in 256 kB blocks (a
+    // few blocks of the copy's own metadata).
     let shrunk = size_before - size_after;
-    assert!(shrunk as f64 >= 0.9 * shown as f64, "shrunk {shrunk}, shown {shown}");
+    let slack = (0.1 * shown as f64).max(4.0 * 262_144.0);
+    assert!(shrunk as f64 >= shown as f64 - slack, "shrunk {shrunk}, shown {shown}");
     assert!(busy.exists());
     drop(lock);
     for name in aside.iter().filter(|n| !n.starts_with("backtesting_results.")) {
