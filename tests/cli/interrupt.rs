@@ -122,9 +122,10 @@ fn a_process_holding_the_file_past_the_lock_timeout_costs_no_trial_or_fold() {
     let args = [vec!["--lock-timeout", "0.5"], tune_args(&space, "h", "6", "2"), vec!["--jobs", "2"]].concat();
     let mut child = spawn(&env, &args);
     assert!(wait_for(&env, &mut child, "SELECT count(*) FROM trials", 1), "no trial started");
-    // Longer than the timeout, and long enough for the waiting message (every 10 s).
+    // Longer than the timeout, and long enough for the waiting message (every 10 s) even when the
+    // worker first needs the file a few seconds into the hold (at the end of an epoch).
     let holder = hold(&env.db);
-    std::thread::sleep(Duration::from_millis(10_500));
+    std::thread::sleep(Duration::from_millis(14_000));
     drop(holder);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
