@@ -48,8 +48,19 @@ impl<'a, F> Mat<'a, F> {
     }
 }
 
+/// Below this many multiply-adds a product runs on one thread: splitting costs more than it saves.
+const PARALLEL_MIN: usize = 1 << 21;
+
+fn parallelism(work: usize) -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        n if n > 1 && work >= PARALLEL_MIN => gemm::Parallelism::Rayon(n),
+        _ => gemm::Parallelism::None,
+    }
+}
+
 /// `dst` (row-major, `a.rows` x `b.cols`, row stride `dst_stride`) = `a` x `b`, plus `dst` when
-/// `add`. One thread: these products are small, and the result repeats exactly.
+/// `add`. Products of 2^21 multiply-adds or more use the rayon threads (gemm splits the output,
+/// never a sum, so the result is the same on any number of threads); smaller ones one thread.
 pub fn matmul<F: 'static + Float>(dst: &mut [F], dst_stride: usize, a: Mat<F>, b: Mat<F>, add: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && a.fits() && b.fits());
@@ -86,7 +97,7 @@ pub fn matmul<F: 'static + Float>(dst: &mut [F], dst_stride: usize, a: Mat<F>, b
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism(m * n * k),
         );
     }
 }
