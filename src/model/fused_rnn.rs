@@ -329,10 +329,11 @@ fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F]) -> (Vec<F>,
     let (wi, wh) = (Mat::rows(wi, g, i + 1, i + 1), Mat::rows(wh, g, h + 1, h + 1));
     // Input projections of every step, with the input bias: [T*B, G*H].
     let mut gates = vec![F::zero(); t * b * g];
+    // The biases are the last columns: gathered once, then copied row by row.
+    let b_in: Vec<F> = (0..g).map(|k| wi.data[k * (i + 1) + i]).collect();
+    let b_rec: Vec<F> = (0..g).map(|k| wh.data[k * (h + 1) + h]).collect();
     for row in gates.chunks_exact_mut(g) {
-        for (k, v) in row.iter_mut().enumerate() {
-            *v = wi.data[k * (i + 1) + i];
-        }
+        row.copy_from_slice(&b_in);
     }
     matmul(&mut gates, g, Mat::rows(x, t * b, i, i), wi.left(i).t(), true);
     let mut out = vec![F::zero(); t * b * h];
@@ -345,9 +346,7 @@ fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F]) -> (Vec<F>,
         let h_prev: &[F] = if step == 0 { &zeros } else { &done[(step - 1) * b * h..] };
         // The recurrent product with its bias: [B, G*H].
         for row in hp.chunks_exact_mut(g) {
-            for (k, v) in row.iter_mut().enumerate() {
-                *v = wh.data[k * (h + 1) + h];
-            }
+            row.copy_from_slice(&b_rec);
         }
         matmul(&mut hp, g, Mat::rows(h_prev, b, h, h), wh.left(h).t(), true);
         let h_new = &mut rest[..b * h];
