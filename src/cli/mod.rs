@@ -31,8 +31,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "HPTUNE_DB", default_value = "experiments.db")]
     pub db: PathBuf,
 
-    /// Seconds that `query`, `data`, `export` and `check` wait for another process that holds the
-    /// database before giving up. The stages (tune, extend, analyze, train, backtest, pipeline)
+    /// Seconds that `query`, `data`, `export`, `check`, `report` and `clean` wait for another
+    /// process that holds the database before giving up. The stages (tune, extend, analyze, train, backtest, pipeline)
     /// wait as long as it takes, saying every 10 s who holds it, so that no work is lost.
     #[arg(long, global = true, env = "HPTUNE_LOCK_TIMEOUT", default_value_t = 60.0, value_name = "SECS")]
     pub lock_timeout: f64,
