@@ -173,3 +173,13 @@ impl Write for Spool {
         self.file.as_mut().map_or(Ok(()), |f| f.flush())
     }
 }
+
+/// Bytes for people: `1.3 MB`, `512 B`.
+pub fn bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        _ => format!("{:.2} GB", n as f64 / 1e9),
+    }
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use super::TableOrJson;
+use crate::output::bytes;
 use crate::stages::clean::{self, Plan, Request};
 use crate::store::Store;
 
@@ -68,13 +69,13 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
                 println!(
                     "{id}: removed {} files ({}) and {} of stored weights",
                     a.files_removed,
-                    size(a.disk_bytes),
-                    size(a.database_bytes)
+                    bytes(a.disk_bytes),
+                    bytes(a.database_bytes)
                 );
             }
             match (a.compacted, a.not_compacted) {
                 (Some((before, after)), _) => {
-                    println!("compacted {}: {} -> {}", store.path().display(), size(before), size(after))
+                    println!("compacted {}: {} -> {}", store.path().display(), bytes(before), bytes(after))
                 }
                 (None, Some(why)) => eprintln!("note: not compacted: {why}"),
                 (None, None) => {}
@@ -103,29 +104,19 @@ fn print_plan(plan: &Plan, applying: bool) {
             Cell::new(&i.what),
             Cell::new(&i.why),
             Cell::new(i.files).set_alignment(CellAlignment::Right),
-            Cell::new(size(i.disk_bytes)).set_alignment(CellAlignment::Right),
+            Cell::new(bytes(i.disk_bytes)).set_alignment(CellAlignment::Right),
             Cell::new(i.checkpoints).set_alignment(CellAlignment::Right),
-            Cell::new(size(i.database_bytes)).set_alignment(CellAlignment::Right),
+            Cell::new(bytes(i.database_bytes)).set_alignment(CellAlignment::Right),
         ]);
     }
     table.add_row(vec![
         Cell::new("total"),
         Cell::new(""),
         Cell::new(plan.items.iter().map(|i| i.files).sum::<usize>()).set_alignment(CellAlignment::Right),
-        Cell::new(size(plan.disk_bytes())).set_alignment(CellAlignment::Right),
+        Cell::new(bytes(plan.disk_bytes())).set_alignment(CellAlignment::Right),
         Cell::new(plan.items.iter().map(|i| i.checkpoints).sum::<usize>()).set_alignment(CellAlignment::Right),
-        Cell::new(size(plan.database_bytes())).set_alignment(CellAlignment::Right),
+        Cell::new(bytes(plan.database_bytes())).set_alignment(CellAlignment::Right),
     ]);
     println!("{}", if applying { "removing:" } else { "would remove (nothing is touched without --apply):" });
     println!("{table}");
-}
-
-/// Bytes for people: `1.3 MB`, `512 B`.
-fn size(n: u64) -> String {
-    match n {
-        0..1_000 => format!("{n} B"),
-        1_000..1_000_000 => format!("{:.1} kB", n as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
-        _ => format!("{:.2} GB", n as f64 / 1e9),
-    }
 }

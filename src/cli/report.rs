@@ -26,7 +26,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     if !store.path().exists() {
         return Err(crate::store::StoreError::NoDatabase(store.path().to_path_buf()).into());
     }
-    let (path, bytes) = report::run(store, &Request { out: args.out, study: args.study, since: args.since })?;
-    println!("wrote {} ({:.0} kB): open it in a browser", path.display(), bytes as f64 / 1e3);
+    let (path, size) = report::run(store, &Request { out: args.out, study: args.study, since: args.since })?;
+    println!("wrote {} ({}): open it in a browser", path.display(), crate::output::bytes(size as u64));
     Ok(())
 }
