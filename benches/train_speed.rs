@@ -4,7 +4,8 @@
 //! 1 warm-up + 3 timed epochs; inference in batches of 256, 1 warm-up + 3 timed passes.
 //!
 //! Run: `RAYON_NUM_THREADS=1 cargo bench --bench train_speed` (and `=2`), beside
-//! `benches/torch_speed.py --threads 1` (and `2`).
+//! `benches/torch_speed.py --threads 1` (and `2`). Name model types after `--` to run only
+//! those (`cargo bench --bench train_speed -- mlp`), e.g. under `perf record`.
 
 use std::time::Instant;
 
@@ -26,10 +27,14 @@ fn main() -> anyhow::Result<()> {
     let y: Vec<f32> = (0..N * O).map(|_| if rng.gen::<f64>() < 0.5 { 1.0 } else { 0.0 }).collect();
     let samples = Samples { x, y, n: N, seq_len: T, inputs: I, outputs: O };
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     println!("model  threads  train samples/s  infer samples/s  params");
     for (model_type, hidden, dropout) in
         [(ModelType::Mlp, 128, 0.1), (ModelType::Lstm, 64, 0.0), (ModelType::Gru, 64, 0.0)]
     {
+        if !only.is_empty() && !only.iter().any(|m| m == model_type.name()) {
+            continue;
+        }
         let shape =
             NetShape { model_type, seq_len: T, inputs: I, outputs: O, hidden_size: hidden, num_layers: 2, dropout };
         let net = Net::new(shape, &mut ChaCha8Rng::seed_from_u64(1), &candle_core::Device::Cpu)?;

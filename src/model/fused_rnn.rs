@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::kernels::{column_sums, contiguous, matmul, Act, Mat};
+use super::kernels::{borrow, column_sums, contiguous, matmul, Act, Mat};
 
 /// Which recurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,14 +151,16 @@ impl CustomOp3 for RnnOp {
         let d = self.dims(x.layout(), wi.layout(), wh.layout())?;
         let saved = self.saved.lock().unwrap().take();
         let device = x.device();
+        let grad = grad.contiguous()?;
+        let (bx, bwi, bwh) = (borrow(x, "x"), borrow(wi, "w_ih"), borrow(wh, "w_hh"));
+        let (bout, bgrad) = (borrow(out, "the output"), borrow(&grad, "the gradient"));
         macro_rules! run {
             ($ty:ty, $parts:expr, $ws:expr) => {{
-                let v = |t: &Tensor| t.flatten_all()?.to_vec1::<$ty>();
                 let (dx, dwi, dwh) = backward_parts::<$ty>(
                     self.cell,
                     d,
-                    (&v(x)?, &v(wi)?, &v(wh)?),
-                    (&v(out)?, &$ws, &v(grad)?),
+                    (bx.slice()?, bwi.slice()?, bwh.slice()?),
+                    (bout.slice()?, &$ws, bgrad.slice()?),
                     (&$parts, self.input_grad),
                 );
                 let dx = dx.map(|dx| Tensor::from_vec(dx, x.dims(), device)).transpose()?;
@@ -260,7 +262,8 @@ fn backward_parts<F: Act + Send + Sync + Default>(
 }
 
 /// One step's gate pass over every batch row: the activations replace the pre-activations in `a`
-/// (plus the recurrent products `p`), and the cell state (LSTM) or the recurrent n part (GRU) and
+/// (for LSTM the sum of both products and biases; for GRU the input part, the recurrent part in
+/// `p`), and the cell state (LSTM) or the recurrent n part (GRU) and
 /// the new hidden state are written. Compiled for AVX-512, AVX2 and the baseline; the widest the
 /// CPU has runs (the same arithmetic in each, so the results are the same).
 fn gate_pass<F: Act>(cell: Cell, h: usize, ap: (&mut [F], &[F]), prev: (&[F], &[F]), out: (&mut [F], &mut [F])) {
@@ -299,7 +302,7 @@ fn gate_pass_rows<F: Act>(
     (extra, h_new): (&mut [F], &mut [F]),
 ) {
     let g = cell.gates() * h;
-    for (r, (a, p)) in gates.chunks_exact_mut(g).zip(hp.chunks_exact(g)).enumerate() {
+    for (r, a) in gates.chunks_exact_mut(g).enumerate() {
         let rows = r * h..(r + 1) * h;
         let (hn, ex) = (&mut h_new[rows.clone()], &mut extra[rows.clone()]);
         match cell {
@@ -308,11 +311,11 @@ fn gate_pass_rows<F: Act>(
                 let (ai, rest) = a.split_at_mut(h);
                 let (af, rest) = rest.split_at_mut(h);
                 let (ag, ao) = rest.split_at_mut(h);
-                let (pi, pf, pg, po) = (&p[..h], &p[h..2 * h], &p[2 * h..3 * h], &p[3 * h..]);
-                lstm_cell(ai, af, ag, ao, pi, pf, pg, po, cp, ex, hn);
+                lstm_cell(ai, af, ag, ao, cp, ex, hn);
             }
             Cell::Gru => {
                 let hprev = &h_prev[rows];
+                let p = &hp[r * g..(r + 1) * g];
                 let (ar, rest) = a.split_at_mut(h);
                 let (az, an) = rest.split_at_mut(h);
                 let (pr, pz, pn) = (&p[..h], &p[h..2 * h], &p[2 * h..]);
@@ -327,30 +330,40 @@ fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F]) -> (Vec<F>,
     let Dims { t, b, i, h } = d;
     let g = d.g(cell);
     let (wi, wh) = (Mat::rows(wi, g, i + 1, i + 1), Mat::rows(wh, g, h + 1, h + 1));
-    // Input projections of every step, with the input bias: [T*B, G*H].
-    let mut gates = vec![F::zero(); t * b * g];
-    // The biases are the last columns: gathered once, then copied row by row.
-    let b_in: Vec<F> = (0..g).map(|k| wi.data[k * (i + 1) + i]).collect();
+    // The biases are the last columns. LSTM adds both to the input projections, and each step's
+    // recurrent product goes straight into them; GRU keeps the recurrent one apart, as its n gate
+    // scales `W_hn h + b_hn` by r.
     let b_rec: Vec<F> = (0..g).map(|k| wh.data[k * (h + 1) + h]).collect();
-    for row in gates.chunks_exact_mut(g) {
-        row.copy_from_slice(&b_in);
-    }
+    let b_in: Vec<F> = (0..g)
+        .map(|k| wi.data[k * (i + 1) + i] + if cell == Cell::Lstm { b_rec[k] } else { F::zero() })
+        .collect();
+    // Pre-activations of every step, [T*B, G*H]: the biases, plus the input projections.
+    let mut gates: Vec<F> = b_in.iter().copied().cycle().take(t * b * g).collect();
     matmul(&mut gates, g, Mat::rows(x, t * b, i, i), wi.left(i).t(), true);
     let mut out = vec![F::zero(); t * b * h];
     let mut extra = vec![F::zero(); t * b * h];
-    let mut hp = vec![F::zero(); b * g];
+    let mut hp = if cell == Cell::Gru { vec![F::zero(); b * g] } else { Vec::new() };
     let zeros = vec![F::zero(); b * h];
     let mut c_prev = zeros.clone();
     for step in 0..t {
         let (done, rest) = out.split_at_mut(step * b * h);
         let h_prev: &[F] = if step == 0 { &zeros } else { &done[(step - 1) * b * h..] };
-        // The recurrent product with its bias: [B, G*H].
-        for row in hp.chunks_exact_mut(g) {
-            row.copy_from_slice(&b_rec);
-        }
-        matmul(&mut hp, g, Mat::rows(h_prev, b, h, h), wh.left(h).t(), true);
-        let h_new = &mut rest[..b * h];
         let gates_t = &mut gates[step * b * g..(step + 1) * b * g];
+        // The recurrent product (none from the zero initial state).
+        let rec = Mat::rows(h_prev, b, h, h);
+        match cell {
+            Cell::Lstm if step > 0 => matmul(gates_t, g, rec, wh.left(h).t(), true),
+            Cell::Lstm => {}
+            Cell::Gru => {
+                for row in hp.chunks_exact_mut(g) {
+                    row.copy_from_slice(&b_rec);
+                }
+                if step > 0 {
+                    matmul(&mut hp, g, rec, wh.left(h).t(), true);
+                }
+            }
+        }
+        let h_new = &mut rest[..b * h];
         let extra_t = &mut extra[step * b * h..(step + 1) * b * h];
         gate_pass(cell, h, (gates_t, &hp), (&c_prev, h_prev), (extra_t, h_new));
         if cell == Cell::Lstm {
@@ -363,29 +376,22 @@ fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F]) -> (Vec<F>,
 /// One batch row of the LSTM gates. Each slice is its own argument, so that the compiler knows
 /// they do not overlap and vectorises the loop (inlined into the per-CPU copies of `gate_pass`).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn lstm_cell<F: Act>(
     ai: &mut [F],
     af: &mut [F],
     ag: &mut [F],
     ao: &mut [F],
-    pi: &[F],
-    pf: &[F],
-    pg: &[F],
-    po: &[F],
     cp: &[F],
     ex: &mut [F],
     hn: &mut [F],
 ) {
     let h = hn.len();
-    assert!([ai.len(), af.len(), ag.len(), ao.len(), pi.len(), pf.len(), pg.len(), po.len(), cp.len(), ex.len()]
-        .iter()
-        .all(|&n| n == h));
+    assert!([ai.len(), af.len(), ag.len(), ao.len(), cp.len(), ex.len()].iter().all(|&n| n == h));
     for j in 0..h {
-        let ig = (ai[j] + pi[j]).sigmoid();
-        let fg = (af[j] + pf[j]).sigmoid();
-        let gg = (ag[j] + pg[j]).tanh_act();
-        let og = (ao[j] + po[j]).sigmoid();
+        let ig = ai[j].sigmoid();
+        let fg = af[j].sigmoid();
+        let gg = ag[j].tanh_act();
+        let og = ao[j].sigmoid();
         let c = fg * cp[j] + ig * gg;
         (ai[j], af[j], ag[j], ao[j]) = (ig, fg, gg, og);
         ex[j] = c;

@@ -1,7 +1,7 @@
 //! The dense kernels the fused layers share: matrix products on the `gemm` crate (AVX-512 where
 //! the CPU has it, chosen at run time), column sums, and reading candle's CPU storage.
 
-use candle_core::{CpuStorage, Layout};
+use candle_core::{CpuStorage, Layout, Storage, StorageRef, Tensor};
 use num_traits::Float;
 
 /// The data of a contiguous tensor on CPU (`what` names it in the error otherwise).
@@ -14,6 +14,28 @@ pub fn contiguous<'a, F: candle_core::WithDType>(
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
         None => candle_core::bail!("{what} must be contiguous"),
+    }
+}
+
+/// A contiguous CPU tensor's data, borrowed (not copied) while this lives: what a custom op's
+/// backward reads its inputs and gradient through.
+pub struct Borrowed<'a> {
+    storage: StorageRef<'a>,
+    layout: &'a Layout,
+    what: &'static str,
+}
+
+pub fn borrow<'a>(t: &'a Tensor, what: &'static str) -> Borrowed<'a> {
+    let (storage, layout) = t.storage_and_layout();
+    Borrowed { storage, layout, what }
+}
+
+impl Borrowed<'_> {
+    pub fn slice<F: candle_core::WithDType>(&self) -> candle_core::Result<&[F]> {
+        match &*self.storage {
+            Storage::Cpu(s) => contiguous(s, self.layout, self.what),
+            _ => candle_core::bail!("{} must be on the CPU", self.what),
+        }
     }
 }
 

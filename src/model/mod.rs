@@ -2,6 +2,7 @@
 //!
 //! Plain numeric code: no database, no files except the safetensors a caller asks for.
 
+mod adamw;
 mod config;
 mod fused_rnn;
 mod kernels;
@@ -9,6 +10,7 @@ mod linear;
 mod net;
 mod train;
 
+pub use adamw::AdamW;
 pub use config::{ModelConfig, ModelType, CONFIG_KEYS};
 pub use net::{accuracy, bce_mean, Net, NetShape};
 pub use train::{

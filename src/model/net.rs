@@ -112,19 +112,25 @@ impl Net {
     /// Recurrent layers run as one fused op each on CPU (`fused_rnn`), step by step elsewhere.
     pub fn forward(&self, x: &Tensor, mut dropout: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
         let s = self.shape;
-        let mut dropout_layer = |t: Tensor| -> Result<Tensor> {
-            match dropout.as_deref_mut() {
-                Some(rng) if s.dropout > 0.0 => apply_dropout(&t, s.dropout, rng),
-                _ => Ok(t),
-            }
+        let mut mask = |n: usize| match dropout.as_deref_mut() {
+            Some(rng) if s.dropout > 0.0 => Some(dropout_mask(n, s.dropout, rng)),
+            _ => None,
+        };
+        let dropout_layer = |t: Tensor, mask: Option<Vec<f32>>| match mask {
+            Some(mask) => &t * &Tensor::from_vec(mask, t.dims(), t.device())?,
+            None => Ok(t),
         };
         let hidden = match s.model_type {
             ModelType::Mlp => {
                 let mut h = x.flatten_from(1)?;
                 for l in 0..s.num_layers {
-                    h = linear(&h, self.p(&format!("layers.{l}.weight")), self.p(&format!("layers.{l}.bias")))?
-                        .relu()?;
-                    h = dropout_layer(h)?;
+                    let (w, b) = (self.p(&format!("layers.{l}.weight")), self.p(&format!("layers.{l}.bias")));
+                    let mask = mask(h.dim(0)? * w.dim(0)?);
+                    h = if h.device().is_cpu() {
+                        super::linear::linear_relu(&h, w, b, mask)?
+                    } else {
+                        dropout_layer(linear(&h, w, b)?.relu()?, mask)?
+                    };
                 }
                 h
             }
@@ -141,10 +147,13 @@ impl Net {
                     };
                     last = Some(h);
                     if let Some(out) = out {
-                        seq = dropout_layer(out)?;
+                        let mask = mask(out.elem_count());
+                        seq = dropout_layer(out, mask)?;
                     }
                 }
-                dropout_layer(last.unwrap())?
+                let last = last.unwrap();
+                let mask = mask(last.elem_count());
+                dropout_layer(last, mask)?
             }
         };
         linear(&hidden, self.p("head.weight"), self.p("head.bias"))
@@ -259,11 +268,10 @@ fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// Inverted dropout with a mask from our generator.
-fn apply_dropout(x: &Tensor, p: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
-    let keep = 1.0 / (1.0 - p);
-    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.gen::<f64>() < p { 0.0 } else { keep as f32 }).collect();
-    x * Tensor::from_vec(mask, x.dims(), x.device())?
+/// Inverted dropout's mask from our generator: `n` values: 0 with probability `p`, else 1/(1-p).
+fn dropout_mask(n: usize, p: f64, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let keep = (1.0 / (1.0 - p)) as f32;
+    (0..n).map(|_| if rng.gen::<f64>() < p { 0.0 } else { keep }).collect()
 }
 
 /// Mean binary cross-entropy on logits: max(z,0) - z*y + log(1 + exp(-|z|)).

@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use candle_core::Tensor;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::adamw::AdamW;
 use super::net::{accuracy, bce_mean, bce_with_logits, Net};
 use crate::features::{FeatureTable, Scaler};
 
@@ -143,10 +143,9 @@ pub fn run_epoch(
     Ok(loss_sum / order.len().max(1) as f64)
 }
 
-/// AdamW as PyTorch's defaults have it (betas 0.9, 0.999, eps 1e-8), decoupled weight decay.
+/// AdamW over the parameters of `net` (PyTorch's defaults, see `adamw`).
 pub fn adamw(net: &Net, learning_rate: f64, weight_decay: f64) -> anyhow::Result<AdamW> {
-    let params = ParamsAdamW { lr: learning_rate, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay };
-    Ok(AdamW::new(net.vars(), params)?)
+    Ok(AdamW::new(net.vars(), learning_rate, weight_decay)?)
 }
 
 /// Trains `net` on `train`, early-stopping on `val`; calls `on_epoch` after each epoch (to record
