@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::kernels::{borrow, column_sums, contiguous, matmul, Act, Mat};
+use super::kernels::{batch_parts, borrow, column_sums, contiguous, matmul, Act, Mat};
 
 /// Which recurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,14 +176,6 @@ impl CustomOp3 for RnnOp {
     }
 }
 
-/// The batch rows each thread runs for the whole sequence (no barrier per step): one part per
-/// rayon thread, at least 16 rows each. The parts depend only on the batch and the thread count,
-/// so a run repeats exactly for a given `RAYON_NUM_THREADS`.
-fn batch_parts(b: usize) -> Vec<Range<usize>> {
-    let n = rayon::current_num_threads().min(b / 16).max(1);
-    (0..n).map(|k| k * b / n..(k + 1) * b / n).collect()
-}
-
 /// The rows `part` of every step of a [T, B, width] buffer, as [T, part, width].
 fn gather<F: Copy>(data: &[F], (t, b, width): (usize, usize, usize), part: &Range<usize>) -> Vec<F> {
     let mut out = Vec::with_capacity(t * part.len() * width);
@@ -323,6 +315,12 @@ fn gate_pass_rows<F: Act>(
             }
         }
     }
+}
+
+/// Every step's hidden state [T*B*H] for `x` [T*B*I] with `[W_ih | b_ih]` and `[W_hh | b_hh]`,
+/// without gradients: inference, one thread.
+pub(crate) fn infer(cell: Cell, (t, b, i, h): (usize, usize, usize, usize), x: &[f32], wi: &[f32], wh: &[f32]) -> Vec<f32> {
+    forward(cell, Dims { t, b, i, h }, x, wi, wh).0
 }
 
 /// The forward pass: every step's hidden state [T*B*H], and what the backward needs.
@@ -684,7 +682,7 @@ mod tests {
         let x: Vec<f32> = (0..n * t * i).map(|_| rng.gen_range(-1.0..1.0)).collect();
         let y: Vec<f32> = (0..n * o).map(|k| if x[k * 7 % x.len()] > 0.0 { 1.0 } else { 0.0 }).collect();
         let samples = Samples { x, y, n, seq_len: t, inputs: i, outputs: o };
-        for model_type in [ModelType::Lstm, ModelType::Gru] {
+        for model_type in [ModelType::Mlp, ModelType::Lstm, ModelType::Gru] {
             let shape = NetShape {
                 model_type,
                 seq_len: t,

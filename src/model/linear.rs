@@ -20,6 +20,14 @@ pub fn linear_relu(x: &Tensor, w: &Tensor, b: &Tensor, mask: Option<Vec<f32>>) -
     x.contiguous()?.apply_op3(w, b, Linear { input_grad: x.track_op(), after: After::Relu(mask) })
 }
 
+/// `x W^T + b` for `rows` rows of `x`, with ReLU after it when `relu`, without gradients:
+/// inference, one thread.
+pub(crate) fn infer(x: &[f32], w: &[f32], b: &[f32], rows: usize, relu: bool) -> Vec<f32> {
+    let (n, k) = (b.len(), x.len() / rows.max(1));
+    let after = if relu { After::Relu(None) } else { After::Nothing };
+    Linear { input_grad: false, after }.forward(x, w, b, (rows, k, n))
+}
+
 struct Linear {
     input_grad: bool,
     after: After,

@@ -15,7 +15,10 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use rayon::prelude::*;
+
 use super::fused_rnn::{self, Cell};
+use super::kernels::{batch_parts, borrow};
 use super::ModelType;
 
 /// The shape of a network: what it reads, what it outputs and its size.
@@ -88,8 +91,8 @@ impl Net {
         Ok(Self { shape, params, device: device.clone(), fused: device.is_cpu() })
     }
 
-    /// Runs recurrent layers step by step in candle ops instead of the fused op (the reference
-    /// the fused op is tested against).
+    /// Runs in candle's own ops instead of the fused ones (the reference the fused ops are
+    /// tested against): recurrent layers step by step, the MLP's ReLU and dropout apart.
     #[cfg(test)]
     pub(crate) fn unfused(mut self) -> Self {
         self.fused = false;
@@ -126,7 +129,7 @@ impl Net {
                 for l in 0..s.num_layers {
                     let (w, b) = (self.p(&format!("layers.{l}.weight")), self.p(&format!("layers.{l}.bias")));
                     let mask = mask(h.dim(0)? * w.dim(0)?);
-                    h = if h.device().is_cpu() {
+                    h = if self.fused {
                         super::linear::linear_relu(&h, w, b, mask)?
                     } else {
                         dropout_layer(linear(&h, w, b)?.relu()?, mask)?
@@ -214,8 +217,78 @@ impl Net {
         Ok((out, h))
     }
 
-    /// Logits for many samples, in batches, without gradients.
+    /// Logits for many samples, in batches of `batch`, without gradients. On CPU each batch's
+    /// rows are split across the rayon threads, each running the whole network on its rows over
+    /// the weights in place, with the same forward code the training ops run.
     pub fn predict(&self, x: &[f32], n: usize, batch: usize) -> Result<Vec<f32>> {
+        if !self.fused {
+            return self.predict_ops(x, n, batch);
+        }
+        let s = self.shape;
+        let per = s.seq_len * s.inputs;
+        let guards: Vec<_> = self.params.iter().map(|(_, v)| borrow(v.as_tensor(), "a weight")).collect();
+        let data = guards.iter().map(|g| g.slice::<f32>()).collect::<Result<Vec<_>>>()?;
+        let w = |name: &str| data[self.params.iter().position(|(n, _)| n == name).expect("parameter exists")];
+        // Recurrent weights with their biases as the last column, as the fused op takes them.
+        let with_bias = |w: &[f32], b: &[f32]| -> Vec<f32> {
+            let cols = w.len() / b.len();
+            w.chunks_exact(cols).zip(b).flat_map(|(row, &b)| row.iter().copied().chain([b])).collect()
+        };
+        let recurrent: Vec<(Vec<f32>, Vec<f32>)> = match s.model_type {
+            ModelType::Mlp => Vec::new(),
+            ModelType::Lstm | ModelType::Gru => (0..s.num_layers)
+                .map(|l| {
+                    let p = |name: &str| w(&format!("rnn.{name}_l{l}"));
+                    (with_bias(p("weight_ih"), p("bias_ih")), with_bias(p("weight_hh"), p("bias_hh")))
+                })
+                .collect(),
+        };
+        let hidden: Vec<(&[f32], &[f32])> = match s.model_type {
+            ModelType::Mlp => (0..s.num_layers)
+                .map(|l| (w(&format!("layers.{l}.weight")), w(&format!("layers.{l}.bias"))))
+                .collect(),
+            ModelType::Lstm | ModelType::Gru => Vec::new(),
+        };
+        let head = (w("head.weight"), w("head.bias"));
+        // One part's logits: [rows, outputs] from [rows, seq_len, inputs].
+        let run = |x: &[f32], rows: usize| -> Vec<f32> {
+            let last = match s.model_type {
+                ModelType::Mlp => hidden.iter().fold(x.to_vec(), |h, (w, b)| super::linear::infer(&h, w, b, rows, true)),
+                ModelType::Lstm | ModelType::Gru => {
+                    let cell = if s.model_type == ModelType::Lstm { Cell::Lstm } else { Cell::Gru };
+                    // Time-major: [T, rows, inputs].
+                    let mut seq = Vec::with_capacity(x.len());
+                    for t in 0..s.seq_len {
+                        for r in 0..rows {
+                            seq.extend_from_slice(&x[(r * s.seq_len + t) * s.inputs..][..s.inputs]);
+                        }
+                    }
+                    let mut width = s.inputs;
+                    for (wi, wh) in &recurrent {
+                        seq = fused_rnn::infer(cell, (s.seq_len, rows, width, s.hidden_size), &seq, wi, wh);
+                        width = s.hidden_size;
+                    }
+                    seq.split_off((s.seq_len - 1) * rows * width)
+                }
+            };
+            super::linear::infer(&last, head.0, head.1, rows, false)
+        };
+        let mut out = Vec::with_capacity(n * s.outputs);
+        for start in (0..n).step_by(batch.max(1)) {
+            let parts = batch_parts((start + batch).min(n) - start);
+            let rows = |p: &std::ops::Range<usize>| &x[(start + p.start) * per..(start + p.end) * per];
+            if parts.len() == 1 {
+                out.extend(run(rows(&parts[0]), parts[0].len()));
+            } else {
+                let pieces: Vec<Vec<f32>> = parts.par_iter().map(|p| run(rows(p), p.len())).collect();
+                out.extend(pieces.into_iter().flatten());
+            }
+        }
+        Ok(out)
+    }
+
+    /// `predict` through candle's ops (other devices, and the unfused reference).
+    fn predict_ops(&self, x: &[f32], n: usize, batch: usize) -> Result<Vec<f32>> {
         let s = self.shape;
         let per = s.seq_len * s.inputs;
         let mut out = Vec::with_capacity(n * s.outputs);
@@ -297,4 +370,40 @@ pub fn bce_mean(logits: &[f32], labels: &[f32]) -> f64 {
         })
         .sum();
     sum / labels.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::{Net, NetShape};
+    use crate::model::ModelType;
+
+    /// Inference over the weights in place, its batches split across 1 and 2 threads, gives
+    /// the logits of candle's own ops (the step-by-step reference), for every model type.
+    #[test]
+    fn predict_in_place_matches_candle_ops_on_one_and_two_threads() {
+        let (n, t, i, o) = (70, 7, 5, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let x: Vec<f32> = (0..n * t * i).map(|_| rng.gen_range(-2.0..2.0)).collect();
+        for model_type in [ModelType::Mlp, ModelType::Lstm, ModelType::Gru] {
+            for layers in [1, 2] {
+                let shape =
+                    NetShape { model_type, seq_len: t, inputs: i, outputs: o, hidden_size: 9, num_layers: layers, dropout: 0.2 };
+                let new = || Net::new(shape, &mut ChaCha8Rng::seed_from_u64(3), &Device::Cpu).unwrap();
+                let reference = new().unfused().predict(&x, n, 32).unwrap();
+                let net = new();
+                for threads in [1, 2] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let ours = pool.install(|| net.predict(&x, n, 32).unwrap());
+                    assert_eq!(ours.len(), reference.len());
+                    let err = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                    let scale = reference.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+                    assert!(err <= 1e-5 * scale.max(1.0), "{model_type:?} L={layers} on {threads} threads: {err:e}");
+                }
+            }
+        }
+    }
 }
