@@ -253,7 +253,11 @@ impl Net {
         // One part's logits: [rows, outputs] from [rows, seq_len, inputs].
         let run = |x: &[f32], rows: usize| -> Vec<f32> {
             let last = match s.model_type {
-                ModelType::Mlp => hidden.iter().fold(x.to_vec(), |h, (w, b)| super::linear::infer(&h, w, b, rows, true)),
+                ModelType::Mlp => {
+                    let (first, rest) = hidden.split_first().expect("an MLP has a hidden layer");
+                    let h = super::linear::infer(x, first.0, first.1, rows, true);
+                    rest.iter().fold(h, |h, (w, b)| super::linear::infer(&h, w, b, rows, true))
+                }
                 ModelType::Lstm | ModelType::Gru => {
                     let cell = if s.model_type == ModelType::Lstm { Cell::Lstm } else { Cell::Gru };
                     // Time-major: [T, rows, inputs].
