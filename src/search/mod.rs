@@ -2,6 +2,7 @@
 //! inside the box around the best trials). Plain numeric code: it sees trial parameters and
 //! values, never the database.
 
+pub mod gp;
 pub mod qmc;
 pub mod space;
 pub mod tpe;
@@ -21,6 +22,43 @@ crate::states::states! {
         Bayesian = "bayesian",
         /// TPE in the box around the best 20%.
         Finetune = "finetune",
+    }
+}
+
+crate::states::states! {
+    /// The model behind the Bayesian and fine-tuning phases.
+    Sampler {
+        /// Tree-structured Parzen estimator.
+        Tpe = "tpe",
+        /// Gaussian process with log expected improvement.
+        Gp = "gp",
+        /// GP for spaces it handles well (`AUTO_GP_MAX_PARAMS`), TPE otherwise.
+        Auto = "auto",
+    }
+}
+
+/// `auto` picks the GP for spaces of at most this many parameters, none of them categorical
+/// with more than `AUTO_GP_MAX_CHOICES` choices.
+pub const AUTO_GP_MAX_PARAMS: usize = 16;
+pub const AUTO_GP_MAX_CHOICES: usize = 8;
+
+impl Sampler {
+    /// The sampler `auto` stands for on `space` (others stand for themselves).
+    pub fn resolve(self, space: &Space) -> Sampler {
+        match self {
+            Sampler::Auto => {
+                let few_choices = space.params.iter().all(|p| match &p.dist {
+                    Distribution::Categorical { choices } => choices.len() <= AUTO_GP_MAX_CHOICES,
+                    _ => true,
+                });
+                if space.params.len() <= AUTO_GP_MAX_PARAMS && few_choices {
+                    Sampler::Gp
+                } else {
+                    Sampler::Tpe
+                }
+            }
+            s => s,
+        }
     }
 }
 
@@ -69,11 +107,12 @@ pub struct Past {
 /// Share of finished trials whose box phase 3 samples in (at least 3 trials).
 const FINETUNE_TOP: f64 = 0.2;
 
-/// Parameters for trial `number` of a study. Deterministic in (seed, number, history).
+/// Parameters for trial `number` of a study, the model-based phases with `sampler`.
+/// Deterministic in (seed, number, history).
 pub fn suggest(
     space: &Space,
     plan: &PhasePlan,
-    seed: u64,
+    (seed, sampler): (u64, Sampler),
     number: usize,
     maximize: bool,
     history: &[Past],
@@ -102,7 +141,10 @@ pub fn suggest(
         } else {
             space.bounds()
         };
-        tpe::suggest(space, &observations, &region, &mut rng)
+        match sampler.resolve(space) {
+            Sampler::Gp => gp::suggest(space, &observations, &region, &mut rng),
+            _ => tpe::suggest(space, &observations, &region, &mut rng),
+        }
     };
     let params = space.params.iter().zip(x).map(|(p, u)| (p.name.clone(), p.dist.from_internal(u))).collect();
     (phase, params)

@@ -5,18 +5,21 @@ mod functions;
 
 use proptest::prelude::*;
 
-use hptune::search::{suggest, Past, PhasePlan, Space};
+use hptune::search::{suggest, Past, PhasePlan, Sampler, Space};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn suggestions_stay_inside_the_space(seed in 0u64..10_000, total in 3usize..40, f in 0usize..6) {
+    fn suggestions_stay_inside_the_space(seed in 0u64..10_000, total in 3usize..40, f in 0usize..6, gp in any::<bool>()) {
         let func = &functions::all()[f];
+        // The GP's suggestions cost more: shorter studies for it.
+        let total = if gp { total.min(16) } else { total };
+        let sampler = if gp { Sampler::Gp } else { Sampler::Tpe };
         let plan = PhasePlan::split(total);
         let mut history: Vec<Past> = Vec::new();
         for number in 0..total {
-            let (phase, params) = suggest(&func.space, &plan, seed, number, false, &history);
+            let (phase, params) = suggest(&func.space, &plan, (seed, sampler), number, false, &history);
             prop_assert_eq!(phase, plan.phase_of(number));
             for p in &func.space.params {
                 prop_assert!(p.dist.contains(&params[&p.name]), "{} = {} outside {:?}", p.name, params[&p.name], p.dist);
@@ -32,7 +35,7 @@ proptest! {
 fn the_default_space_round_trips_every_value() {
     let space = Space::default_space();
     let plan = PhasePlan::split(20);
-    let (_, params) = suggest(&space, &plan, 3, 0, true, &[]);
+    let (_, params) = suggest(&space, &plan, (3, Sampler::Tpe), 0, true, &[]);
     assert_eq!(params.len(), space.params.len());
     for p in &space.params {
         let v = &params[&p.name];
@@ -40,8 +43,41 @@ fn the_default_space_round_trips_every_value() {
         assert_eq!(&p.dist.from_internal(p.dist.to_internal(v).unwrap()), v);
     }
     // Deterministic in (seed, number, history).
-    assert_eq!(suggest(&space, &plan, 3, 7, true, &[]), suggest(&space, &plan, 3, 7, true, &[]));
-    assert_ne!(suggest(&space, &plan, 3, 7, true, &[]).1, suggest(&space, &plan, 4, 7, true, &[]).1);
+    assert_eq!(suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]), suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]));
+    assert_ne!(suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]).1, suggest(&space, &plan, (4, Sampler::Tpe), 7, true, &[]).1);
+}
+
+/// The GP phase: the same seed and history give the same point, another seed another; with
+/// fewer than two finished trials it is the quasi-random design; `auto` picks it for the
+/// default space and TPE for a wide one.
+#[test]
+fn the_gp_sampler_repeats_and_starts_from_the_quasi_random_design() {
+    let func = &functions::all()[1];
+    let plan = PhasePlan { random: 3, bayesian: 20, finetune: 0 };
+    let mut history: Vec<Past> = Vec::new();
+    for number in 0..8 {
+        let (_, params) = suggest(&func.space, &plan, (5, Sampler::Gp), number, false, &history);
+        let value = (func.f)(&params);
+        history.push(Past { params, value: Some(value) });
+    }
+    let next = |seed| suggest(&func.space, &plan, (seed, Sampler::Gp), 8, false, &history);
+    assert_eq!(next(5), next(5));
+    assert_ne!(next(5).1, next(6).1);
+    assert_ne!(next(5).1, suggest(&func.space, &plan, (5, Sampler::Tpe), 8, false, &history).1);
+    // No finished trial yet: the Halton point, whatever the sampler.
+    let running: Vec<Past> = history.iter().map(|p| Past { params: p.params.clone(), value: None }).collect();
+    for number in [3, 9] {
+        assert_eq!(
+            suggest(&func.space, &plan, (5, Sampler::Gp), number, false, &running),
+            suggest(&func.space, &plan, (5, Sampler::Tpe), number, false, &running)
+        );
+    }
+    assert_eq!(Sampler::Auto.resolve(&Space::default_space()), Sampler::Gp);
+    let wide = Space::from_toml(
+        &(0..20).map(|i| format!("[p{i}]\ntype = \"float\"\nlow = 0.0\nhigh = 1.0\n")).collect::<String>(),
+    )
+    .unwrap();
+    assert_eq!(Sampler::Auto.resolve(&wide), Sampler::Tpe);
 }
 
 #[test]
@@ -89,7 +125,7 @@ fn tpe_beats_quasi_random_search() {
     let run = |f: &functions::TestFunction, plan: &PhasePlan, seed: u64| {
         let mut history: Vec<Past> = Vec::new();
         for number in 0..budget {
-            let (_, params) = suggest(&f.space, plan, seed, number, false, &history);
+            let (_, params) = suggest(&f.space, plan, (seed, Sampler::Tpe), number, false, &history);
             let value = (f.f)(&params);
             history.push(Past { params, value: Some(value) });
         }

@@ -1,0 +1,506 @@
+//! Gaussian-process Bayesian optimisation, after Optuna's `GPSampler`.
+//!
+//! Parameters live on the unit cube (internal coordinates, so log parameters are log-scaled;
+//! integers and steps are rounded when the point becomes parameters); a categorical parameter
+//! keeps its choice index and the kernel compares it by equality (Hamming distance). The kernel
+//! is an ARD Matérn-5/2 with a scale and a fitted noise term; its parameters maximise the
+//! marginal likelihood plus Optuna's priors (L-BFGS on their logarithms). The next point
+//! maximises log expected improvement: 2,048 random candidates, then a projected gradient ascent
+//! from the best ten (and the best trial so far) with a sweep over each categorical's choices.
+//! Running trials enter as pending points valued at the posterior mean (the "kriging believer"),
+//! which keeps the mean and removes the variance there, so parallel workers spread out.
+
+use argmin::core::{CostFunction, Executor, Gradient};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::quasinewton::LBFGS;
+use nalgebra::{Cholesky, DMatrix, DVector, Dyn};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::space::Space;
+use super::tpe::Observation;
+
+/// Random candidates scored before the local search (Optuna's `n_preliminary_samples`).
+const N_CANDIDATES: usize = 2048;
+/// Starting points of the local search (Optuna's `n_local_search`).
+const N_LOCAL: usize = 10;
+/// The smallest noise variance (of the standardised objective).
+const MIN_NOISE: f64 = 1e-6;
+
+/// Kernel parameters: inverse squared length scales per dimension, the scale, the noise variance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kernel {
+    pub inv_sq_lengths: Vec<f64>,
+    pub scale: f64,
+    pub noise: f64,
+}
+
+impl Kernel {
+    /// From the log parameters the fit moves: [ln λ_1..ln λ_d, ln scale, ln (noise - MIN_NOISE)].
+    fn from_raw(raw: &[f64]) -> Self {
+        let d = raw.len() - 2;
+        Self {
+            inv_sq_lengths: raw[..d].iter().map(|r| r.exp()).collect(),
+            scale: raw[d].exp(),
+            noise: MIN_NOISE + raw[d + 1].exp(),
+        }
+    }
+}
+
+/// Matérn-5/2 as a function of the squared distance, and its derivative in the squared distance.
+fn matern52(r2: f64) -> (f64, f64) {
+    let r = (5.0 * r2).sqrt();
+    let e = (-r).exp();
+    ((1.0 + r + r * r / 3.0) * e, -5.0 / 6.0 * (1.0 + r) * e)
+}
+
+/// One dimension's squared difference: (a - b)^2, or 0/1 for a categorical one.
+fn delta(a: f64, b: f64, categorical: bool) -> f64 {
+    if categorical {
+        f64::from(u8::from((a - b).abs() > 0.5))
+    } else {
+        (a - b) * (a - b)
+    }
+}
+
+fn sq_dist(a: &[f64], b: &[f64], k: &Kernel, categorical: &[bool]) -> f64 {
+    (0..a.len()).map(|t| delta(a[t], b[t], categorical[t]) * k.inv_sq_lengths[t]).sum()
+}
+
+/// The GP conditioned on data: what the acquisition asks.
+pub struct Posterior {
+    x: Vec<Vec<f64>>,
+    categorical: Vec<bool>,
+    kernel: Kernel,
+    chol: Cholesky<f64, Dyn>,
+    alpha: DVector<f64>,
+}
+
+impl Posterior {
+    /// None when the kernel matrix is not positive definite.
+    pub fn new(x: Vec<Vec<f64>>, y: &[f64], kernel: Kernel, categorical: Vec<bool>) -> Option<Self> {
+        let n = x.len();
+        let km = DMatrix::from_fn(n, n, |i, j| {
+            kernel.scale * matern52(sq_dist(&x[i], &x[j], &kernel, &categorical)).0
+                + if i == j { kernel.noise } else { 0.0 }
+        });
+        let chol = km.cholesky()?;
+        let alpha = chol.solve(&DVector::from_column_slice(y));
+        Some(Self { x, categorical, kernel, chol, alpha })
+    }
+
+    /// The kernel against every data point, and the derivative of each in the squared distance.
+    fn k_star(&self, p: &[f64]) -> (DVector<f64>, Vec<f64>) {
+        let (k, dk): (Vec<f64>, Vec<f64>) = self
+            .x
+            .iter()
+            .map(|xi| {
+                let (m, dm) = matern52(sq_dist(p, xi, &self.kernel, &self.categorical));
+                (self.kernel.scale * m, self.kernel.scale * dm)
+            })
+            .unzip();
+        (DVector::from_vec(k), dk)
+    }
+
+    /// Posterior mean and variance of the latent function at `p`.
+    pub fn mean_var(&self, p: &[f64]) -> (f64, f64) {
+        let (k, _) = self.k_star(p);
+        let v = self.chol.l().solve_lower_triangular(&k).expect("L is triangular with a positive diagonal");
+        (k.dot(&self.alpha), (self.kernel.scale - v.dot(&v)).max(1e-12))
+    }
+
+    /// Mean, variance and their gradients in the numeric coordinates of `p` (zero on
+    /// categorical ones).
+    fn mean_var_grad(&self, p: &[f64]) -> (f64, f64, Vec<f64>, Vec<f64>) {
+        let (k, dk) = self.k_star(p);
+        let beta = self.chol.solve(&k);
+        let d = p.len();
+        let (mut dm, mut dv) = (vec![0.0; d], vec![0.0; d]);
+        for (i, xi) in self.x.iter().enumerate() {
+            for j in (0..d).filter(|&j| !self.categorical[j]) {
+                let dki = dk[i] * self.kernel.inv_sq_lengths[j] * 2.0 * (p[j] - xi[j]);
+                dm[j] += self.alpha[i] * dki;
+                dv[j] -= 2.0 * beta[i] * dki;
+            }
+        }
+        let var = self.kernel.scale - k.dot(&beta);
+        (k.dot(&self.alpha), var.max(1e-12), dm, dv)
+    }
+}
+
+/// A value and its gradient.
+type ValueGrad = (f64, Vec<f64>);
+
+/// The fit's objective: minus (log marginal likelihood + log prior), over the log parameters.
+struct Evidence<'a> {
+    x: &'a [Vec<f64>],
+    y: &'a [f64],
+    categorical: &'a [bool],
+    /// The last point evaluated: L-BFGS asks the cost and the gradient of each point apart.
+    last: std::cell::RefCell<Option<(Vec<f64>, Option<ValueGrad>)>>,
+}
+
+impl Evidence<'_> {
+    /// The objective and its gradient, or None where the kernel matrix is not positive definite.
+    fn value_grad(&self, raw: &[f64]) -> Option<(f64, Vec<f64>)> {
+        let (x, n, d) = (self.x, self.x.len(), raw.len() - 2);
+        let k = Kernel::from_raw(raw);
+        let mut m = DMatrix::zeros(n, n);
+        let mut dm = DMatrix::zeros(n, n);
+        for i in 0..n {
+            for j in 0..=i {
+                let (v, dv) = matern52(sq_dist(&x[i], &x[j], &k, self.categorical));
+                (m[(i, j)], m[(j, i)], dm[(i, j)], dm[(j, i)]) = (v, v, dv, dv);
+            }
+        }
+        let km = &m * k.scale + DMatrix::identity(n, n) * k.noise;
+        let chol = km.cholesky()?;
+        let y = DVector::from_column_slice(self.y);
+        let alpha = chol.solve(&y);
+        let log_det: f64 = chol.l().diagonal().iter().map(|v| v.ln()).sum::<f64>() * 2.0;
+        let lml = -0.5 * y.dot(&alpha) - 0.5 * log_det - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
+        // Optuna's priors: on each λ, -(0.1/λ + 0.1 λ); Gamma(2, 1) on the scale; Gamma(1.1, 30)
+        // on the noise.
+        let lp = -k.inv_sq_lengths.iter().map(|l| 0.1 / l + 0.1 * l).sum::<f64>() + k.scale.ln() - k.scale
+            + 0.1 * k.noise.ln()
+            - 30.0 * k.noise;
+        // d lml / d θ = 1/2 tr(W dK/dθ), W = α αᵀ - K⁻¹.
+        let w = &alpha * alpha.transpose() - chol.inverse();
+        let mut grad = vec![0.0; d + 2];
+        // Over pairs i > j (W and dK are symmetric; the diagonal has no distance).
+        for i in 0..n {
+            for j in 0..i {
+                let c = w[(i, j)] * k.scale * dm[(i, j)];
+                for (t, (a, b)) in x[i].iter().zip(&x[j]).enumerate() {
+                    grad[t] += c * delta(*a, *b, self.categorical[t]);
+                }
+                grad[d] += w[(i, j)] * k.scale * m[(i, j)];
+            }
+            grad[d] += 0.5 * w[(i, i)] * k.scale * m[(i, i)];
+            grad[d + 1] += 0.5 * w[(i, i)] * (k.noise - MIN_NOISE);
+        }
+        for (g, l) in grad.iter_mut().zip(&k.inv_sq_lengths) {
+            *g *= l;
+        }
+        for (g, l) in grad.iter_mut().zip(&k.inv_sq_lengths) {
+            *g += 0.1 / l - 0.1 * l;
+        }
+        grad[d] += 1.0 - k.scale;
+        grad[d + 1] += (0.1 / k.noise - 30.0) * (k.noise - MIN_NOISE);
+        Some((-(lml + lp), grad.into_iter().map(|g| -g).collect()))
+    }
+}
+
+impl Evidence<'_> {
+    fn cached(&self, raw: &[f64]) -> Option<(f64, Vec<f64>)> {
+        let mut last = self.last.borrow_mut();
+        match &*last {
+            Some((at, value)) if at == raw => value.clone(),
+            _ => {
+                let value = self.value_grad(raw);
+                *last = Some((raw.to_vec(), value.clone()));
+                value
+            }
+        }
+    }
+}
+
+impl CostFunction for Evidence<'_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+    fn cost(&self, raw: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+        Ok(self.cached(raw).map_or(1e10, |(v, _)| v))
+    }
+}
+
+impl Gradient for Evidence<'_> {
+    type Param = Vec<f64>;
+    type Gradient = Vec<f64>;
+    fn gradient(&self, raw: &Vec<f64>) -> Result<Vec<f64>, argmin::core::Error> {
+        Ok(self.cached(raw).map_or_else(|| vec![0.0; raw.len()], |(_, g)| g))
+    }
+}
+
+/// The kernel parameters with the most evidence for (x, y), from λ = 1, scale 1, noise 0.01.
+pub fn fit(x: &[Vec<f64>], y: &[f64], categorical: &[bool]) -> Kernel {
+    let d = categorical.len();
+    let mut start = vec![0.0; d];
+    start.extend([0.0, (0.01f64 - MIN_NOISE).ln()]);
+    let evidence = Evidence { x, y, categorical, last: Default::default() };
+    // Optuna stops its L-BFGS-B at a gradient of 1e-2 (its `gtol`).
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10).with_tolerance_grad(1e-2).expect("a positive tolerance");
+    let best = Executor::new(evidence, solver)
+        .configure(|s| s.param(start.clone()).max_iters(100))
+        .run()
+        .ok()
+        .and_then(|r| r.state.best_param)
+        .filter(|raw| raw.iter().all(|v| v.is_finite()));
+    Kernel::from_raw(&best.unwrap_or(start))
+}
+
+fn norm_pdf(z: f64) -> f64 {
+    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
+}
+
+fn norm_cdf(z: f64) -> f64 {
+    0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
+}
+
+/// ln(φ(z) + z Φ(z)) (EI of a unit normal over a threshold z below its mean), and its derivative
+/// Φ(z) / (φ(z) + z Φ(z)); far in the lower tail from the asymptotic series, where the direct
+/// form would cancel to zero.
+fn log_h(z: f64) -> (f64, f64) {
+    if z > -8.0 {
+        let h = norm_pdf(z) + z * norm_cdf(z);
+        return (h.ln(), norm_cdf(z) / h);
+    }
+    // With u = 1/z²: h(z) = φ(z) u (1 - 3u + 15u² - 105u³ + 945u⁴ ...) and Φ(z) = φ(z) |z|⁻¹
+    // (1 - u + 3u² - 15u³ + 105u⁴ ...), both asymptotic series, within 1e-7 relative past -8.
+    let u = 1.0 / (z * z);
+    let s = u * (1.0 - 3.0 * u * (1.0 - 5.0 * u * (1.0 - 7.0 * u * (1.0 - 9.0 * u))));
+    let r = (1.0 - u * (1.0 - 3.0 * u * (1.0 - 5.0 * u * (1.0 - 7.0 * u)))) / -z;
+    (-0.5 * z * z - 0.5 * (2.0 * std::f64::consts::PI).ln() + s.ln(), r / s)
+}
+
+/// Log expected improvement over `best` (maximising) at mean m and variance v, with its
+/// derivatives in m and v.
+fn log_ei(m: f64, v: f64, best: f64) -> (f64, f64, f64) {
+    let s = v.sqrt();
+    let z = (m - best) / s;
+    let (lh, dlh) = log_h(z);
+    (lh + s.ln(), dlh / s, (1.0 - dlh * z) / (2.0 * v))
+}
+
+/// The acquisition at p, with its gradient in the numeric coordinates.
+fn acquisition(post: &Posterior, best: f64, p: &[f64]) -> (f64, Vec<f64>) {
+    let (m, v, dm, dv) = post.mean_var_grad(p);
+    let (a, da_dm, da_dv) = log_ei(m, v, best);
+    (a, dm.iter().zip(&dv).map(|(dm, dv)| da_dm * dm + da_dv * dv).collect())
+}
+
+/// A point on the unit cube (categoricals: a choice index), for the space's parameters.
+struct Unit {
+    bounds: Vec<(f64, f64)>,
+    /// Choices of each categorical parameter (0 for numeric ones).
+    choices: Vec<usize>,
+    categorical: Vec<bool>,
+    /// The region to search, on the unit cube (numeric dimensions).
+    region: Vec<(f64, f64)>,
+}
+
+impl Unit {
+    fn new(space: &Space, region: &[(f64, f64)]) -> Self {
+        let bounds = space.bounds();
+        let categorical: Vec<bool> = space.params.iter().map(|p| p.dist.is_categorical()).collect();
+        let choices = bounds.iter().zip(&categorical).map(|(b, &c)| if c { (b.1 + 0.5) as usize } else { 0 }).collect();
+        let region = region
+            .iter()
+            .zip(&bounds)
+            .map(|(r, b)| (((r.0 - b.0) / (b.1 - b.0)).clamp(0.0, 1.0), ((r.1 - b.0) / (b.1 - b.0)).clamp(0.0, 1.0)))
+            .collect();
+        Self { bounds, choices, categorical, region }
+    }
+
+    fn to_unit(&self, x: &[f64]) -> Vec<f64> {
+        x.iter()
+            .zip(&self.bounds)
+            .zip(&self.categorical)
+            .map(|((v, b), &c)| if c { v.round() } else { (v - b.0) / (b.1 - b.0) })
+            .collect()
+    }
+
+    fn internal(&self, u: &[f64]) -> Vec<f64> {
+        u.iter().zip(&self.bounds).zip(&self.categorical).map(|((v, b), &c)| if c { *v } else { b.0 + v * (b.1 - b.0) }).collect()
+    }
+
+    fn random(&self, rng: &mut ChaCha8Rng) -> Vec<f64> {
+        self.region
+            .iter()
+            .zip(&self.choices)
+            .map(|(r, &c)| if c > 0 { rng.gen_range(0..c) as f64 } else { rng.gen_range(r.0..=r.1) })
+            .collect()
+    }
+
+    fn clamp(&self, p: &mut [f64]) {
+        for ((v, r), &c) in p.iter_mut().zip(&self.region).zip(&self.categorical) {
+            if !c {
+                *v = v.clamp(r.0, r.1);
+            }
+        }
+    }
+}
+
+/// Projected gradient ascent on the numeric coordinates, then each categorical's best choice;
+/// twice.
+fn local_search(post: &Posterior, best: f64, unit: &Unit, start: Vec<f64>) -> (f64, Vec<f64>) {
+    let mut p = start;
+    let (mut value, mut grad) = acquisition(post, best, &p);
+    for _ in 0..2 {
+        let mut step = 0.1;
+        for _ in 0..100 {
+            let norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+            if norm < 1e-9 || step < 1e-7 {
+                break;
+            }
+            let mut q: Vec<f64> = p.iter().zip(&grad).map(|(v, g)| v + step * g / norm).collect();
+            unit.clamp(&mut q);
+            let (qv, qg) = acquisition(post, best, &q);
+            if qv > value {
+                (p, value, grad) = (q, qv, qg);
+                step *= 1.5;
+            } else {
+                step *= 0.5;
+            }
+        }
+        for j in (0..p.len()).filter(|&j| unit.categorical[j]) {
+            for c in 0..unit.choices[j] {
+                let mut q = p.clone();
+                q[j] = c as f64;
+                let (qv, qg) = acquisition(post, best, &q);
+                if qv > value {
+                    (p, value, grad) = (q, qv, qg);
+                }
+            }
+        }
+    }
+    (value, p)
+}
+
+/// The next point in internal coordinates, inside `region` (internal bounds per parameter).
+/// Needs at least one finished observation.
+pub fn suggest(space: &Space, observations: &[Observation], region: &[(f64, f64)], rng: &mut ChaCha8Rng) -> Vec<f64> {
+    let unit = Unit::new(space, region);
+    let finished: Vec<(Vec<f64>, f64)> =
+        observations.iter().filter_map(|o| o.loss.map(|l| (unit.to_unit(&o.x), -l))).collect();
+    let pending: Vec<Vec<f64>> = observations.iter().filter(|o| o.loss.is_none()).map(|o| unit.to_unit(&o.x)).collect();
+    let raw: Vec<f64> = finished.iter().map(|(_, y)| *y).collect();
+    let mean = raw.iter().sum::<f64>() / raw.len() as f64;
+    let sd = (raw.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / raw.len() as f64).sqrt().max(1e-12);
+    let y: Vec<f64> = raw.iter().map(|v| (v - mean) / sd).collect();
+    let x: Vec<Vec<f64>> = finished.iter().map(|(x, _)| x.clone()).collect();
+    let kernel = fit(&x, &y, &unit.categorical);
+    let Some(mut post) = Posterior::new(x.clone(), &y, kernel.clone(), unit.categorical.clone()) else {
+        return unit.internal(&unit.random(rng));
+    };
+    let best = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let best_x = x[y.iter().position(|v| *v == best).expect("a finished trial")].clone();
+    if !pending.is_empty() {
+        let (mut px, mut py) = (x, y);
+        for p in pending {
+            py.push(post.mean_var(&p).0);
+            px.push(p);
+        }
+        if let Some(p) = Posterior::new(px, &py, kernel, unit.categorical.clone()) {
+            post = p;
+        }
+    }
+    let mut scored: Vec<(f64, Vec<f64>)> = (0..N_CANDIDATES)
+        .map(|_| {
+            let p = unit.random(rng);
+            (acquisition(&post, best, &p).0, p)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut starts: Vec<Vec<f64>> = scored.into_iter().take(N_LOCAL).map(|(_, p)| p).collect();
+    let mut inside = best_x;
+    unit.clamp(&mut inside);
+    starts.push(inside);
+    let (_, p) = starts
+        .into_iter()
+        .map(|s| local_search(&post, best, &unit, s))
+        .fold((f64::NEG_INFINITY, Vec::new()), |a, b| if b.0 > a.0 { b } else { a });
+    unit.internal(&p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fit, log_ei, matern52, Evidence, Kernel, Posterior};
+
+    fn kernel(d: usize) -> Kernel {
+        Kernel { inv_sq_lengths: (0..d).map(|j| 0.7 + 0.4 * j as f64).collect(), scale: 1.3, noise: 0.05 }
+    }
+
+    /// One data point: mean k(x,x1) y1 / (k11 + σ²) and variance s - k(x,x1)² / (k11 + σ²).
+    #[test]
+    fn posterior_matches_the_closed_form_on_one_point() {
+        let k = kernel(2);
+        let x1 = vec![0.2, 0.6];
+        let post = Posterior::new(vec![x1.clone()], &[0.8], k.clone(), vec![false, false]).unwrap();
+        for p in [[0.2, 0.6], [0.5, 0.1], [0.9, 0.9]] {
+            let r2 = (p[0] - x1[0]).powi(2) * k.inv_sq_lengths[0] + (p[1] - x1[1]).powi(2) * k.inv_sq_lengths[1];
+            let kx = k.scale * matern52(r2).0;
+            let denom = k.scale + k.noise;
+            let (m, v) = post.mean_var(&p);
+            assert!((m - kx * 0.8 / denom).abs() < 1e-12 && (v - (k.scale - kx * kx / denom)).abs() < 1e-12, "{p:?}");
+        }
+    }
+
+    /// Three points against the textbook formulas with an explicit inverse.
+    #[test]
+    fn posterior_matches_the_explicit_inverse_with_a_categorical() {
+        let k = kernel(2);
+        let cat = vec![false, true];
+        let x = vec![vec![0.1, 0.0], vec![0.5, 1.0], vec![0.8, 0.0]];
+        let y = [0.3, -1.2, 0.9];
+        let post = Posterior::new(x.clone(), &y, k.clone(), cat.clone()).unwrap();
+        let kf = |a: &[f64], b: &[f64]| k.scale * matern52(super::sq_dist(a, b, &k, &cat)).0;
+        let km = nalgebra::DMatrix::from_fn(3, 3, |i, j| kf(&x[i], &x[j]) + if i == j { k.noise } else { 0.0 });
+        let inv = km.try_inverse().unwrap();
+        let p = [0.4, 1.0];
+        let ks = nalgebra::DVector::from_fn(3, |i, _| kf(&p, &x[i]));
+        let yv = nalgebra::DVector::from_column_slice(&y);
+        let (m, v) = post.mean_var(&p);
+        assert!((m - (ks.transpose() * &inv * yv)[0]).abs() < 1e-10);
+        assert!((v - (k.scale - (ks.transpose() * &inv * &ks)[0])).abs() < 1e-10);
+    }
+
+    /// The evidence's gradient against central differences, and the acquisition's.
+    #[test]
+    fn gradients_match_central_differences() {
+        let x: Vec<Vec<f64>> = (0..9).map(|i| vec![(i as f64 * 0.37) % 1.0, (i % 3) as f64, (i as f64 * 0.61) % 1.0]).collect();
+        let y: Vec<f64> = x.iter().map(|p| (3.0 * p[0]).sin() + p[1] * 0.3 - p[2]).collect();
+        let cat = vec![false, true, false];
+        let ev = Evidence { x: &x, y: &y, categorical: &cat, last: Default::default() };
+        let raw = vec![0.3, -0.4, 0.8, 0.2, -3.0];
+        let (_, g) = ev.value_grad(&raw).unwrap();
+        for j in 0..raw.len() {
+            let h = 1e-6;
+            let (mut a, mut b) = (raw.clone(), raw.clone());
+            a[j] += h;
+            b[j] -= h;
+            let fd = (ev.value_grad(&a).unwrap().0 - ev.value_grad(&b).unwrap().0) / (2.0 * h);
+            assert!((fd - g[j]).abs() < 1e-5 * (1.0 + fd.abs()), "evidence {j}: {fd} vs {}", g[j]);
+        }
+        let post = Posterior::new(x.clone(), &y, Kernel::from_raw(&raw), cat.clone()).unwrap();
+        for best in [0.5, 3.0, 12.0] {
+            let p = [0.45, 1.0, 0.3];
+            let (_, g) = super::acquisition(&post, best, &p);
+            for j in [0, 2] {
+                let h = 1e-6;
+                let (mut a, mut b) = (p, p);
+                a[j] += h;
+                b[j] -= h;
+                let fd = (super::acquisition(&post, best, &a).0 - super::acquisition(&post, best, &b).0) / (2.0 * h);
+                assert!((fd - g[j]).abs() < 1e-4 * (1.0 + fd.abs()), "acquisition {j} at best {best}: {fd} vs {}", g[j]);
+            }
+        }
+        let _ = fit(&x, &y, &cat);
+    }
+
+    /// Log EI is continuous where its formula switches to the tail series, and its derivatives
+    /// match differences there too.
+    #[test]
+    fn log_ei_is_smooth_across_the_tail_switch() {
+        for z in [-7.999, -8.001, -20.0, 0.5] {
+            let (a, dm, dv) = log_ei(z, 1.0, 0.0);
+            let h = 1e-5;
+            let fd_m = (log_ei(z + h, 1.0, 0.0).0 - log_ei(z - h, 1.0, 0.0).0) / (2.0 * h);
+            let fd_v = (log_ei(z, 1.0 + h, 0.0).0 - log_ei(z, 1.0 - h, 0.0).0) / (2.0 * h);
+            assert!(a.is_finite() && (fd_m - dm).abs() < 1e-3 * fd_m.abs().max(1.0), "z {z}: {fd_m} vs {dm}");
+            assert!((fd_v - dv).abs() < 1e-3 * fd_v.abs().max(1.0), "z {z}: {fd_v} vs {dv}");
+        }
+        // No jump where the formula switches: the step across it is what the slope says.
+        let step = log_ei(-7.999, 1.0, 0.0).0 - log_ei(-8.001, 1.0, 0.0).0;
+        assert!((step - 0.002 * log_ei(-8.0, 1.0, 0.0).1).abs() < 1e-5, "{step}");
+    }
+}
