@@ -98,7 +98,9 @@ impl InplaceOp2 for Update<'_> {
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
         let g = contiguous::<f32>(s2, l2, "the gradient")?;
         let CpuStorage::F32(data) = s1 else { candle_core::bail!("adamw: the parameter must be f32") };
-        let Some((lo, hi)) = l1.contiguous_offsets() else { candle_core::bail!("adamw: the parameter must be contiguous") };
+        let Some((lo, hi)) = l1.contiguous_offsets() else {
+            candle_core::bail!("adamw: the parameter must be contiguous")
+        };
         let p = &mut data[lo..hi];
         let mut moments = self.moments.borrow_mut();
         let (m, v) = &mut *moments;
@@ -106,7 +108,8 @@ impl InplaceOp2 for Update<'_> {
             candle_core::bail!("adamw: the gradient has {} values, the parameter {}", g.len(), p.len());
         }
         let (b1, b2, eps) = (BETA1 as f32, BETA2 as f32, EPS as f32);
-        let (lr, decay, scale_m, scale_v) = (self.c.lr as f32, self.c.decay as f32, self.c.scale_m as f32, self.c.scale_v as f32);
+        let (lr, decay, scale_m, scale_v) =
+            (self.c.lr as f32, self.c.decay as f32, self.c.scale_m as f32, self.c.scale_v as f32);
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * (g * g);
@@ -126,7 +129,8 @@ mod tests {
     #[test]
     fn in_place_steps_match_candle_nn() {
         let start: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin()).collect();
-        let target = Tensor::from_vec((0..37).map(|i| (i as f32 * 0.11).cos()).collect::<Vec<f32>>(), 37, &Device::Cpu).unwrap();
+        let target =
+            Tensor::from_vec((0..37).map(|i| (i as f32 * 0.11).cos()).collect::<Vec<f32>>(), 37, &Device::Cpu).unwrap();
         let ours = Var::from_vec(start.clone(), 37, &Device::Cpu).unwrap();
         let theirs = Var::from_vec(start, 37, &Device::Cpu).unwrap();
         let mut a = super::AdamW::new(vec![ours.clone()], 0.05, 0.01).unwrap();

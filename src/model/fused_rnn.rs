@@ -319,7 +319,13 @@ fn gate_pass_rows<F: Act>(
 
 /// Every step's hidden state [T*B*H] for `x` [T*B*I] with `[W_ih | b_ih]` and `[W_hh | b_hh]`,
 /// without gradients: inference, one thread.
-pub(crate) fn infer(cell: Cell, (t, b, i, h): (usize, usize, usize, usize), x: &[f32], wi: &[f32], wh: &[f32]) -> Vec<f32> {
+pub(crate) fn infer(
+    cell: Cell,
+    (t, b, i, h): (usize, usize, usize, usize),
+    x: &[f32],
+    wi: &[f32],
+    wh: &[f32],
+) -> Vec<f32> {
     forward(cell, Dims { t, b, i, h }, x, wi, wh).0
 }
 
@@ -332,9 +338,8 @@ fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F]) -> (Vec<F>,
     // recurrent product goes straight into them; GRU keeps the recurrent one apart, as its n gate
     // scales `W_hn h + b_hn` by r.
     let b_rec: Vec<F> = (0..g).map(|k| wh.data[k * (h + 1) + h]).collect();
-    let b_in: Vec<F> = (0..g)
-        .map(|k| wi.data[k * (i + 1) + i] + if cell == Cell::Lstm { b_rec[k] } else { F::zero() })
-        .collect();
+    let b_in: Vec<F> =
+        (0..g).map(|k| wi.data[k * (i + 1) + i] + if cell == Cell::Lstm { b_rec[k] } else { F::zero() }).collect();
     // Pre-activations of every step, [T*B, G*H]: the biases, plus the input projections.
     let mut gates: Vec<F> = b_in.iter().copied().cycle().take(t * b * g).collect();
     matmul(&mut gates, g, Mat::rows(x, t * b, i, i), wi.left(i).t(), true);
@@ -374,15 +379,7 @@ fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F]) -> (Vec<F>,
 /// One batch row of the LSTM gates. Each slice is its own argument, so that the compiler knows
 /// they do not overlap and vectorises the loop (inlined into the per-CPU copies of `gate_pass`).
 #[inline(always)]
-fn lstm_cell<F: Act>(
-    ai: &mut [F],
-    af: &mut [F],
-    ag: &mut [F],
-    ao: &mut [F],
-    cp: &[F],
-    ex: &mut [F],
-    hn: &mut [F],
-) {
+fn lstm_cell<F: Act>(ai: &mut [F], af: &mut [F], ag: &mut [F], ao: &mut [F], cp: &[F], ex: &mut [F], hn: &mut [F]) {
     let h = hn.len();
     assert!([ai.len(), af.len(), ag.len(), ao.len(), cp.len(), ex.len()].iter().all(|&n| n == h));
     for j in 0..h {

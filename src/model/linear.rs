@@ -69,7 +69,13 @@ impl Linear {
     fn pre_activation_grad<F: Float>(&self, y: &[F], g: &[F]) -> Option<Vec<F>> {
         let After::Relu(mask) = &self.after else { return None };
         let scale = |i: usize| mask.as_ref().map_or(F::one(), |m| F::from(m[i]).unwrap());
-        Some(y.iter().zip(g).enumerate().map(|(i, (&y, &g))| if y > F::zero() { g * scale(i) } else { F::zero() }).collect())
+        Some(
+            y.iter()
+                .zip(g)
+                .enumerate()
+                .map(|(i, (&y, &g))| if y > F::zero() { g * scale(i) } else { F::zero() })
+                .collect(),
+        )
     }
 }
 
@@ -212,7 +218,8 @@ mod tests {
             let b = Var::from_tensor(&random(&mut rng, &[n])).unwrap();
             let g = random(&mut rng, &[rows, n]);
             let mask: Vec<f32> = (0..rows * n).map(|_| if rng.gen::<f64>() < 0.3 { 0.0 } else { 1.0 / 0.7 }).collect();
-            let mask_t = Tensor::from_vec(mask.iter().map(|&m| m as f64).collect::<Vec<_>>(), (rows, n), &Device::Cpu).unwrap();
+            let mask_t =
+                Tensor::from_vec(mask.iter().map(|&m| m as f64).collect::<Vec<_>>(), (rows, n), &Device::Cpu).unwrap();
             let diff =
                 |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
             let pre = x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap().relu().unwrap();

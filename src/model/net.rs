@@ -244,9 +244,9 @@ impl Net {
                 .collect(),
         };
         let hidden: Vec<(&[f32], &[f32])> = match s.model_type {
-            ModelType::Mlp => (0..s.num_layers)
-                .map(|l| (w(&format!("layers.{l}.weight")), w(&format!("layers.{l}.bias"))))
-                .collect(),
+            ModelType::Mlp => {
+                (0..s.num_layers).map(|l| (w(&format!("layers.{l}.weight")), w(&format!("layers.{l}.bias")))).collect()
+            }
             ModelType::Lstm | ModelType::Gru => Vec::new(),
         };
         let head = (w("head.weight"), w("head.bias"));
@@ -394,8 +394,15 @@ mod tests {
         let x: Vec<f32> = (0..n * t * i).map(|_| rng.gen_range(-2.0..2.0)).collect();
         for model_type in [ModelType::Mlp, ModelType::Lstm, ModelType::Gru] {
             for layers in [1, 2] {
-                let shape =
-                    NetShape { model_type, seq_len: t, inputs: i, outputs: o, hidden_size: 9, num_layers: layers, dropout: 0.2 };
+                let shape = NetShape {
+                    model_type,
+                    seq_len: t,
+                    inputs: i,
+                    outputs: o,
+                    hidden_size: 9,
+                    num_layers: layers,
+                    dropout: 0.2,
+                };
                 let new = || Net::new(shape, &mut ChaCha8Rng::seed_from_u64(3), &Device::Cpu).unwrap();
                 let reference = new().unfused().predict(&x, n, 32).unwrap();
                 let net = new();

@@ -310,7 +310,11 @@ impl Unit {
     }
 
     fn internal(&self, u: &[f64]) -> Vec<f64> {
-        u.iter().zip(&self.bounds).zip(&self.categorical).map(|((v, b), &c)| if c { *v } else { b.0 + v * (b.1 - b.0) }).collect()
+        u.iter()
+            .zip(&self.bounds)
+            .zip(&self.categorical)
+            .map(|((v, b), &c)| if c { *v } else { b.0 + v * (b.1 - b.0) })
+            .collect()
     }
 
     fn random(&self, rng: &mut ChaCha8Rng) -> Vec<f64> {
@@ -457,7 +461,8 @@ mod tests {
     /// The evidence's gradient against central differences, and the acquisition's.
     #[test]
     fn gradients_match_central_differences() {
-        let x: Vec<Vec<f64>> = (0..9).map(|i| vec![(i as f64 * 0.37) % 1.0, (i % 3) as f64, (i as f64 * 0.61) % 1.0]).collect();
+        let x: Vec<Vec<f64>> =
+            (0..9).map(|i| vec![(i as f64 * 0.37) % 1.0, (i % 3) as f64, (i as f64 * 0.61) % 1.0]).collect();
         let y: Vec<f64> = x.iter().map(|p| (3.0 * p[0]).sin() + p[1] * 0.3 - p[2]).collect();
         let cat = vec![false, true, false];
         let ev = Evidence { x: &x, y: &y, categorical: &cat, last: Default::default() };
@@ -481,7 +486,11 @@ mod tests {
                 a[j] += h;
                 b[j] -= h;
                 let fd = (super::acquisition(&post, best, &a).0 - super::acquisition(&post, best, &b).0) / (2.0 * h);
-                assert!((fd - g[j]).abs() < 1e-4 * (1.0 + fd.abs()), "acquisition {j} at best {best}: {fd} vs {}", g[j]);
+                assert!(
+                    (fd - g[j]).abs() < 1e-4 * (1.0 + fd.abs()),
+                    "acquisition {j} at best {best}: {fd} vs {}",
+                    g[j]
+                );
             }
         }
         let _ = fit(&x, &y, &cat);

@@ -261,7 +261,9 @@ fn worker_loop(
                     value: if t.state == TrialState::Running { None } else { t.value },
                 })
                 .collect();
-            costs::time(Cost::Sampler, || search::suggest(space, &study.plan, (study.seed, search::Sampler::Tpe), number, true, &past))
+            costs::time(Cost::Sampler, || {
+                search::suggest(space, &study.plan, (study.seed, search::Sampler::Tpe), number, true, &past)
+            })
         })?;
         let Some((number, phase, params)) = claim else { return Ok(()) };
         let end = match run_trial(store, study, table, device, number, &params, req) {

@@ -43,8 +43,14 @@ fn the_default_space_round_trips_every_value() {
         assert_eq!(&p.dist.from_internal(p.dist.to_internal(v).unwrap()), v);
     }
     // Deterministic in (seed, number, history).
-    assert_eq!(suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]), suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]));
-    assert_ne!(suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]).1, suggest(&space, &plan, (4, Sampler::Tpe), 7, true, &[]).1);
+    assert_eq!(
+        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]),
+        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[])
+    );
+    assert_ne!(
+        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]).1,
+        suggest(&space, &plan, (4, Sampler::Tpe), 7, true, &[]).1
+    );
 }
 
 /// The GP phase: the same seed and history give the same point, another seed another; with
