@@ -253,11 +253,13 @@ impl Net {
         // One part's logits: [rows, outputs] from [rows, seq_len, inputs].
         let run = |x: &[f32], rows: usize| -> Vec<f32> {
             let last = match s.model_type {
-                ModelType::Mlp => {
-                    let (first, rest) = hidden.split_first().expect("an MLP has a hidden layer");
-                    let h = super::linear::infer(x, first.0, first.1, rows, true);
-                    rest.iter().fold(h, |h, (w, b)| super::linear::infer(&h, w, b, rows, true))
-                }
+                ModelType::Mlp => match hidden.split_first() {
+                    Some((first, rest)) => {
+                        let h = super::linear::infer(x, first.0, first.1, rows, true);
+                        rest.iter().fold(h, |h, (w, b)| super::linear::infer(&h, w, b, rows, true))
+                    }
+                    None => x.to_vec(),
+                },
                 ModelType::Lstm | ModelType::Gru => {
                     let cell = if s.model_type == ModelType::Lstm { Cell::Lstm } else { Cell::Gru };
                     // Time-major: [T, rows, inputs].
@@ -393,7 +395,9 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let x: Vec<f32> = (0..n * t * i).map(|_| rng.gen_range(-2.0..2.0)).collect();
         for model_type in [ModelType::Mlp, ModelType::Lstm, ModelType::Gru] {
-            for layers in [1, 2] {
+            // An MLP may have no hidden layer (the head alone).
+            let layers: &[usize] = if model_type == ModelType::Mlp { &[0, 1, 2] } else { &[1, 2] };
+            for &layers in layers {
                 let shape = NetShape {
                     model_type,
                     seq_len: t,
