@@ -4,7 +4,7 @@ A shared 2-core VM varies by a third from one run to the next, so one run of eac
 this runs `cargo bench --bench train_speed` and `benches/torch_speed.py` in turn, ROUNDS times for
 each thread count, and prints the median samples/s of each and their ratio.
 
-Run: python benches/train_vs_torch.py [--rounds 5] [--threads 1 2]
+Run: python benches/train_vs_torch.py [--rounds 5] [--threads 1 2]   (cargo builds into $CARGO_TARGET_DIR)
 (with a Python that has torch, e.g. `python -m venv /tmp/torch && /tmp/torch/bin/pip install torch`)
 """
 import argparse
