@@ -210,12 +210,12 @@ fn forward_parts<F: Act + Send + Sync + Default>(
     parts: &[Range<usize>],
 ) -> (Vec<F>, Vec<Workspace<F>>) {
     if parts.len() == 1 {
-        let (out, ws) = forward(cell, d, x, wi, wh);
+        let (out, ws) = forward(cell, d, x, wi, wh, true);
         return (out, vec![ws]);
     }
     let (outs, ws): (Vec<_>, Vec<_>) = parts
         .par_iter()
-        .map(|part| forward(cell, Dims { b: part.len(), ..d }, &gather(x, (d.t, d.b, d.i), part), wi, wh))
+        .map(|part| forward(cell, Dims { b: part.len(), ..d }, &gather(x, (d.t, d.b, d.i), part), wi, wh, true))
         .unzip();
     (scatter(&outs, (d.t, d.b, d.h), parts), ws)
 }
@@ -326,12 +326,15 @@ pub(crate) fn infer(
     wi: &[f32],
     wh: &[f32],
 ) -> Vec<f32> {
-    forward(cell, Dims { t, b, i, h }, x, wi, wh).0
+    forward(cell, Dims { t, b, i, h }, x, wi, wh, false).0
 }
 
 /// The forward pass: every step's hidden state [T*B*H], and what the backward needs.
-fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F]) -> (Vec<F>, Workspace<F>) {
+/// Without `keep` (inference) only the current step's gates live, its input projection made
+/// just before they are needed, so they stay in cache; the workspace returned is then partial.
+fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F], keep: bool) -> (Vec<F>, Workspace<F>) {
     let Dims { t, b, i, h } = d;
+    let kept = if keep { t } else { 1 };
     let g = d.g(cell);
     let (wi, wh) = (Mat::rows(wi, g, i + 1, i + 1), Mat::rows(wh, g, h + 1, h + 1));
     // The biases are the last columns. LSTM adds both to the input projections, and each step's
@@ -340,18 +343,27 @@ fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F]) -> (Vec<F>,
     let b_rec: Vec<F> = (0..g).map(|k| wh.data[k * (h + 1) + h]).collect();
     let b_in: Vec<F> =
         (0..g).map(|k| wi.data[k * (i + 1) + i] + if cell == Cell::Lstm { b_rec[k] } else { F::zero() }).collect();
-    // Pre-activations of every step, [T*B, G*H]: the biases, plus the input projections.
-    let mut gates: Vec<F> = b_in.iter().copied().cycle().take(t * b * g).collect();
-    matmul(&mut gates, g, Mat::rows(x, t * b, i, i), wi.left(i).t(), true);
+    // Pre-activations of every kept step, [T*B, G*H]: the biases, plus the input projections.
+    let mut gates: Vec<F> = b_in.iter().copied().cycle().take(kept * b * g).collect();
+    if keep {
+        matmul(&mut gates, g, Mat::rows(x, t * b, i, i), wi.left(i).t(), true);
+    }
     let mut out = vec![F::zero(); t * b * h];
-    let mut extra = vec![F::zero(); t * b * h];
+    let mut extra = vec![F::zero(); kept * b * h];
     let mut hp = if cell == Cell::Gru { vec![F::zero(); b * g] } else { Vec::new() };
     let zeros = vec![F::zero(); b * h];
     let mut c_prev = zeros.clone();
     for step in 0..t {
         let (done, rest) = out.split_at_mut(step * b * h);
         let h_prev: &[F] = if step == 0 { &zeros } else { &done[(step - 1) * b * h..] };
-        let gates_t = &mut gates[step * b * g..(step + 1) * b * g];
+        let slot = if keep { step } else { 0 };
+        let gates_t = &mut gates[slot * b * g..(slot + 1) * b * g];
+        if !keep {
+            for row in gates_t.chunks_exact_mut(g) {
+                row.copy_from_slice(&b_in);
+            }
+            matmul(gates_t, g, Mat::rows(&x[step * b * i..(step + 1) * b * i], b, i, i), wi.left(i).t(), true);
+        }
         // The recurrent product (none from the zero initial state).
         let rec = Mat::rows(h_prev, b, h, h);
         match cell {
@@ -367,7 +379,7 @@ fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F]) -> (Vec<F>,
             }
         }
         let h_new = &mut rest[..b * h];
-        let extra_t = &mut extra[step * b * h..(step + 1) * b * h];
+        let extra_t = &mut extra[slot * b * h..(slot + 1) * b * h];
         gate_pass(cell, h, (gates_t, &hp), (&c_prev, h_prev), (extra_t, h_new));
         if cell == Cell::Lstm {
             c_prev.copy_from_slice(extra_t);
