@@ -1,5 +1,5 @@
 //! Summary statistics used across stages: mean, sample variance and standard deviation, and
-//! numpy's percentile. Undefined values (too few numbers) are NaN.
+//! numpy's percentile, the standard normal's density and distribution function. Undefined values (too few numbers) are NaN.
 
 /// The arithmetic mean; NaN for no values.
 pub fn mean(v: &[f64]) -> f64 {
@@ -33,6 +33,16 @@ pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
     let pos = q / 100.0 * (sorted.len() - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// The standard normal density.
+pub fn norm_pdf(z: f64) -> f64 {
+    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
+}
+
+/// The standard normal distribution function.
+pub fn norm_cdf(z: f64) -> f64 {
+    0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::space::Space;
 use super::tpe::Observation;
+use crate::stats::{mean, norm_cdf, norm_pdf};
 
 /// Random candidates scored before the local search (Optuna's `n_preliminary_samples`).
 const N_CANDIDATES: usize = 2048;
@@ -238,14 +239,6 @@ pub fn fit(x: &[Vec<f64>], y: &[f64], categorical: &[bool]) -> Kernel {
     Kernel::from_raw(&best.unwrap_or(start))
 }
 
-fn norm_pdf(z: f64) -> f64 {
-    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
-}
-
-fn norm_cdf(z: f64) -> f64 {
-    0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
-}
-
 /// ln(φ(z) + z Φ(z)) (EI of a unit normal over a threshold z below its mean), and its derivative
 /// Φ(z) / (φ(z) + z Φ(z)); far in the lower tail from the asymptotic series, where the direct
 /// form would cancel to zero.
@@ -378,9 +371,9 @@ pub fn suggest(space: &Space, observations: &[Observation], region: &[(f64, f64)
         observations.iter().filter_map(|o| o.loss.map(|l| (unit.to_unit(&o.x), -l))).collect();
     let pending: Vec<Vec<f64>> = observations.iter().filter(|o| o.loss.is_none()).map(|o| unit.to_unit(&o.x)).collect();
     let raw: Vec<f64> = finished.iter().map(|(_, y)| *y).collect();
-    let mean = raw.iter().sum::<f64>() / raw.len() as f64;
-    let sd = (raw.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / raw.len() as f64).sqrt().max(1e-12);
-    let y: Vec<f64> = raw.iter().map(|v| (v - mean) / sd).collect();
+    let mu = mean(&raw);
+    let sd = (raw.iter().map(|y| (y - mu).powi(2)).sum::<f64>() / raw.len() as f64).sqrt().max(1e-12);
+    let y: Vec<f64> = raw.iter().map(|v| (v - mu) / sd).collect();
     let x: Vec<Vec<f64>> = finished.iter().map(|(x, _)| x.clone()).collect();
     let kernel = fit(&x, &y, &unit.categorical);
     let Some(mut post) = Posterior::new(x.clone(), &y, kernel.clone(), unit.categorical.clone()) else {

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution as _, StandardNormal};
 
 use super::space::Space;
+use crate::stats::norm_cdf;
 
 /// Candidates drawn from the good mixture per suggestion. Optuna's n_ei_candidates is 24; with
 /// 128, the late, exploiting trials of a 100-trial budget find better points on 5 of the 6 test
@@ -62,10 +63,6 @@ struct Mixture<'a> {
     cat_other: Vec<f64>,
     bounds: &'a [(f64, f64)],
     categorical: &'a [bool],
-}
-
-fn norm_cdf(z: f64) -> f64 {
-    0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
 }
 
 impl<'a> Mixture<'a> {
