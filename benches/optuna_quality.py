@@ -1,10 +1,14 @@
-"""Optuna's side of the sampler comparison (../shared/ref/FUNCTIONS.md protocol).
+"""Optuna's side of the sampler comparison (../shared/ref/FUNCTIONS.md protocol, as
+benches/sampler_quality.rs runs it): each function plain and noisy, 100 trials per seed, the
+median [q25, q75] best value after 50 and 100 trials (on a noisy function the true value of the
+trial with the best noisy value), and time per suggestion.
 
-Run: python benches/optuna_quality.py [--seeds 20] [--sampler tpe|tpe_uni|random]
-Needs `pip install optuna==5.0.0 numpy`.
+Run: python benches/optuna_quality.py [--seeds 20] [--sampler tpe|gp|tpe_uni|random] [--jobs 2] [--overhead]
+Needs `pip install optuna==5.0.0 numpy` (and torch, scipy, greenlet for gp).
 """
 import argparse
 import math
+import multiprocessing
 import time
 
 import numpy as np
@@ -58,49 +62,104 @@ def mixed(t):
     return (math.log10(lr) + 3) ** 2 + 0.5 * (layers - 2) ** 2 + {"lstm": 0.0, "gru": 0.3, "mlp": 1.0}[model] + 4 * (dropout - 0.1) ** 2
 
 
-FUNCS = [("branin", branin), ("hartmann6", hartmann6), ("rosenbrock", rosenbrock), ("ackley", ackley),
-         ("styblinski_tang", styblinski_tang), ("mixed", mixed)]
+# Function, standard deviation of the noisy variant's noise (benches/functions/mod.rs).
+FUNCS = [("branin", branin, 0.1), ("hartmann6", hartmann6, 0.05), ("rosenbrock", rosenbrock, 5.0),
+         ("ackley", ackley, 0.3), ("styblinski_tang", styblinski_tang, 3.0), ("mixed", mixed, 0.05)]
+M64 = (1 << 64) - 1
+
+
+def standard_normal(seed, number):
+    """SplitMix64 seeded with seed * 1,000,003 + number, two uniforms, Box-Muller (as the Rust bench)."""
+    state = (seed * 1_000_003 + number) & M64
+    out = []
+    for _ in range(2):
+        state = (state + 0x9E3779B97F4A7C15) & M64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+        out.append(z ^ (z >> 31))
+    u1 = ((out[0] >> 11) + 1.0) / float(1 << 53)
+    u2 = (out[1] >> 11) / float(1 << 53)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * PI * u2)
 
 
 def sampler(kind, seed):
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
     if kind == "tpe_uni":
         return optuna.samplers.TPESampler(seed=seed, multivariate=False, constant_liar=False)
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+def one_thread():
+    try:
+        import torch  # GPSampler's
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def run(job):
+    """One 100-trial study: the best (true) value after 50 and after 100 trials."""
+    kind, fi, noisy, seed = job
+    one_thread()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _, fn, noise = FUNCS[fi]
+
+    def objective(t):
+        truth = fn(t)
+        t.set_user_attr("truth", truth)
+        return truth + noise * standard_normal(seed, t.number) if noisy else truth
+
+    study = optuna.create_study(sampler=sampler(kind, seed))
+    study.optimize(objective, n_trials=100)
+    out = []
+    for k in (50, 100):
+        best = min(study.trials[:k], key=lambda t: t.value)
+        out.append(best.user_attrs["truth"])
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--sampler", default="tpe")
-    ap.add_argument("--overhead", action="store_true", help="also time suggestions at 100/1000/10000 trials")
+    ap.add_argument("--jobs", type=int, default=1, help="studies at once (processes of one thread each)")
+    ap.add_argument("--only", help="one function")
+    ap.add_argument("--overhead", action="store_true", help="also time suggestions (TPE: 100/1000/10000 trials, GP: 100/300)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    print("function          best@10     best@25     best@50    best@100 (median)   q25@100     q75@100")
-    for name, fn in FUNCS:
-        curves = []
-        for seed in range(args.seeds):
-            study = optuna.create_study(sampler=sampler(args.sampler, seed))
-            study.optimize(fn, n_trials=100)
-            vals = np.minimum.accumulate([t.value for t in study.trials])
-            curves.append([vals[k - 1] for k in (10, 25, 50, 100)])
-        c = np.array(curves)
-        med = np.percentile(c, 50, axis=0)
-        print(f"{name:<16} {med[0]:>10.4f}  {med[1]:>10.4f}  {med[2]:>10.4f}  {med[3]:>10.4f}          "
-              f"{np.percentile(c[:, 3], 25):>10.4f}  {np.percentile(c[:, 3], 75):>10.4f}")
+    print(f"{args.seeds} seeds; median [q25, q75] of the best value")
+    print(f"{'function':<22} {'sampler':<10} {'budget 50':>34} {'budget 100':>34}", flush=True)
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for fi, (name, _, _) in enumerate(FUNCS):
+            if args.only and args.only != name:
+                continue
+            for noisy in (False, True):
+                jobs = [(args.sampler, fi, noisy, seed) for seed in range(args.seeds)]
+                c = np.array(pool.map(run, jobs))
+                cells = []
+                for k in range(2):
+                    m = f"{np.percentile(c[:, k], 50):.4f}"
+                    cell = f"{m:>10} [{np.percentile(c[:, k], 25):.4f}, {np.percentile(c[:, k], 75):.4f}]"
+                    cells.append(f"{cell:>34}")
+                label = f"{name} (noisy)" if noisy else name
+                print(f"{label:<22} {args.sampler:<10} {' '.join(cells)}", flush=True)
     if args.overhead:
-        print("\nsampler overhead (mixed space): mean time per suggestion")
-        for n in (100, 1000, 10000):
+        one_thread()
+        print("\nsampler overhead (mixed space): mean time per suggestion, one thread")
+        for n in ((100, 300) if args.sampler == "gp" else (100, 1000, 10000)):
             study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
             study.optimize(mixed, n_trials=n)
             study.sampler = sampler(args.sampler, 1)
-            reps = 5 if n >= 10000 else 20
+            reps = 5 if n >= 10000 or args.sampler == "gp" else 20
             start = time.perf_counter()
             for _ in range(reps):
                 t = study.ask()
                 study.tell(t, mixed(t))
-            print(f"{n:>6} trials: {(time.perf_counter() - start) * 1e3 / reps:>9.3f} ms")
+            print(f"{args.sampler:<4} {n:>6} trials: {(time.perf_counter() - start) * 1e3 / reps:>9.3f} ms", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,24 @@
 //! Sampler quality and overhead, hptune's side (Optuna's: `benches/optuna_quality.py`).
 //!
-//! Quality: for each function of `../shared/ref/FUNCTIONS.md`, seeds 0..SEEDS, 100 trials, the
-//! best value after 10/25/50/100 trials; prints median, q25, q75 over seeds (numpy's linear
-//! percentile). Overhead: mean time per suggestion with 100, 1,000 and 10,000 finished trials
-//! (TPE), 100 and 300 (GP).
+//! Quality: for each function of `../shared/ref/FUNCTIONS.md`, plain and noisy (see
+//! `functions`), studies of 50 and of 100 trials (each split into the tuner's phases, as `hptune
+//! tune --trials N` runs them) for seeds 0..SEEDS; prints the median best value with its
+//! quartiles (numpy's linear percentile). On a noisy function the value counted is the true value
+//! of the trial with the best noisy value, the trial a user would pick. Overhead: mean time per
+//! suggestion with 100, 1,000 and 10,000 finished trials (TPE), 100 and 300 (GP).
 //!
-//! Run: `cargo bench --bench sampler_quality` (SEEDS=20 by default; `HPTUNE_BENCH_SEEDS=N`;
-//! `HPTUNE_BENCH_ONLY=hartmann6` runs one function; `HPTUNE_BENCH_SAMPLER=gp` (or `auto`) the
-//! model-based phases with another sampler than `tpe`).
+//! Run: `cargo bench --bench sampler_quality` (20 seeds; `HPTUNE_BENCH_SEEDS=N`;
+//! `HPTUNE_BENCH_ONLY=hartmann6` runs one function; `HPTUNE_BENCH_SAMPLER=tpe,gp,auto` the
+//! samplers, all three by default: `auto` reuses the results of the sampler it stands for).
 
 mod functions;
 
+use std::collections::HashMap;
 use std::time::Instant;
 
-use hptune::search::{suggest, Past, PhasePlan, Sampler};
+use rayon::prelude::*;
+
+use hptune::search::{suggest, Outcome, Past, PhasePlan, Sampler};
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     let pos = q * (sorted.len() - 1) as f64;
@@ -21,72 +26,91 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// One study: the true value of the trial with the best observed value.
+fn study(f: &functions::TestFunction, sampler: Sampler, seed: u64, budget: usize, noisy: bool) -> f64 {
+    let plan = PhasePlan::split(budget);
+    let mut history: Vec<Past> = Vec::new();
+    let (mut best_seen, mut best_true) = (f64::INFINITY, f64::INFINITY);
+    for number in 0..budget {
+        let params = suggest(&f.space, &plan, (seed, sampler), number, false, &history).params;
+        let truth = (f.f)(&params);
+        let seen = if noisy { truth + f.noise * functions::standard_normal(seed, number as u64) } else { truth };
+        if seen < best_seen {
+            (best_seen, best_true) = (seen, truth);
+        }
+        history.push(Past { params, outcome: Outcome::Value(seen) });
+    }
+    best_true
+}
+
 fn main() {
     let seeds: u64 = std::env::var("HPTUNE_BENCH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let budget = 100;
-    let sampler = match std::env::var("HPTUNE_BENCH_SAMPLER").as_deref() {
-        Ok("gp") => Sampler::Gp,
-        Ok("auto") => Sampler::Auto,
-        Ok("tpe") | Err(_) => Sampler::Tpe,
-        Ok(other) => panic!("HPTUNE_BENCH_SAMPLER={other}: tpe, gp or auto"),
-    };
-    println!("sampler: {}", sampler.as_str());
-    // The tuner's phases over a 100-trial budget, as `hptune tune --trials 100` runs them.
-    let plan = PhasePlan::split(budget);
-    println!("function          best@10     best@25     best@50    best@100 (median)   q25@100     q75@100");
+    let samplers: Vec<Sampler> = std::env::var("HPTUNE_BENCH_SAMPLER")
+        .unwrap_or_else(|_| "tpe,gp,auto".into())
+        .split(',')
+        .map(|s| {
+            Sampler::parse(s.trim()).unwrap_or_else(|| panic!("HPTUNE_BENCH_SAMPLER: '{s}' is not tpe, gp or auto"))
+        })
+        .collect();
     let only = std::env::var("HPTUNE_BENCH_ONLY").ok();
+    println!("{seeds} seeds; median [q25, q75] of the best value");
+    println!("{:<22} {:<10} {:>34} {:>34}", "function", "sampler", "budget 50", "budget 100");
     for f in functions::all().into_iter().filter(|f| only.as_deref().is_none_or(|o| o == f.name)) {
-        let mut curves: Vec<Vec<f64>> = Vec::new();
-        for seed in 0..seeds {
-            let mut history: Vec<Past> = Vec::new();
-            let mut best = f64::INFINITY;
-            let mut curve = Vec::new();
-            for number in 0..budget {
-                let (_, params) = suggest(&f.space, &plan, (seed, sampler), number, false, &history);
-                let value = (f.f)(&params);
-                best = best.min(value);
-                history.push(Past { params, value: Some(value) });
-                if [10, 25, 50, 100].contains(&(number + 1)) {
-                    curve.push(best);
-                }
+        for noisy in [false, true] {
+            let name = if noisy { format!("{} (noisy)", f.name) } else { f.name.to_string() };
+            let mut done: HashMap<Sampler, String> = HashMap::new();
+            for &sampler in &samplers {
+                let resolved = sampler.resolve(&f.space);
+                let row = done
+                    .entry(resolved)
+                    .or_insert_with(|| {
+                        [50, 100]
+                            .iter()
+                            .map(|&budget| {
+                                let mut v: Vec<f64> = (0..seeds)
+                                    .into_par_iter()
+                                    .map(|seed| study(&f, resolved, seed, budget, noisy))
+                                    .collect();
+                                v.sort_by(f64::total_cmp);
+                                let m = format!("{:.4}", percentile(&v, 0.5));
+                                format!("{m:>10} [{:.4}, {:.4}]", percentile(&v, 0.25), percentile(&v, 0.75))
+                            })
+                            .map(|cell| format!("{cell:>34}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .clone();
+                let label = if sampler == resolved { sampler.to_string() } else { format!("{sampler}={resolved}") };
+                println!("{name:<22} {label:<10} {row}");
             }
-            curves.push(curve);
         }
-        let at = |k: usize| {
-            let mut v: Vec<f64> = curves.iter().map(|c| c[k]).collect();
-            v.sort_by(f64::total_cmp);
-            v
-        };
-        let last = at(3);
-        println!(
-            "{:<16} {:>10.4}  {:>10.4}  {:>10.4}  {:>10.4}          {:>10.4}  {:>10.4}",
-            f.name,
-            percentile(&at(0), 0.5),
-            percentile(&at(1), 0.5),
-            percentile(&at(2), 0.5),
-            percentile(&last, 0.5),
-            percentile(&last, 0.25),
-            percentile(&last, 0.75)
-        );
     }
 
-    println!("\nsampler overhead (mixed space, Bayesian phase): mean time per suggestion");
+    println!("\nsampler overhead (mixed space, Bayesian phase): mean time per suggestion, one thread");
     let f = functions::all().pop().unwrap();
-    let sizes: &[usize] = if sampler == Sampler::Tpe { &[100, 1_000, 10_000] } else { &[100, 300] };
-    for &n in sizes {
-        let history: Vec<Past> = (0..n)
-            .map(|i| {
-                let (_, params) = suggest(&f.space, &PhasePlan::split(n + 100), (1, sampler), i, false, &[]);
-                let value = (f.f)(&params);
-                Past { params, value: Some(value) }
-            })
-            .collect();
-        let plan = PhasePlan { random: 0, bayesian: n + 100, finetune: 0 };
-        let reps = if n >= 10_000 || sampler != Sampler::Tpe { 5 } else { 20 };
-        let start = Instant::now();
-        for r in 0..reps {
-            std::hint::black_box(suggest(&f.space, &plan, (1, sampler), n + r, false, &history));
+    let mut resolved: Vec<Sampler> = Vec::new();
+    for s in samplers.iter().map(|s| s.resolve(&f.space)) {
+        if !resolved.contains(&s) {
+            resolved.push(s);
         }
-        println!("{n:>6} trials: {:>9.3} ms", start.elapsed().as_secs_f64() * 1e3 / reps as f64);
+    }
+    for sampler in resolved {
+        let sizes: &[usize] = if sampler == Sampler::Tpe { &[100, 1_000, 10_000] } else { &[100, 300] };
+        for &n in sizes {
+            let history: Vec<Past> = (0..n)
+                .map(|i| {
+                    let params = suggest(&f.space, &PhasePlan::split(n + 100), (1, sampler), i, false, &[]).params;
+                    let value = (f.f)(&params);
+                    Past { params, outcome: Outcome::Value(value) }
+                })
+                .collect();
+            let plan = PhasePlan { random: 0, bayesian: n + 100, finetune: 0 };
+            let reps = if n >= 10_000 || sampler != Sampler::Tpe { 5 } else { 20 };
+            let start = Instant::now();
+            for r in 0..reps {
+                std::hint::black_box(suggest(&f.space, &plan, (1, sampler), n + r, false, &history));
+            }
+            println!("{sampler:<4} {n:>6} trials: {:>9.3} ms", start.elapsed().as_secs_f64() * 1e3 / reps as f64);
+        }
     }
 }

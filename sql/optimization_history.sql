@@ -3,6 +3,7 @@ CREATE OR REPLACE VIEW optimization_history AS
 SELECT study_name,
        number,
        phase,
+       sampler,
        state,
        value,
        max(CASE WHEN state = 'COMPLETE' THEN value END)

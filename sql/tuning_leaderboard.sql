@@ -1,9 +1,10 @@
--- Finished tuning trials of every study, best first: value, phase, state, parameters, duration.
+-- Finished tuning trials of every study, best first: value, phase, sampler, state, parameters, duration.
 CREATE OR REPLACE VIEW tuning_leaderboard AS
 SELECT t.study_name,
        rank() OVER (PARTITION BY t.study_name ORDER BY t.value DESC NULLS LAST, t.number) AS rank,
        t.number,
        t.phase,
+       t.sampler,
        t.state,
        t.value,
        t.val_loss,

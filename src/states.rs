@@ -1,5 +1,5 @@
 //! The states a record can be in, one enum each, with the text the database stores. Migrations
-//! 0007 and 0008 hold the same lists as CHECK constraints (a test keeps them equal), so a state outside
+//! 0007, 0008 and 0010 hold the same lists as CHECK constraints (a test keeps them equal), so a state outside
 //! them can be neither written by hptune nor by hand.
 
 /// An enum of states, each with its stored text.

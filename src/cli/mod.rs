@@ -92,6 +92,14 @@ pub enum TableOrJson {
     Json,
 }
 
+/// `--sampler`: one of the samplers' names.
+pub(crate) fn sampler() -> impl clap::builder::TypedValueParser<Value = crate::search::Sampler> {
+    use crate::search::Sampler;
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Sampler::ALL.iter().map(|s| s.as_str()))
+        .map(|s: String| Sampler::parse(&s).expect("a listed sampler"))
+}
+
 /// A count of at least one (trials, epochs, jobs, configurations).
 pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {

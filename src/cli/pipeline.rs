@@ -54,6 +54,10 @@ pub struct Args {
     /// Share of the latest dates kept out of every stage but the backtest.
     #[arg(long, allow_negative_numbers = true, value_parser = super::holdout_share, default_value_t = DEFAULT_HOLDOUT)]
     pub holdout: f64,
+    /// Sampler of the Bayesian and fine-tuning phases (new studies): tpe, gp (Gaussian process), or
+    /// auto (gp for spaces of at most 16 parameters with no categorical of more than 8 choices).
+    #[arg(long, value_parser = super::sampler(), default_value = "auto")]
+    pub sampler: crate::search::Sampler,
     /// Search space (TOML) replacing the default.
     #[arg(long)]
     pub space: Option<PathBuf>,
@@ -93,6 +97,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             epochs: args.epochs,
             holdout: args.holdout,
             pruning: true,
+            sampler: args.sampler,
             space_toml,
             device: args.device,
             out_dir: out.join(crate::layout::TUNING_DIR),

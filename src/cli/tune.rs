@@ -43,6 +43,10 @@ pub struct Args {
     /// Share of the most recent dates no trial sees (kept for the backtest).
     #[arg(long, allow_negative_numbers = true, value_parser = super::holdout_share, default_value_t = DEFAULT_HOLDOUT)]
     pub holdout: f64,
+    /// Sampler of the Bayesian and fine-tuning phases (new studies): tpe, gp (Gaussian process), or
+    /// auto (gp for spaces of at most 16 parameters with no categorical of more than 8 choices).
+    #[arg(long, value_parser = super::sampler(), default_value = "auto")]
+    pub sampler: crate::search::Sampler,
     /// Turn off the median pruner.
     #[arg(long)]
     pub no_pruning: bool,
@@ -85,6 +89,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         epochs: args.epochs,
         holdout: args.holdout,
         pruning: !args.no_pruning,
+        sampler: args.sampler,
         space_toml,
         device: args.device,
         out_dir: args.out.clone(),

@@ -22,7 +22,7 @@ use super::tpe::Observation;
 use crate::stats::{mean, norm_cdf, norm_pdf};
 
 /// Random candidates scored before the local search (Optuna's `n_preliminary_samples`).
-const N_CANDIDATES: usize = 2048;
+pub const N_CANDIDATES: usize = 2048;
 /// Starting points of the local search (Optuna's `n_local_search`).
 const N_LOCAL: usize = 10;
 /// The smallest noise variance (of the standardised objective).

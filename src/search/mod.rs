@@ -1,6 +1,6 @@
-//! Samplers for the three tuning phases: quasi-random (Halton), Bayesian (TPE), fine-tuning (TPE
-//! inside the box around the best trials). Plain numeric code: it sees trial parameters and
-//! values, never the database.
+//! Samplers for the three tuning phases: quasi-random (Halton), Bayesian (TPE or a Gaussian
+//! process), fine-tuning (the same model inside the box around the best trials). Plain numeric
+//! code: it sees trial parameters and values, never the database.
 
 pub mod gp;
 pub mod qmc;
@@ -18,9 +18,9 @@ crate::states::states! {
     Phase {
         /// Scrambled Halton points.
         Random = "random",
-        /// TPE over the whole space.
+        /// The study's sampler over the whole space.
         Bayesian = "bayesian",
-        /// TPE in the box around the best 20%.
+        /// The study's sampler in the box around the best 20%.
         Finetune = "finetune",
     }
 }
@@ -34,6 +34,16 @@ crate::states::states! {
         Gp = "gp",
         /// GP for spaces it handles well (`AUTO_GP_MAX_PARAMS`), TPE otherwise.
         Auto = "auto",
+    }
+}
+
+crate::states::states! {
+    /// What drew a trial's parameters.
+    SampledBy {
+        /// A scrambled Halton point (the random phase, and any trial before two have finished).
+        Halton = "halton",
+        Tpe = "tpe",
+        Gp = "gp",
     }
 }
 
@@ -96,16 +106,36 @@ impl PhasePlan {
     }
 }
 
-/// A past trial as the sampler sees it: parameters, and the objective value when it finished
-/// (None while running; failed trials are left out by the caller).
+/// How a past trial stands, as the sampler sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    /// Finished with this objective value.
+    Value(f64),
+    /// Still running: a pending point (TPE counts it among the bad trials, the GP at its
+    /// posterior mean), so parallel workers spread out.
+    Running,
+    /// Failed: counted as the worst finished value, so the GP moves away from it instead of
+    /// proposing it again, and TPE counts it among the bad trials.
+    Failed,
+}
+
+/// A past trial as the sampler sees it: its parameters and outcome.
 #[derive(Debug, Clone)]
 pub struct Past {
     pub params: Params,
-    pub value: Option<f64>,
+    pub outcome: Outcome,
 }
 
 /// Share of finished trials whose box phase 3 samples in (at least 3 trials).
 const FINETUNE_TOP: f64 = 0.2;
+
+/// A trial's parameters, with its phase and what drew them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    pub phase: Phase,
+    pub sampled_by: SampledBy,
+    pub params: Params,
+}
 
 /// Parameters for trial `number` of a study, the model-based phases with `sampler`.
 /// Deterministic in (seed, number, history).
@@ -116,8 +146,16 @@ pub fn suggest(
     number: usize,
     maximize: bool,
     history: &[Past],
-) -> (Phase, Params) {
+) -> Suggestion {
     let phase = plan.phase_of(number);
+    let loss = |v: f64| if maximize { -v } else { v };
+    let worst = history
+        .iter()
+        .filter_map(|p| match p.outcome {
+            Outcome::Value(v) => Some(loss(v)),
+            _ => None,
+        })
+        .reduce(f64::max);
     let observations: Vec<Observation> = history
         .iter()
         .filter_map(|p| {
@@ -126,14 +164,19 @@ pub fn suggest(
                 .iter()
                 .map(|prm| p.params.get(&prm.name).and_then(|v| prm.dist.to_internal(v)))
                 .collect::<Option<Vec<f64>>>()?;
-            Some(Observation { x, loss: p.value.map(|v| if maximize { -v } else { v }) })
+            let loss = match p.outcome {
+                Outcome::Value(v) => Some(loss(v)),
+                Outcome::Running => None,
+                Outcome::Failed => worst,
+            };
+            Some(Observation { x, loss })
         })
         .collect();
-    let finished = observations.iter().filter(|o| o.loss.is_some()).count();
+    let finished = history.iter().filter(|p| matches!(p.outcome, Outcome::Value(_))).count();
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ number as u64);
-    let x: Vec<f64> = if phase == Phase::Random || finished < 2 {
+    let (sampled_by, x): (SampledBy, Vec<f64>) = if phase == Phase::Random || finished < 2 {
         let u = qmc::halton(seed, number as u64, space.params.len());
-        space.bounds().iter().zip(u).map(|((lo, hi), u)| lo + u * (hi - lo)).collect()
+        (SampledBy::Halton, space.bounds().iter().zip(u).map(|((lo, hi), u)| lo + u * (hi - lo)).collect())
     } else {
         let region = if phase == Phase::Finetune {
             let k = ((FINETUNE_TOP * finished as f64).ceil() as usize).max(3);
@@ -142,10 +185,10 @@ pub fn suggest(
             space.bounds()
         };
         match sampler.resolve(space) {
-            Sampler::Gp => gp::suggest(space, &observations, &region, &mut rng),
-            _ => tpe::suggest(space, &observations, &region, &mut rng),
+            Sampler::Gp => (SampledBy::Gp, gp::suggest(space, &observations, &region, &mut rng)),
+            _ => (SampledBy::Tpe, tpe::suggest(space, &observations, &region, &mut rng)),
         }
     };
     let params = space.params.iter().zip(x).map(|(p, u)| (p.name.clone(), p.dist.from_internal(u))).collect();
-    (phase, params)
+    Suggestion { phase, sampled_by, params }
 }

@@ -1,4 +1,5 @@
-//! Stage 1, tuning: a study of trials in three phases (quasi-random, TPE, TPE around the best),
+//! Stage 1, tuning: a study of trials in three phases (quasi-random, then TPE or a Gaussian process
+//! over the whole space and around the best),
 //! each trial a training run on the training span (the holdout is never seen), pruned by a median
 //! rule on per-epoch validation accuracy, run by `jobs` threads here and by any other process that
 //! joins the study.
@@ -16,7 +17,7 @@ use crate::features::{self, FeatureTable, Scaler};
 use crate::model::Device;
 use crate::model::{self, build_samples, EpochMetrics, ModelConfig, Net, CONFIG_KEYS};
 use crate::progress::Progress;
-use crate::search::{self, Params, Past, PhasePlan, Space};
+use crate::search::{self, Outcome, Params, Past, PhasePlan, Space};
 use crate::split::Split;
 use crate::states::{Role, RunStage, TrialState};
 use crate::store::{Finished, Lineage, NewRun, Store, StudyRecord, TrialEnd, TrialRecord};
@@ -41,6 +42,8 @@ pub struct Request {
     pub epochs: usize,
     pub holdout: f64,
     pub pruning: bool,
+    /// The sampler of the model-based phases (new studies).
+    pub sampler: search::Sampler,
     /// The search space as TOML, when not the default.
     pub space_toml: Option<String>,
     pub device: Device,
@@ -187,9 +190,15 @@ fn create_study(store: &Store, req: &Request) -> anyhow::Result<StudyRecord> {
                 epochs: req.epochs,
                 holdout: req.holdout,
                 pruning: req.pruning,
+                sampler: req.sampler,
                 sampler_json: json!({
-                    "phases": {"random": "scrambled Halton", "bayesian": "TPE: numeric parameters jointly, categorical ones independently", "finetune": "TPE in the box around the best 20%"},
-                    "tpe": {"n_ei_candidates": search::tpe::N_CANDIDATES, "gamma": "min(ceil(0.1 n), 25)", "constant_liar": true},
+                    "sampler": req.sampler.as_str(),
+                    "resolved": req.sampler.resolve(&space).as_str(),
+                    "phases": {"random": "scrambled Halton", "bayesian": "the sampler over the whole space", "finetune": "the sampler in the box around the best 20%"},
+                    "tpe": {"n_ei_candidates": search::tpe::N_CANDIDATES, "gamma": "min(ceil(0.1 n), 25)", "constant_liar": true,
+                            "model": "numeric parameters jointly, categorical ones independently"},
+                    "gp": {"kernel": "ARD Matern-5/2 (Hamming for categorical parameters), fitted noise", "fit": "max log marginal likelihood + priors, L-BFGS",
+                           "acquisition": "log expected improvement", "n_candidates": search::gp::N_CANDIDATES, "running_trials": "kriging believer"},
                     "pruner": {"kind": "median", "n_startup_trials": PRUNE_STARTUP_TRIALS, "n_warmup_steps": PRUNE_WARMUP_EPOCHS,
                                "metric": "val_accuracy", "enabled": req.pruning},
                 })
@@ -255,17 +264,20 @@ fn worker_loop(
         let claim = store.claim_trial(study, worker, study.n_trials.max(10), |number, trials| {
             let past: Vec<Past> = trials
                 .iter()
-                .filter(|t| t.state != TrialState::Fail)
                 .map(|t| Past {
                     params: t.params.clone(),
-                    value: if t.state == TrialState::Running { None } else { t.value },
+                    outcome: match (t.state, t.value) {
+                        (TrialState::Running, _) => Outcome::Running,
+                        (TrialState::Fail, _) | (_, None) => Outcome::Failed,
+                        (_, Some(v)) => Outcome::Value(v),
+                    },
                 })
                 .collect();
             costs::time(Cost::Sampler, || {
-                search::suggest(space, &study.plan, (study.seed, search::Sampler::Tpe), number, true, &past)
+                search::suggest(space, &study.plan, (study.seed, study.sampler), number, true, &past)
             })
         })?;
-        let Some((number, phase, params)) = claim else { return Ok(()) };
+        let Some((number, search::Suggestion { phase, params, .. })) = claim else { return Ok(()) };
         let end = match run_trial(store, study, table, device, number, &params, req) {
             Ok(end) => end,
             Err(e) => {

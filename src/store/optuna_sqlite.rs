@@ -55,6 +55,8 @@ pub struct Trial {
     pub finished_at: Option<NaiveDateTime>,
     /// User attributes: key and JSON value.
     pub user_attrs: Vec<(String, String)>,
+    /// System attributes (hptune's keys start `hptune:`): key and JSON value.
+    pub system_attrs: Vec<(String, String)>,
     /// Parameter name, value in Optuna's internal representation, distribution JSON.
     pub params: Vec<(String, f64, String)>,
     /// Step and value.
@@ -66,9 +68,18 @@ fn when(t: &NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
-/// Writes `path` with one study (`name`, whether it maximizes, its user attributes as JSON under
-/// the key `hptune`) and its trials.
-pub fn write(path: &Path, (name, maximize, attrs): (&str, bool, &str), trials: &[Trial]) -> anyhow::Result<()> {
+/// A study as Optuna stores it.
+pub struct Study<'a> {
+    pub name: &'a str,
+    pub maximize: bool,
+    /// Its settings as JSON, the user attribute `hptune`.
+    pub settings_json: String,
+    /// System attributes: key and JSON value.
+    pub system_attrs: Vec<(String, String)>,
+}
+
+/// Writes `path` with one study and its trials.
+pub fn write(path: &Path, study: &Study, trials: &[Trial]) -> anyhow::Result<()> {
     let tmp = crate::files::partial_path(path);
     let _ = std::fs::remove_file(&tmp);
     {
@@ -77,12 +88,18 @@ pub fn write(path: &Path, (name, maximize, attrs): (&str, bool, &str), trials: &
         tx.execute_batch(SCHEMA)?;
         tx.execute("INSERT INTO version_info VALUES (1, 12, ?)", [format!("hptune {}", crate::VERSION)])?;
         tx.execute("INSERT INTO alembic_version VALUES ('v3.2.0.a')", [])?;
-        tx.execute("INSERT INTO studies VALUES (1, ?)", [name])?;
+        tx.execute("INSERT INTO studies VALUES (1, ?)", [study.name])?;
         tx.execute(
             "INSERT INTO study_directions VALUES (1, ?, 1, 0)",
-            [if maximize { "MAXIMIZE" } else { "MINIMIZE" }],
+            [if study.maximize { "MAXIMIZE" } else { "MINIMIZE" }],
         )?;
-        tx.execute("INSERT INTO study_user_attributes VALUES (1, 1, 'hptune', ?)", [attrs])?;
+        tx.execute("INSERT INTO study_user_attributes VALUES (1, 1, 'hptune', ?)", [&study.settings_json])?;
+        for (key, value) in &study.system_attrs {
+            tx.execute(
+                "INSERT INTO study_system_attributes (study_id, key, value_json) VALUES (1, ?, ?)",
+                params![key, value],
+            )?;
+        }
         for (i, t) in trials.iter().enumerate() {
             insert_trial(&tx, i as i64 + 1, t)?;
         }
@@ -100,6 +117,12 @@ fn insert_trial(tx: &Transaction, trial_id: i64, t: &Trial) -> rusqlite::Result<
     for (key, value) in &t.user_attrs {
         tx.execute(
             "INSERT INTO trial_user_attributes (trial_id, key, value_json) VALUES (?, ?, ?)",
+            params![trial_id, key, value],
+        )?;
+    }
+    for (key, value) in &t.system_attrs {
+        tx.execute(
+            "INSERT INTO trial_system_attributes (trial_id, key, value_json) VALUES (?, ?, ?)",
             params![trial_id, key, value],
         )?;
     }

@@ -5,7 +5,7 @@ use duckdb::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, Va
 
 use crate::backtest::Mode;
 use crate::cv::Scheme;
-use crate::search::Phase;
+use crate::search::{Phase, SampledBy, Sampler};
 use crate::states::{FoldStatus, ModelSource, Role, RunStage, RunStatus, Side, TrialState};
 
 macro_rules! as_sql {
@@ -27,26 +27,36 @@ macro_rules! as_sql {
     )+};
 }
 
-as_sql!(TrialState, RunStatus, FoldStatus, RunStage, ModelSource, Side, Role, Phase, Scheme, Mode);
+as_sql!(TrialState, RunStatus, FoldStatus, RunStage, ModelSource, Side, Role, Phase, Scheme, Mode, Sampler, SampledBy);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The values the newest CHECK constraint on `column` allows (migration 0008 redefines some of
-    /// 0007's).
-    fn allowed(column: &str) -> Vec<String> {
+    /// Newest first: the migrations that define CHECK constraints (later ones redefine some).
+    const CHECKS: &[&str] = &[
+        include_str!("../../migrations/0010_samplers.sql"),
+        include_str!("../../migrations/0008_imported_models.sql"),
+        include_str!("../../migrations/0007_states_and_lineage.sql"),
+    ];
+
+    /// Every list of values a CHECK constraint on `column` allows in `sql`, in file order.
+    fn lists(sql: &str, column: &str) -> Vec<Vec<String>> {
         let needle = format!("CHECK ({column} IN (");
-        let newest = include_str!("../../migrations/0008_imported_models.sql");
-        let sql = if newest.contains(&needle) {
-            newest
-        } else {
-            include_str!("../../migrations/0007_states_and_lineage.sql")
-        };
-        let start = sql.find(&needle).unwrap_or_else(|| panic!("no CHECK on {column}"));
-        let list = &sql[start..];
-        let list = &list[list.find("IN (").unwrap() + 4..list.find("))").unwrap()];
-        list.split(',').map(|v| v.trim().trim_matches('\'').to_string()).collect()
+        sql.match_indices(&needle)
+            .map(|(start, _)| {
+                let list = &sql[start + needle.len()..];
+                list[..list.find("))").unwrap()].split(',').map(|v| v.trim().trim_matches('\'').to_string()).collect()
+            })
+            .collect()
+    }
+
+    /// The values the newest CHECK constraint on `column` allows (the first in its file).
+    fn allowed(column: &str) -> Vec<String> {
+        CHECKS
+            .iter()
+            .find_map(|sql| lists(sql, column).into_iter().next())
+            .unwrap_or_else(|| panic!("no CHECK on {column}"))
     }
 
     fn names<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<String> {
@@ -64,13 +74,12 @@ mod tests {
         assert_eq!(allowed("model_source"), names(ModelSource::ALL, ModelSource::as_str));
         assert_eq!(allowed("mode"), names(Mode::ALL, Mode::as_str));
         assert_eq!(allowed("side"), names(Side::ALL, Side::as_str));
-        // cv_folds.status is the second status CHECK in the file.
-        let sql = include_str!("../../migrations/0007_states_and_lineage.sql");
-        let folds = &sql[sql.find("CREATE TABLE cv_folds").unwrap()..];
-        let list = &folds[folds.find("CHECK (status IN (").unwrap() + 18..];
-        let list: Vec<String> =
-            list[..list.find("))").unwrap()].split(',').map(|v| v.trim().trim_matches('\'').to_string()).collect();
-        assert_eq!(list, names(FoldStatus::ALL, FoldStatus::as_str));
+        // cv_folds.status is the status CHECK after its table in 0007; trials.sampler the second
+        // sampler CHECK in 0010.
+        let folds = &CHECKS[2][CHECKS[2].find("CREATE TABLE cv_folds").unwrap()..];
+        assert_eq!(lists(folds, "status")[0], names(FoldStatus::ALL, FoldStatus::as_str));
+        assert_eq!(allowed("sampler"), names(Sampler::ALL, Sampler::as_str));
+        assert_eq!(lists(CHECKS[0], "sampler")[1], names(SampledBy::ALL, SampledBy::as_str));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use super::training::{insert_epoch, insert_run, mark_finished};
 use super::{NewRun, Result, SavedCheckpoint, Store, StoreError};
 use crate::model::EpochMetrics;
-use crate::search::{Params, Phase, PhasePlan};
+use crate::search::{Params, Phase, PhasePlan, SampledBy, Sampler, Suggestion};
 use crate::states::TrialState;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +23,8 @@ pub struct StudyRecord {
     pub epochs: usize,
     pub holdout: f64,
     pub pruning: bool,
+    /// The sampler of the model-based phases.
+    pub sampler: Sampler,
     pub sampler_json: String,
 }
 
@@ -30,6 +32,7 @@ pub struct StudyRecord {
 pub struct TrialRecord {
     pub number: usize,
     pub phase: Phase,
+    pub sampled_by: SampledBy,
     pub state: TrialState,
     pub value: Option<f64>,
     pub val_loss: Option<f64>,
@@ -59,13 +62,14 @@ fn read_trials(conn: &duckdb::Connection, study: &str) -> Result<Vec<TrialRecord
     let mut trials: Vec<TrialRecord> = conn
         .prepare_cached(
             "SELECT number, phase, state, value, val_loss, run_id, worker, pruned_epoch, reason, started_at,
-                    finished_at, duration_s, epoch(current_timestamp::TIMESTAMP - heartbeat_at)
+                    finished_at, duration_s, epoch(current_timestamp::TIMESTAMP - heartbeat_at), sampler
              FROM trials WHERE study_name = ? ORDER BY number",
         )?
         .query_map([study], |r| {
             Ok(TrialRecord {
                 number: r.get::<_, i32>(0)? as usize,
                 phase: r.get(1)?,
+                sampled_by: r.get(13)?,
                 state: r.get(2)?,
                 value: r.get(3)?,
                 val_loss: r.get(4)?,
@@ -100,7 +104,7 @@ impl Store {
         Ok(conn
             .query_row(
                 "SELECT study_name, direction, dataset_id, space_toml, n_trials, plan_random, plan_bayesian, plan_finetune,
-                        seed, epochs, holdout, pruning, sampler_json FROM studies WHERE study_name = ?",
+                        seed, epochs, holdout, pruning, sampler, sampler_json FROM studies WHERE study_name = ?",
                 [name],
                 |r| {
                     Ok(StudyRecord {
@@ -118,7 +122,8 @@ impl Store {
                         epochs: r.get::<_, i32>(9)? as usize,
                         holdout: r.get(10)?,
                         pruning: r.get(11)?,
-                        sampler_json: r.get(12)?,
+                        sampler: r.get(12)?,
+                        sampler_json: r.get(13)?,
                     })
                 },
             )
@@ -138,7 +143,10 @@ impl Store {
         {
             let conn = self.writer()?;
             conn.execute(
-                "INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)
+                "INSERT INTO studies (study_name, direction, dataset_id, space_toml, n_trials, plan_random, plan_bayesian,
+                                      plan_finetune, seed, epochs, holdout, pruning, sampler_json, hptune_version,
+                                      created_at, sampler)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?)
                  ON CONFLICT DO NOTHING",
                 params![
                     s.study_name,
@@ -155,6 +163,7 @@ impl Store {
                     s.pruning,
                     s.sampler_json,
                     crate::VERSION,
+                    s.sampler,
                 ],
             )?;
         }
@@ -209,8 +218,8 @@ impl Store {
         study: &StudyRecord,
         worker: &str,
         max_failures: usize,
-        sample: impl FnOnce(usize, &[TrialRecord]) -> (Phase, Params),
-    ) -> Result<Option<(usize, Phase, Params)>> {
+        sample: impl FnOnce(usize, &[TrialRecord]) -> Suggestion,
+    ) -> Result<Option<(usize, Suggestion)>> {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         let n_trials: i32 = tx
@@ -229,22 +238,22 @@ impl Store {
             });
         }
         let number = trials.last().map_or(0, |t| t.number + 1);
-        let (phase, params) = sample(number, &trials);
+        let suggestion = sample(number, &trials);
         tx.prepare_cached(
-            "INSERT INTO trials (study_name, number, phase, state, worker, started_at, heartbeat_at)
-             VALUES (?, ?, ?, 'RUNNING', ?, current_timestamp::TIMESTAMP, current_timestamp::TIMESTAMP)",
+            "INSERT INTO trials (study_name, number, phase, sampler, state, worker, started_at, heartbeat_at)
+             VALUES (?, ?, ?, ?, 'RUNNING', ?, current_timestamp::TIMESTAMP, current_timestamp::TIMESTAMP)",
         )?
-        .execute(params![study.study_name, number as i32, phase.as_str(), worker])?;
+        .execute(params![study.study_name, number as i32, suggestion.phase, suggestion.sampled_by, worker])?;
         {
             // The appender: no SQL to parse per parameter.
             let mut app = tx.appender("trial_params")?;
-            for (name, value) in &params {
+            for (name, value) in &suggestion.params {
                 app.append_row(params![study.study_name, number as i32, name, value.to_string(), value.as_f64()])?;
             }
             app.flush()?;
         }
         tx.commit()?;
-        Ok(Some((number, phase, params)))
+        Ok(Some((number, suggestion)))
     }
 
     /// Records a trial's training run as started and links it to the trial, in one transaction.

@@ -5,7 +5,7 @@ mod functions;
 
 use proptest::prelude::*;
 
-use hptune::search::{suggest, Past, PhasePlan, Sampler, Space};
+use hptune::search::{suggest, Outcome, Past, Phase, PhasePlan, SampledBy, Sampler, Space};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
@@ -19,14 +19,23 @@ proptest! {
         let plan = PhasePlan::split(total);
         let mut history: Vec<Past> = Vec::new();
         for number in 0..total {
-            let (phase, params) = suggest(&func.space, &plan, (seed, sampler), number, false, &history);
-            prop_assert_eq!(phase, plan.phase_of(number));
+            let s = suggest(&func.space, &plan, (seed, sampler), number, false, &history);
+            prop_assert_eq!(s.phase, plan.phase_of(number));
+            let finished = history.iter().filter(|p| matches!(p.outcome, Outcome::Value(_))).count();
+            let model = if gp { SampledBy::Gp } else { SampledBy::Tpe };
+            prop_assert_eq!(s.sampled_by, if s.phase == Phase::Random || finished < 2 { SampledBy::Halton } else { model });
+            let params = s.params;
             for p in &func.space.params {
                 prop_assert!(p.dist.contains(&params[&p.name]), "{} = {} outside {:?}", p.name, params[&p.name], p.dist);
             }
             let value = (func.f)(&params);
-            // A running trial now and then, as parallel workers leave them.
-            history.push(Past { params, value: if number % 5 == 4 { None } else { Some(value) } });
+            // A running trial now and then, as parallel workers leave them, and a failed one.
+            let outcome = match number % 7 {
+                4 => Outcome::Running,
+                6 => Outcome::Failed,
+                _ => Outcome::Value(value),
+            };
+            history.push(Past { params, outcome });
         }
     }
 }
@@ -35,7 +44,7 @@ proptest! {
 fn the_default_space_round_trips_every_value() {
     let space = Space::default_space();
     let plan = PhasePlan::split(20);
-    let (_, params) = suggest(&space, &plan, (3, Sampler::Tpe), 0, true, &[]);
+    let params = suggest(&space, &plan, (3, Sampler::Tpe), 0, true, &[]).params;
     assert_eq!(params.len(), space.params.len());
     for p in &space.params {
         let v = &params[&p.name];
@@ -48,8 +57,8 @@ fn the_default_space_round_trips_every_value() {
         suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[])
     );
     assert_ne!(
-        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]).1,
-        suggest(&space, &plan, (4, Sampler::Tpe), 7, true, &[]).1
+        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]).params,
+        suggest(&space, &plan, (4, Sampler::Tpe), 7, true, &[]).params
     );
 }
 
@@ -62,21 +71,22 @@ fn the_gp_sampler_repeats_and_starts_from_the_quasi_random_design() {
     let plan = PhasePlan { random: 3, bayesian: 20, finetune: 0 };
     let mut history: Vec<Past> = Vec::new();
     for number in 0..8 {
-        let (_, params) = suggest(&func.space, &plan, (5, Sampler::Gp), number, false, &history);
+        let params = suggest(&func.space, &plan, (5, Sampler::Gp), number, false, &history).params;
         let value = (func.f)(&params);
-        history.push(Past { params, value: Some(value) });
+        history.push(Past { params, outcome: Outcome::Value(value) });
     }
     let next = |seed| suggest(&func.space, &plan, (seed, Sampler::Gp), 8, false, &history);
     assert_eq!(next(5), next(5));
-    assert_ne!(next(5).1, next(6).1);
-    assert_ne!(next(5).1, suggest(&func.space, &plan, (5, Sampler::Tpe), 8, false, &history).1);
+    assert_eq!(next(5).sampled_by, SampledBy::Gp);
+    assert_ne!(next(5).params, next(6).params);
+    assert_ne!(next(5).params, suggest(&func.space, &plan, (5, Sampler::Tpe), 8, false, &history).params);
     // No finished trial yet: the Halton point, whatever the sampler.
-    let running: Vec<Past> = history.iter().map(|p| Past { params: p.params.clone(), value: None }).collect();
+    let running: Vec<Past> =
+        history.iter().map(|p| Past { params: p.params.clone(), outcome: Outcome::Running }).collect();
     for number in [3, 9] {
-        assert_eq!(
-            suggest(&func.space, &plan, (5, Sampler::Gp), number, false, &running),
-            suggest(&func.space, &plan, (5, Sampler::Tpe), number, false, &running)
-        );
+        let gp = suggest(&func.space, &plan, (5, Sampler::Gp), number, false, &running);
+        assert_eq!(gp, suggest(&func.space, &plan, (5, Sampler::Tpe), number, false, &running));
+        assert_eq!(gp.sampled_by, SampledBy::Halton);
     }
     assert_eq!(Sampler::Auto.resolve(&Space::default_space()), Sampler::Gp);
     let wide = Space::from_toml(
@@ -84,6 +94,54 @@ fn the_gp_sampler_repeats_and_starts_from_the_quasi_random_design() {
     )
     .unwrap();
     assert_eq!(Sampler::Auto.resolve(&wide), Sampler::Tpe);
+}
+
+/// The GP does not propose a failed point again (left out of the history, it proposed the same
+/// integer point five times; TPE, which samples, counts it among the bad trials).
+#[test]
+fn a_failed_point_is_not_proposed_again() {
+    let space = Space::from_toml(
+        "[x]\ntype = \"int\"\nlow = 0\nhigh = 20\n\n[y]\ntype = \"categorical\"\nchoices = [\"a\", \"b\"]\n",
+    )
+    .unwrap();
+    let f =
+        |p: &hptune::search::Params| (p["x"].as_f64().unwrap() - 15.0).powi(2) + if p["y"] == "b" { 0.0 } else { 50.0 };
+    let plan = PhasePlan { random: 5, bayesian: 20, finetune: 0 };
+    let sampler = Sampler::Gp;
+    let mut history: Vec<Past> = Vec::new();
+    for number in 0..5 {
+        let params = suggest(&space, &plan, (2, sampler), number, false, &history).params;
+        history.push(Past { outcome: Outcome::Value(f(&params)), params });
+    }
+    let mut failed = Vec::new();
+    for number in 5..10 {
+        let params = suggest(&space, &plan, (2, sampler), number, false, &history).params;
+        assert!(!failed.contains(&params), "{sampler} proposed a failed point again: {params:?} after {failed:?}");
+        failed.push(params.clone());
+        history.push(Past { params, outcome: Outcome::Failed });
+    }
+}
+
+/// The noisy functions' noise is the same draw in the Rust bench and in Optuna's script.
+#[test]
+fn the_noise_is_the_same_in_rust_and_python() {
+    let cases = [(0u64, 0u64), (1, 5), (7, 99), (19, 12_345)];
+    let calls: Vec<String> = cases.iter().map(|(s, n)| format!("standard_normal({s}, {n})")).collect();
+    let script = format!(
+        "import sys; sys.path.insert(0, 'benches'); from optuna_quality import *; print(repr([{}]))",
+        calls.join(", ")
+    );
+    let out = std::process::Command::new(crate::interop::python())
+        .arg("-c")
+        .arg(script)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let python: Vec<f64> = text.trim().trim_matches(['[', ']']).split(',').map(|v| v.trim().parse().unwrap()).collect();
+    let rust: Vec<f64> = cases.iter().map(|&(s, n)| functions::standard_normal(s, n)).collect();
+    assert_eq!(python, rust);
 }
 
 #[test]
@@ -131,11 +189,17 @@ fn tpe_beats_quasi_random_search() {
     let run = |f: &functions::TestFunction, plan: &PhasePlan, seed: u64| {
         let mut history: Vec<Past> = Vec::new();
         for number in 0..budget {
-            let (_, params) = suggest(&f.space, plan, (seed, Sampler::Tpe), number, false, &history);
+            let params = suggest(&f.space, plan, (seed, Sampler::Tpe), number, false, &history).params;
             let value = (f.f)(&params);
-            history.push(Past { params, value: Some(value) });
+            history.push(Past { params, outcome: Outcome::Value(value) });
         }
-        history.iter().map(|p| p.value.unwrap()).fold(f64::INFINITY, f64::min)
+        history
+            .iter()
+            .map(|p| match p.outcome {
+                Outcome::Value(v) => v,
+                _ => unreachable!(),
+            })
+            .fold(f64::INFINITY, f64::min)
     };
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);

@@ -42,7 +42,7 @@ fn tune_args<'a>(space: &'a str, study: &'a str, trials: &'a str) -> Vec<&'a str
 fn states(env: &Env, study: &str) -> String {
     env.ok(&[
         "query",
-        &format!("SELECT number, phase, state FROM trials WHERE study_name = '{study}' ORDER BY number"),
+        &format!("SELECT number, phase, state, sampler FROM trials WHERE study_name = '{study}' ORDER BY number"),
         "--format",
         "csv",
     ])
@@ -62,6 +62,10 @@ fn a_study_runs_three_phases_and_exports_what_optuna_reads() {
         ]
     );
     assert!(!csv.contains("RUNNING") && !csv.contains("FAIL"), "{csv}");
+    // `auto` (the default) picks the GP for this 4-parameter space.
+    let samplers: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').nth(3).unwrap()).collect();
+    assert_eq!(samplers, [&["halton"; 3][..], &["gp"; 7][..]].concat());
+    assert_eq!(env.sql_one::<String>("SELECT sampler FROM studies WHERE study_name = 'st'"), "auto");
 
     let dir = env.path("hyperparameter_tuning_results");
     for f in ["trial_results.json", "optimization_history.json", "optimization_history.png", "optimization_study.db"] {
@@ -80,7 +84,9 @@ fn a_study_runs_three_phases_and_exports_what_optuna_reads() {
 import sys, json, optuna
 study = optuna.load_study(study_name="st", storage="sqlite:///" + sys.argv[1])
 print(json.dumps({"n": len(study.trials), "best_value": study.best_value, "best_params": study.best_params,
-                  "states": sorted({t.state.name for t in study.trials}), "phases": [t.user_attrs["phase"] for t in study.trials]}))
+                  "states": sorted({t.state.name for t in study.trials}), "phases": [t.user_attrs["phase"] for t in study.trials],
+                  "samplers": [t.system_attrs["hptune:sampler"] for t in study.trials],
+                  "study_sampler": optuna.storages.RDBStorage("sqlite:///" + sys.argv[1]).get_study_system_attrs(study._study_id)["hptune:sampler"]}))
 from optuna_dashboard import wsgi
 from wsgiref.util import setup_testing_defaults
 app = wsgi("sqlite:///" + sys.argv[1])
@@ -111,6 +117,8 @@ for path in ["/api/studies", "/api/studies/1"]:
         }
     }
     assert_eq!(first["phases"][0], "random");
+    assert_eq!(first["samplers"], serde_json::json!(samplers));
+    assert_eq!(first["study_sampler"], "auto");
     assert!(text.contains("/api/studies 200") && text.contains("/api/studies/1 200"), "{text}");
 
     // The views answer the history questions.
@@ -127,6 +135,35 @@ fn the_same_seed_gives_the_same_trials() {
         env.ok(&["query", &format!("SELECT t.number, t.value, string_agg(p.name || '=' || p.value_json, ' ' ORDER BY p.name) FROM trials t JOIN trial_params p USING (study_name, number) WHERE study_name = '{s}' GROUP BY ALL ORDER BY 1"), "--format", "csv"])
     };
     assert_eq!(rows("a"), rows("b"));
+}
+
+/// `--sampler` is kept with the study: a resumed study goes on with its own, whatever the flag
+/// says; each trial records what drew it; a name that is no sampler is refused before anything
+/// is written.
+#[test]
+fn the_sampler_is_kept_per_study_and_recorded_per_trial() {
+    let (env, space) = setup();
+    env.ok(&[&tune_args(&space, "t", "5")[..], &["--sampler", "tpe"]].concat());
+    env.ok(&[&tune_args(&space, "t", "7")[..], &["--sampler", "gp"]].concat());
+    let samplers = |study: &str| {
+        env.ok(&[
+            "query",
+            &format!("SELECT string_agg(sampler, ' ' ORDER BY number) FROM trials WHERE study_name = '{study}'"),
+            "--format",
+            "csv",
+        ])
+    };
+    assert_eq!(samplers("t").lines().nth(1).unwrap(), "halton halton tpe tpe tpe tpe tpe");
+    env.ok(&[&tune_args(&space, "g", "5")[..], &["--sampler", "gp", "--out", "g"]].concat());
+    assert_eq!(samplers("g").lines().nth(1).unwrap(), "halton halton gp gp gp");
+    assert_eq!(
+        env.ok(&["query", "SELECT study_name, sampler FROM studies ORDER BY 1", "--format", "csv"]),
+        "study_name,sampler\ng,gp\nt,tpe\n"
+    );
+    let before = std::fs::read(env.path("experiments.db")).unwrap();
+    let err = env.fails(&[&tune_args(&space, "x", "5")[..], &["--sampler", "bayes"]].concat());
+    assert!(err.contains("'bayes'") && err.contains("tpe, gp, auto"), "{err}");
+    assert_eq!(std::fs::read(env.path("experiments.db")).unwrap(), before);
 }
 
 fn spawn(env: &Env, args: &[&str]) -> Child {

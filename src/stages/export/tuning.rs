@@ -39,9 +39,13 @@ pub fn tuning(store: &Store, study_name: &str, dir: &Path) -> anyhow::Result<()>
     crate::files::write_atomic(&dir.join(layout::HISTORY_PNG), &history_chart(&study.study_name, &trials).png()?)?;
     crate::files::write_atomic(&dir.join(layout::SLICES_PNG), &slices_chart(&space, &trials).png()?)?;
     let optuna: Vec<optuna_sqlite::Trial> = trials.iter().map(|t| optuna_trial(store, &space, t)).collect();
-    let attrs = json!({"seed": study.seed, "epochs": study.epochs, "n_trials": study.n_trials}).to_string();
-    let maximize = study.direction == "maximize";
-    optuna_sqlite::write(&dir.join(layout::OPTUNA_DB), (&study.study_name, maximize, &attrs), &optuna)
+    let optuna_study = optuna_sqlite::Study {
+        name: &study.study_name,
+        maximize: study.direction == "maximize",
+        settings_json: json!({"seed": study.seed, "epochs": study.epochs, "n_trials": study.n_trials}).to_string(),
+        system_attrs: vec![(SAMPLER_ATTR.into(), json!(study.sampler).to_string())],
+    };
+    optuna_sqlite::write(&dir.join(layout::OPTUNA_DB), &optuna_study, &optuna)
 }
 
 fn trial_results(
@@ -57,6 +61,7 @@ fn trial_results(
         json!({
             "number": t.number,
             "phase": t.phase,
+            "sampler": t.sampled_by,
             "state": t.state,
             "value": t.value,
             "val_loss": t.val_loss,
@@ -75,6 +80,7 @@ fn trial_results(
         "direction": study.direction,
         "metric": "val_accuracy",
         "seed": study.seed,
+        "sampler": study.sampler,
         "n_trials": study.n_trials,
         "phases": {"random": study.plan.random, "bayesian": study.plan.bayesian, "finetune": study.plan.finetune},
         "best_trial": best.map(trial_json),
@@ -91,12 +97,15 @@ fn history(study: &StudyRecord, trials: &[TrialRecord]) -> serde_json::Value {
             if t.state == TrialState::Complete {
                 best_so_far = best_so_far.max(t.value.unwrap_or(f64::NEG_INFINITY));
             }
-            json!({"number": t.number, "phase": t.phase, "state": t.state, "value": t.value,
+            json!({"number": t.number, "phase": t.phase, "sampler": t.sampled_by, "state": t.state, "value": t.value,
                    "best_value": best_so_far.is_finite().then_some(best_so_far)})
         })
         .collect();
     json!({"study": study.study_name, "history": history})
 }
+
+/// The system attribute naming the study's sampler, and on each trial the one that drew it.
+pub const SAMPLER_ATTR: &str = "hptune:sampler";
 
 /// A trial as Optuna stores it: parameters in Optuna's internal representation with their
 /// distributions, the per-epoch validation accuracy as intermediate values, and the value (a
@@ -128,7 +137,8 @@ fn optuna_trial(store: &Store, space: &Space, t: &TrialRecord) -> optuna_sqlite:
         state: t.state.as_str().to_string(),
         started_at: t.started_at,
         finished_at: t.finished_at,
-        user_attrs: vec![("phase".into(), serde_json::to_string(&t.phase).unwrap_or_default())],
+        user_attrs: vec![("phase".into(), json!(t.phase).to_string())],
+        system_attrs: vec![(SAMPLER_ATTR.into(), json!(t.sampled_by).to_string())],
         params,
         intermediate,
         value,
