@@ -32,6 +32,13 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 10, name: "samplers", sql: include_str!("../../migrations/0010_samplers.sql") },
 ];
 
+impl Migration {
+    /// What the ledger records of this migration's text.
+    pub fn checksum(&self) -> String {
+        checksum(self.sql)
+    }
+}
+
 pub fn checksum(sql: &str) -> String {
     crate::ids::sha256_hex(sql.as_bytes())
 }
@@ -106,7 +113,7 @@ pub fn run(conn: &mut Connection, path: &Path) -> Result<bool, StoreError> {
         })?;
         tx.execute(
             "INSERT INTO hptune_migrations VALUES (?, ?, ?, current_timestamp::TIMESTAMP, ?)",
-            duckdb::params![m.version, m.name, checksum(m.sql), crate::VERSION],
+            duckdb::params![m.version, m.name, m.checksum(), crate::VERSION],
         )?;
         tx.commit()?;
         created |= m.version == 1;

@@ -86,6 +86,51 @@ fn every_migration_file_is_registered_in_order() {
     }
 }
 
+/// A database written before migration 0010 (studies and trials without a sampler) opens with
+/// its rows kept: studies as `tpe`, their trials `halton` in the random phase and `tpe` after.
+#[test]
+fn migration_0010_keeps_earlier_studies_and_names_their_samplers() {
+    let env = Env::new();
+    {
+        let conn = duckdb::Connection::open(&env.db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE hptune_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, checksum VARCHAR NOT NULL,
+             applied_at TIMESTAMP NOT NULL, hptune_version VARCHAR NOT NULL)",
+        )
+        .unwrap();
+        for m in hptune::store::MIGRATIONS.iter().filter(|m| m.version <= 9) {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO hptune_migrations VALUES (?, ?, ?, now()::TIMESTAMP, '0.1.0')",
+                duckdb::params![m.version, m.name, m.checksum()],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO studies VALUES ('old', 'maximize', 'd', '', 3, 1, 1, 1, 42, 2, 0.2, true, '{}', '0.1.0', now()::TIMESTAMP);
+             INSERT INTO trials VALUES
+               ('old', 0, 'random', 'COMPLETE', 0.5, 0.69, NULL, 'w', NULL, NULL, now()::TIMESTAMP, now()::TIMESTAMP, 1.0, now()::TIMESTAMP),
+               ('old', 1, 'bayesian', 'PRUNED', 0.4, 0.70, NULL, 'w', 3, NULL, now()::TIMESTAMP, now()::TIMESTAMP, 1.0, now()::TIMESTAMP),
+               ('old', 2, 'finetune', 'FAIL', NULL, NULL, NULL, 'w', NULL, 'x', now()::TIMESTAMP, now()::TIMESTAMP, 1.0, now()::TIMESTAMP);",
+        )
+        .unwrap();
+    }
+    env.ok(&["data", "list"]);
+    let rows = env.ok(&[
+        "query",
+        "SELECT s.sampler AS study, t.number, t.phase, t.state, t.value, t.sampler FROM studies s JOIN trials t USING (study_name) ORDER BY number",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        rows,
+        "study,number,phase,state,value,sampler\ntpe,0,random,COMPLETE,0.5,halton\ntpe,1,bayesian,PRUNED,0.4,tpe\ntpe,2,finetune,FAIL,,tpe\n"
+    );
+    let conn = duckdb::Connection::open(&env.db).unwrap();
+    let err = conn.execute("UPDATE trials SET sampler = 'cmaes'", []).unwrap_err().to_string();
+    assert!(err.contains("CHECK constraint"), "{err}");
+}
+
 #[test]
 fn a_file_that_is_not_a_database_is_named_in_the_error() {
     let env = Env::new();
