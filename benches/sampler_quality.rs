@@ -10,6 +10,8 @@
 //! Run: `cargo bench --bench sampler_quality` (20 seeds; `HPTUNE_BENCH_SEEDS=N`;
 //! `HPTUNE_BENCH_ONLY=hartmann6` runs one function; `HPTUNE_BENCH_SAMPLER=tpe,gp,auto` the
 //! samplers, all three by default: `auto` reuses the results of the sampler it stands for).
+//! `HPTUNE_BENCH_DIMS=5,10,20,30` instead runs Styblinski-Tang in those dimensions, 100 trials,
+//! TPE against the GP: median best and mean time per suggestion (what `auto`'s threshold rests on).
 
 mod functions;
 
@@ -43,6 +45,36 @@ fn study(f: &functions::TestFunction, sampler: Sampler, seed: u64, budget: usize
     best_true
 }
 
+/// TPE against the GP as the dimension grows: median best after 100 trials and seconds per suggestion.
+fn dims(list: &str, seeds: u64) {
+    println!(
+        "{seeds} seeds, Styblinski-Tang (optimum -39.166 d), 100 trials: median best [q25, q75], ms per suggestion"
+    );
+    for d in list.split(',').map(|v| v.trim().parse::<usize>().expect("HPTUNE_BENCH_DIMS: numbers")) {
+        let f = functions::styblinski_tang_d(d);
+        for sampler in [Sampler::Tpe, Sampler::Gp] {
+            let runs: Vec<(f64, f64)> = (0..seeds)
+                .into_par_iter()
+                .map(|seed| {
+                    let start = Instant::now();
+                    let best = study(&f, sampler, seed, 100, false);
+                    (best, start.elapsed().as_secs_f64() * 1e3 / 100.0)
+                })
+                .collect();
+            let mut v: Vec<f64> = runs.iter().map(|r| r.0).collect();
+            v.sort_by(f64::total_cmp);
+            let ms = runs.iter().map(|r| r.1).sum::<f64>() / runs.len() as f64;
+            println!(
+                "d={d:<3} {sampler:<4} {:>10.2} [{:.2}, {:.2}]  {ms:>8.1} ms  ({:.1}% of the optimum)",
+                percentile(&v, 0.5),
+                percentile(&v, 0.25),
+                percentile(&v, 0.75),
+                100.0 * percentile(&v, 0.5) / (-39.16616570377142 * d as f64)
+            );
+        }
+    }
+}
+
 fn main() {
     let seeds: u64 = std::env::var("HPTUNE_BENCH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let samplers: Vec<Sampler> = std::env::var("HPTUNE_BENCH_SAMPLER")
@@ -52,6 +84,9 @@ fn main() {
             Sampler::parse(s.trim()).unwrap_or_else(|| panic!("HPTUNE_BENCH_SAMPLER: '{s}' is not tpe, gp or auto"))
         })
         .collect();
+    if let Ok(list) = std::env::var("HPTUNE_BENCH_DIMS") {
+        return dims(&list, seeds);
+    }
     let only = std::env::var("HPTUNE_BENCH_ONLY").ok();
     println!("{seeds} seeds; median [q25, q75] of the best value");
     println!("{:<22} {:<10} {:>34} {:>34}", "function", "sampler", "budget 50", "budget 100");

@@ -97,6 +97,16 @@ pub fn mixed(p: &Params) -> f64 {
     (lr.log10() + 3.0).powi(2) + 0.5 * (layers - 2.0).powi(2) + pen + 4.0 * (dropout - 0.1).powi(2)
 }
 
+/// Styblinski-Tang in `d` dimensions on [-5, 5]^d (optimum -39.166 d), for the `auto` threshold.
+pub fn styblinski_tang_d(d: usize) -> TestFunction {
+    TestFunction {
+        name: "styblinski_tang_d",
+        space: uniform_space(d, -5.0, 5.0),
+        f: |p| styblinski_tang(&p.values().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>()),
+        noise: 0.0,
+    }
+}
+
 pub fn all() -> Vec<TestFunction> {
     vec![
         TestFunction {

@@ -277,6 +277,9 @@ struct Unit {
     /// Choices of each categorical parameter (0 for numeric ones).
     choices: Vec<usize>,
     categorical: Vec<bool>,
+    /// The legal values of each int or stepped float parameter inside the region, on the unit
+    /// cube (None for continuous and categorical ones).
+    grids: Vec<Option<Vec<f64>>>,
     /// The region to search, on the unit cube (numeric dimensions).
     region: Vec<(f64, f64)>,
 }
@@ -286,12 +289,42 @@ impl Unit {
         let bounds = space.bounds();
         let categorical: Vec<bool> = space.params.iter().map(|p| p.dist.is_categorical()).collect();
         let choices = bounds.iter().zip(&categorical).map(|(b, &c)| if c { (b.1 + 0.5) as usize } else { 0 }).collect();
-        let region = region
+        let region: Vec<(f64, f64)> = region
             .iter()
             .zip(&bounds)
             .map(|(r, b)| (((r.0 - b.0) / (b.1 - b.0)).clamp(0.0, 1.0), ((r.1 - b.0) / (b.1 - b.0)).clamp(0.0, 1.0)))
             .collect();
-        Self { bounds, choices, categorical, region }
+        let grids = space
+            .params
+            .iter()
+            .zip(&bounds)
+            .zip(&region)
+            .map(|((p, b), r)| {
+                let all: Vec<f64> = p.dist.grid()?.iter().map(|v| (v - b.0) / (b.1 - b.0)).collect();
+                let inside: Vec<f64> = all.iter().copied().filter(|v| *v >= r.0 - 1e-12 && *v <= r.1 + 1e-12).collect();
+                let mid = 0.5 * (r.0 + r.1);
+                Some(if inside.is_empty() {
+                    vec![all.into_iter().min_by(|a, b| (a - mid).abs().total_cmp(&(b - mid).abs()))?]
+                } else {
+                    inside
+                })
+            })
+            .collect();
+        Self { bounds, choices, categorical, grids, region }
+    }
+
+    /// Whether dimension j is searched by gradient (numeric and not on a grid).
+    fn continuous(&self, j: usize) -> bool {
+        !self.categorical[j] && self.grids[j].is_none()
+    }
+
+    /// Moves each gridded coordinate to its nearest legal value.
+    fn snap(&self, p: &mut [f64]) {
+        for (v, grid) in p.iter_mut().zip(&self.grids) {
+            if let Some(g) = grid {
+                *v = g[nearest(g, *v)];
+            }
+        }
     }
 
     fn to_unit(&self, x: &[f64]) -> Vec<f64> {
@@ -314,7 +347,12 @@ impl Unit {
         self.region
             .iter()
             .zip(&self.choices)
-            .map(|(r, &c)| if c > 0 { rng.gen_range(0..c) as f64 } else { rng.gen_range(r.0..=r.1) })
+            .zip(&self.grids)
+            .map(|((r, &c), grid)| match grid {
+                _ if c > 0 => rng.gen_range(0..c) as f64,
+                Some(g) => g[rng.gen_range(0..g.len())],
+                None => rng.gen_range(r.0..=r.1),
+            })
             .collect()
     }
 
@@ -327,19 +365,39 @@ impl Unit {
     }
 }
 
-/// Projected gradient ascent on the numeric coordinates, then each categorical's best choice;
-/// twice.
+/// The index of the grid value nearest to v (grids are sorted).
+fn nearest(grid: &[f64], v: f64) -> usize {
+    let i = grid.partition_point(|g| *g < v);
+    if i == 0 || (i < grid.len() && grid[i] - v < v - grid[i - 1]) {
+        i.min(grid.len() - 1)
+    } else {
+        i - 1
+    }
+}
+
+/// Grids of at most this many values are swept whole; longer ones two steps each side.
+const SWEEP_MAX: usize = 16;
+
+/// Local search from `start`, as Optuna's: gradient ascent on the continuous coordinates
+/// (preconditioned by the length scales: steps are taken in x / l, where the acquisition is about
+/// equally curved in every direction), then each gridded parameter's best value near it and each
+/// categorical's best choice, until a round changes nothing.
 fn local_search(post: &Posterior, best: f64, unit: &Unit, start: Vec<f64>) -> (f64, Vec<f64>) {
+    let lengths: Vec<f64> = post.kernel.inv_sq_lengths.iter().map(|l| 1.0 / l.sqrt()).collect();
+    let continuous: Vec<usize> = (0..start.len()).filter(|&j| unit.continuous(j)).collect();
     let mut p = start;
     let (mut value, mut grad) = acquisition(post, best, &p);
-    for _ in 0..2 {
+    for _ in 0..10 {
         let mut step = 0.1;
-        for _ in 0..100 {
-            let norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+        for _ in 0..200 {
+            let norm = continuous.iter().map(|&j| (grad[j] * lengths[j]).powi(2)).sum::<f64>().sqrt();
             if norm < 1e-9 || step < 1e-7 {
                 break;
             }
-            let mut q: Vec<f64> = p.iter().zip(&grad).map(|(v, g)| v + step * g / norm).collect();
+            let mut q = p.clone();
+            for &j in &continuous {
+                q[j] += step * lengths[j] * lengths[j] * grad[j] / norm;
+            }
             unit.clamp(&mut q);
             let (qv, qg) = acquisition(post, best, &q);
             if qv > value {
@@ -349,18 +407,61 @@ fn local_search(post: &Posterior, best: f64, unit: &Unit, start: Vec<f64>) -> (f
                 step *= 0.5;
             }
         }
-        for j in (0..p.len()).filter(|&j| unit.categorical[j]) {
-            for c in 0..unit.choices[j] {
+        let mut changed = false;
+        for j in 0..p.len() {
+            let tries: Vec<f64> = match &unit.grids[j] {
+                _ if unit.categorical[j] => (0..unit.choices[j]).map(|c| c as f64).collect(),
+                Some(g) if g.len() <= SWEEP_MAX => g.clone(),
+                Some(g) => {
+                    let i = nearest(g, p[j]);
+                    g[i.saturating_sub(2)..(i + 3).min(g.len())].to_vec()
+                }
+                None => continue,
+            };
+            for v in tries {
+                if v == p[j] {
+                    continue;
+                }
                 let mut q = p.clone();
-                q[j] = c as f64;
+                q[j] = v;
                 let (qv, qg) = acquisition(post, best, &q);
                 if qv > value {
                     (p, value, grad) = (q, qv, qg);
+                    changed = true;
                 }
             }
         }
+        if !changed {
+            break;
+        }
     }
     (value, p)
+}
+
+/// Starting points of the local search, as Optuna picks them: the best candidate, and N_LOCAL - 1
+/// more drawn without replacement with probability proportional to exp(acquisition - best
+/// acquisition) (the log EI: in proportion to the expected improvement), so they spread over the
+/// promising regions instead of crowding one.
+fn roulette(mut scored: Vec<(f64, Vec<f64>)>, rng: &mut ChaCha8Rng) -> Vec<Vec<f64>> {
+    let top = (0..scored.len()).max_by(|&a, &b| scored[a].0.total_cmp(&scored[b].0)).expect("candidates");
+    let max = scored[top].0;
+    let mut starts = vec![scored.swap_remove(top).1];
+    let mut weights: Vec<f64> = scored.iter().map(|(a, _)| (a - max).exp()).collect();
+    while starts.len() < N_LOCAL {
+        let total: f64 = weights.iter().sum();
+        if !(total > 0.0) {
+            break;
+        }
+        let mut r = rng.gen::<f64>() * total;
+        let pick = weights.iter().position(|w| {
+            r -= w;
+            r <= 0.0
+        });
+        let Some(i) = pick.filter(|&i| weights[i] > 0.0) else { break };
+        weights[i] = 0.0;
+        starts.push(scored[i].1.clone());
+    }
+    starts
 }
 
 /// The next point in internal coordinates, inside `region` (internal bounds per parameter).
@@ -391,16 +492,16 @@ pub fn suggest(space: &Space, observations: &[Observation], region: &[(f64, f64)
             post = p;
         }
     }
-    let mut scored: Vec<(f64, Vec<f64>)> = (0..N_CANDIDATES)
+    let scored: Vec<(f64, Vec<f64>)> = (0..N_CANDIDATES)
         .map(|_| {
             let p = unit.random(rng);
             (acquisition(&post, best, &p).0, p)
         })
         .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut starts: Vec<Vec<f64>> = scored.into_iter().take(N_LOCAL).map(|(_, p)| p).collect();
+    let mut starts = roulette(scored, rng);
     let mut inside = best_x;
     unit.clamp(&mut inside);
+    unit.snap(&mut inside);
     starts.push(inside);
     let (_, p) = starts
         .into_iter()

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+/// The most values `Distribution::grid` lists.
+pub const GRID_MAX: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Distribution {
     Float { low: f64, high: f64, log: bool, step: Option<f64> },
@@ -215,6 +218,30 @@ impl Distribution {
             }
             Distribution::Categorical { choices } => (-0.5, choices.len() as f64 - 0.5),
         }
+    }
+
+    /// The internal coordinates of every legal value of an int or stepped float parameter (None
+    /// for continuous and categorical ones, and for grids of more than `GRID_MAX` values, which
+    /// are searched as continuous and rounded).
+    pub fn grid(&self) -> Option<Vec<f64>> {
+        let values: Vec<Json> = match self {
+            Distribution::Int { low, high, step, .. } => {
+                let n = (high - low) / step + 1;
+                if n as usize > GRID_MAX {
+                    return None;
+                }
+                (0..n).map(|k| Json::from(low + k * step)).collect()
+            }
+            Distribution::Float { low, high, step: Some(s), .. } => {
+                let n = ((high - low) / s + 1e-9).floor() as usize + 1;
+                if n > GRID_MAX {
+                    return None;
+                }
+                (0..n).map(|k| Json::from((low + k as f64 * s).min(*high))).collect()
+            }
+            _ => return None,
+        };
+        values.iter().map(|v| self.to_internal(v)).collect()
     }
 
     /// Maps an internal coordinate to a legal value.

@@ -122,6 +122,26 @@ fn a_failed_point_is_not_proposed_again() {
     }
 }
 
+/// A discrete parameter's grid is every legal value once, in order (the GP searches it value by
+/// value); continuous and categorical parameters have none.
+#[test]
+fn grids_list_every_legal_value() {
+    let space = Space::from_toml(
+        "[a]\ntype = \"int\"\nlow = 16\nhigh = 128\nstep = 16\n\n[b]\ntype = \"int\"\nlow = 1\nhigh = 64\nlog = true\n\n\
+         [c]\ntype = \"float\"\nlow = 0.0\nhigh = 0.5\nstep = 0.1\n\n[d]\ntype = \"float\"\nlow = 0.0\nhigh = 1.0\n\n\
+         [e]\ntype = \"categorical\"\nchoices = [1, 2]\n",
+    )
+    .unwrap();
+    let values = |i: usize| -> Option<Vec<String>> {
+        let d = &space.params[i].dist;
+        Some(d.grid()?.iter().map(|u| d.from_internal(*u).to_string()).collect())
+    };
+    assert_eq!(values(0).unwrap(), ["16", "32", "48", "64", "80", "96", "112", "128"]);
+    assert_eq!(values(1).unwrap(), (1..=64).map(|v| v.to_string()).collect::<Vec<_>>());
+    assert_eq!(values(2).unwrap(), ["0.0", "0.1", "0.2", "0.30000000000000004", "0.4", "0.5"]);
+    assert!(values(3).is_none() && values(4).is_none());
+}
+
 /// The noisy functions' noise is the same draw in the Rust bench and in Optuna's script.
 #[test]
 fn the_noise_is_the_same_in_rust_and_python() {
