@@ -127,7 +127,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--sampler", default="tpe")
     ap.add_argument("--jobs", type=int, default=1, help="studies at once (processes of one thread each)")
-    ap.add_argument("--only", help="one function")
+    ap.add_argument("--only", help="functions, comma-separated")
     ap.add_argument("--overhead", action="store_true", help="also time suggestions (TPE: 100/1000/10000 trials, GP: 100/300)")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -135,7 +135,7 @@ def main():
     print(f"{'function':<22} {'sampler':<10} {'budget 50':>34} {'budget 100':>34}", flush=True)
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         for fi, (name, _, _) in enumerate(FUNCS):
-            if args.only and args.only != name:
+            if args.only and name not in args.only.split(","):
                 continue
             for noisy in (False, True):
                 jobs = [(args.sampler, fi, noisy, seed) for seed in range(args.seeds)]

@@ -26,9 +26,13 @@ pub enum Cost {
     Checkpoint,
     /// Writing the stage's exports.
     Export,
+    /// A study server's calls (each a short transaction, or a read).
+    ServerCall,
+    /// Waiting for a study server's study row lock, which every writer of a new trial takes.
+    ServerLockWait,
 }
 
-const ALL: [(Cost, &str); 9] = [
+const ALL: [(Cost, &str); 11] = [
     (Cost::StoreOpen, "store: open"),
     (Cost::StoreWait, "store: wait for another process"),
     (Cost::StoreUse, "store: calls (incl. sampler in claims)"),
@@ -38,10 +42,12 @@ const ALL: [(Cost, &str); 9] = [
     (Cost::Training, "training epochs"),
     (Cost::Checkpoint, "checkpoint files"),
     (Cost::Export, "exports"),
+    (Cost::ServerCall, "study server: calls"),
+    (Cost::ServerLockWait, "study server: wait for the study lock"),
 ];
 
-static NANOS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
-static COUNTS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+static NANOS: [AtomicU64; ALL.len()] = [const { AtomicU64::new(0) }; ALL.len()];
+static COUNTS: [AtomicU64; ALL.len()] = [const { AtomicU64::new(0) }; ALL.len()];
 
 fn index(cost: Cost) -> usize {
     ALL.iter().position(|(c, _)| *c == cost).expect("every cost is listed")

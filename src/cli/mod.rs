@@ -8,6 +8,7 @@ mod data;
 mod export;
 mod extend;
 mod pipeline;
+mod pull;
 mod query;
 mod report;
 mod train;
@@ -64,6 +65,8 @@ pub enum Command {
     Export(export::Args),
     /// Stage 1: tune hyperparameters in three phases (random, Bayesian, fine-tuning).
     Tune(tune::Args),
+    /// Copy a study server's studies (trials, epochs, checkpoints, dataset) into the database.
+    Pull(pull::Args),
     /// Stage 2: train the study's top configurations on every cross-validation fold.
     Extend(extend::Args),
     /// Stage 3: select the best configuration (the best_config view) and export best_config.json.
@@ -105,6 +108,16 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("'{s}' is not a whole number of at least 1")),
+    }
+}
+
+/// A study server's URL: PostgreSQL (`postgresql://`, `postgres://`, or SQLAlchemy's
+/// `postgresql+DRIVER://`).
+pub(crate) fn storage_url(s: &str) -> Result<String, String> {
+    if crate::store::server::is_url(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not a PostgreSQL URL (postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE)"))
     }
 }
 
@@ -173,6 +186,7 @@ impl Cli {
             Command::Export(args) => export::run(args, &store),
             Command::Clean(args) => clean::run(args, &store),
             Command::Report(args) => report::run(args, &store),
+            Command::Pull(args) => pull::run(args, &store),
             Command::Pipeline(args) => {
                 if args.jobs > 1 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
                     std::env::set_var("RAYON_NUM_THREADS", "1");

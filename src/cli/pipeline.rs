@@ -73,6 +73,14 @@ pub struct Args {
     /// Folder the stages write their outputs under (earlier outputs are moved aside).
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
+    /// Tune on a PostgreSQL study server shared with other workers (`hptune tune --storage`), then
+    /// pull the study and run the later stages here.
+    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::storage_url)]
+    pub storage: Option<String>,
+    /// With --storage: seconds between heartbeats of this worker's trials; a trial without one
+    /// for 6 intervals (its worker died) is failed and queued again by the next worker.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 20)]
+    pub heartbeat_interval: usize,
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
@@ -101,6 +109,8 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             space_toml,
             device: args.device,
             out_dir: out.join(crate::layout::TUNING_DIR),
+            storage: args.storage.clone(),
+            heartbeat_s: args.heartbeat_interval as u64,
         },
         extend: extend::Request {
             study: None,
@@ -159,6 +169,14 @@ pub struct CheckArgs {
     /// Folder the outputs would go under.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
+    /// Tune on a PostgreSQL study server shared with other workers (`hptune tune --storage`), then
+    /// pull the study and run the later stages here.
+    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::storage_url)]
+    pub storage: Option<String>,
+    /// With --storage: seconds between heartbeats of this worker's trials; a trial without one
+    /// for 6 intervals (its worker died) is failed and queued again by the next worker.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 20)]
+    pub heartbeat_interval: usize,
 }
 
 pub fn check(args: CheckArgs, store: &Store) -> anyhow::Result<()> {

@@ -59,6 +59,14 @@ pub struct Args {
     /// Output folder (an earlier study's is moved aside with a timestamp).
     #[arg(long, default_value = crate::layout::TUNING_DIR)]
     pub out: PathBuf,
+    /// Keep the study on a PostgreSQL server (postgresql://USER[:PASSWORD]@HOST[:PORT]/DB), in
+    /// Optuna's tables, shared by every worker that runs the same command on any machine.
+    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::storage_url)]
+    pub storage: Option<String>,
+    /// With --storage: seconds between heartbeats of this worker's trials; a trial without one
+    /// for 6 intervals (its worker died) is failed and queued again by the next worker.
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 20)]
+    pub heartbeat_interval: usize,
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
@@ -93,6 +101,8 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         space_toml,
         device: args.device,
         out_dir: args.out.clone(),
+        storage: args.storage.clone(),
+        heartbeat_s: args.heartbeat_interval as u64,
     };
     let summary = tune::run(store, &request)?;
     if !summary.orphans_failed.is_empty() {
@@ -122,6 +132,10 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         ]);
     }
     println!("{table}");
+    if args.storage.is_some() {
+        println!("next: hptune pull --storage URL --study {}", summary.study);
+        return Ok(());
+    }
     println!(
         "wrote {}/: trial_results.json, optimization_history.json, optimization_history.png, optimization_study.db, checkpoints/",
         args.out.display()

@@ -5,8 +5,10 @@
 //! keeps its choice index and the kernel compares it by equality (Hamming distance). The kernel
 //! is an ARD Matérn-5/2 with a scale and a fitted noise term; its parameters maximise the
 //! marginal likelihood plus Optuna's priors (L-BFGS on their logarithms). The next point
-//! maximises log expected improvement: 2,048 random candidates, then a projected gradient ascent
-//! from the best ten (and the best trial so far) with a sweep over each categorical's choices.
+//! maximises log expected improvement: 2,048 random candidates, then local searches from the best
+//! ten of them and from the best trial so far: gradient ascent on the continuous coordinates
+//! (preconditioned by the length scales), int and stepped parameters searched on their grid of
+//! legal values, and each categorical's choices swept.
 //! Running trials enter as pending points valued at the posterior mean (the "kriging believer"),
 //! which keeps the mean and removes the variance there, so parallel workers spread out.
 
@@ -222,11 +224,11 @@ impl Gradient for Evidence<'_> {
     }
 }
 
-/// The kernel parameters with the most evidence for (x, y), from λ = 1, scale 1, noise 0.01.
+/// The kernel parameters with the most evidence for (x, y), from λ = 1, scale 1, noise 1 (as Optuna starts).
 pub fn fit(x: &[Vec<f64>], y: &[f64], categorical: &[bool]) -> Kernel {
     let d = categorical.len();
     let mut start = vec![0.0; d];
-    start.extend([0.0, (0.01f64 - MIN_NOISE).ln()]);
+    start.extend([0.0, (1.0f64 - MIN_NOISE).ln()]);
     let evidence = Evidence { x, y, categorical, last: Default::default() };
     // Optuna stops its L-BFGS-B at a gradient of 1e-2 (its `gtol`).
     let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10).with_tolerance_grad(1e-2).expect("a positive tolerance");
@@ -438,32 +440,6 @@ fn local_search(post: &Posterior, best: f64, unit: &Unit, start: Vec<f64>) -> (f
     (value, p)
 }
 
-/// Starting points of the local search, as Optuna picks them: the best candidate, and N_LOCAL - 1
-/// more drawn without replacement with probability proportional to exp(acquisition - best
-/// acquisition) (the log EI: in proportion to the expected improvement), so they spread over the
-/// promising regions instead of crowding one.
-fn roulette(mut scored: Vec<(f64, Vec<f64>)>, rng: &mut ChaCha8Rng) -> Vec<Vec<f64>> {
-    let top = (0..scored.len()).max_by(|&a, &b| scored[a].0.total_cmp(&scored[b].0)).expect("candidates");
-    let max = scored[top].0;
-    let mut starts = vec![scored.swap_remove(top).1];
-    let mut weights: Vec<f64> = scored.iter().map(|(a, _)| (a - max).exp()).collect();
-    while starts.len() < N_LOCAL {
-        let total: f64 = weights.iter().sum();
-        if !(total > 0.0) {
-            break;
-        }
-        let mut r = rng.gen::<f64>() * total;
-        let pick = weights.iter().position(|w| {
-            r -= w;
-            r <= 0.0
-        });
-        let Some(i) = pick.filter(|&i| weights[i] > 0.0) else { break };
-        weights[i] = 0.0;
-        starts.push(scored[i].1.clone());
-    }
-    starts
-}
-
 /// The next point in internal coordinates, inside `region` (internal bounds per parameter).
 /// Needs at least one finished observation.
 pub fn suggest(space: &Space, observations: &[Observation], region: &[(f64, f64)], rng: &mut ChaCha8Rng) -> Vec<f64> {
@@ -492,13 +468,17 @@ pub fn suggest(space: &Space, observations: &[Observation], region: &[(f64, f64)
             post = p;
         }
     }
-    let scored: Vec<(f64, Vec<f64>)> = (0..N_CANDIDATES)
+    let mut scored: Vec<(f64, Vec<f64>)> = (0..N_CANDIDATES)
         .map(|_| {
             let p = unit.random(rng);
             (acquisition(&post, best, &p).0, p)
         })
         .collect();
-    let mut starts = roulette(scored, rng);
+    // The best N_LOCAL candidates start local searches (Optuna draws all but the best by a
+    // roulette weighted by expected improvement: 20 seeds of Styblinski-Tang found -170.5 median
+    // at 100 trials with it, -181.1 with the best ten).
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut starts: Vec<Vec<f64>> = scored.into_iter().take(N_LOCAL).map(|(_, p)| p).collect();
     let mut inside = best_x;
     unit.clamp(&mut inside);
     unit.snap(&mut inside);

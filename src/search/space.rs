@@ -274,6 +274,27 @@ impl Distribution {
         }
     }
 
+    /// A legal value in Optuna's internal representation (`param_value` in its storage): the
+    /// number itself, or a categorical choice's index.
+    pub fn to_optuna(&self, v: &Json) -> Option<f64> {
+        match self {
+            Distribution::Categorical { .. } => self.to_internal(v),
+            _ => v.as_f64(),
+        }
+    }
+
+    /// The value that Optuna's internal representation stands for (None when it is not legal).
+    pub fn from_optuna(&self, x: f64) -> Option<Json> {
+        let v = match self {
+            Distribution::Float { .. } => Json::from(x),
+            Distribution::Int { .. } => Json::from(x.round() as i64),
+            Distribution::Categorical { choices } => {
+                return (x >= 0.0 && x.fract() == 0.0).then(|| choices.get(x as usize).cloned()).flatten()
+            }
+        };
+        self.contains(&v).then_some(v)
+    }
+
     /// Whether a value is legal in this distribution.
     pub fn contains(&self, v: &Json) -> bool {
         match self {

@@ -8,6 +8,7 @@ pub(crate) mod clean;
 pub(crate) mod export;
 pub(crate) mod extend;
 pub(crate) mod pipeline;
+pub(crate) mod pull;
 pub(crate) mod report;
 pub mod train;
 pub(crate) mod tune;
@@ -71,7 +72,15 @@ pub(crate) fn fail_orphaned_runs(store: &Store) -> anyhow::Result<()> {
 /// Runs `work` while a thread calls `renew` every `workers::HEARTBEAT_EVERY_S` (a heartbeat), so
 /// that other processes never take this one's trials or runs for orphans.
 pub(crate) fn with_heartbeat<T>(renew: impl Fn() -> crate::store::Result<()> + Sync, work: impl FnOnce() -> T) -> T {
-    let every = std::time::Duration::from_secs(crate::workers::HEARTBEAT_EVERY_S);
+    with_heartbeat_every(std::time::Duration::from_secs(crate::workers::HEARTBEAT_EVERY_S), renew, work)
+}
+
+/// `with_heartbeat`, renewing every `every`.
+pub(crate) fn with_heartbeat_every<T>(
+    every: std::time::Duration,
+    renew: impl Fn() -> crate::store::Result<()> + Sync,
+    work: impl FnOnce() -> T,
+) -> T {
     std::thread::scope(|scope| {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let renew = &renew;

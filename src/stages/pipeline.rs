@@ -99,6 +99,15 @@ fn stage<T>(
 
 fn tune_stage(store: &Store, req: &Request) -> anyhow::Result<(String, Made)> {
     let summary = tune::run(store, &req.tune)?;
+    // A study on a server is tuned there and copied here for the stages after it.
+    if let Some(storage) = &req.tune.storage {
+        let pull = super::pull::Request {
+            storage: storage.clone(),
+            study: Some(summary.study.clone()),
+            out_dir: req.tune.out_dir.clone(),
+        };
+        super::pull::run(store, &pull)?;
+    }
     let best = summary
         .trials
         .iter()

@@ -20,7 +20,8 @@ use crate::progress::Progress;
 use crate::search::{self, Outcome, Params, Past, PhasePlan, Space};
 use crate::split::Split;
 use crate::states::{Role, RunStage, TrialState};
-use crate::store::{Finished, Lineage, NewRun, Store, StudyRecord, TrialEnd, TrialRecord};
+use crate::store::server::Server;
+use crate::store::{Finished, Lineage, NewRun, Store, StudyHome, StudyRecord, TrialEnd, TrialRecord};
 
 /// Median pruner settings (Optuna's MedianPruner defaults, with 3 warm-up epochs).
 pub const PRUNE_STARTUP_TRIALS: usize = 5;
@@ -46,9 +47,19 @@ pub struct Request {
     pub sampler: search::Sampler,
     /// The search space as TOML, when not the default.
     pub space_toml: Option<String>,
+    /// A PostgreSQL study server (`postgresql://...`) that keeps the study instead of the
+    /// database file, shared by workers on many machines.
+    pub storage: Option<String>,
+    /// How often this worker renews its trials' heartbeats on a study server; a trial silent
+    /// for `STALE_INTERVALS` of them is failed and queued again.
+    pub heartbeat_s: u64,
     pub device: Device,
     pub out_dir: PathBuf,
 }
+
+/// A study server's trial is stale after this many heartbeat intervals without one (Optuna's
+/// grace period; 120 s at the default 20 s).
+pub const STALE_INTERVALS: u64 = 6;
 
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -137,22 +148,30 @@ fn resolve_plan(total: usize, overrides: [Option<usize>; 3]) -> anyhow::Result<P
 }
 
 /// Resumes a recorded study, raising its trial budget to `--trials` when that is larger.
-fn resume_study(store: &Store, req: &Request, s: StudyRecord) -> anyhow::Result<StudyRecord> {
+fn resume_study(store: &Store, home: StudyHome, req: &Request, s: StudyRecord) -> anyhow::Result<StudyRecord> {
+    if let (StudyHome::Local(_), Some(server)) = (home, store.pulled_from(&s.study_name)?) {
+        bail!(
+            "study {} was pulled from {server}: its trials are added there (`hptune tune --storage URL --study {}`), \
+             then `hptune pull` copies them here",
+            s.study_name,
+            s.study_name
+        );
+    }
     // Resuming an older study where a newer one exported: the newer one's folder is kept.
     let key = super::export::TUNING_OWNER;
     if let Some(moved) = super::set_aside_unless_owned(store, &req.out_dir, key, &s.study_name)? {
         eprintln!("kept another study's {} as {}", req.out_dir.display(), moved.display());
     }
     if req.trials > s.n_trials {
-        store.set_study_trials(&s.study_name, req.trials)?;
+        home.set_study_trials(&s, req.trials)?;
     }
-    store.study(&s.study_name)?.with_context(|| format!("study {} is no longer in the database", s.study_name))
+    home.study(&s.study_name)?.with_context(|| format!("study {} is no longer in the database", s.study_name))
 }
 
 /// Creates a new study after checking everything it needs: the space, the phases, the name, and a
 /// dataset that leaves enough samples before the holdout for the shortest window the space allows
 /// (else every trial would fail).
-fn create_study(store: &Store, req: &Request) -> anyhow::Result<StudyRecord> {
+fn create_study(store: &Store, home: StudyHome, req: &Request) -> anyhow::Result<StudyRecord> {
     if req.trials == 0 {
         bail!("--trials must be at least 1");
     }
@@ -179,7 +198,13 @@ fn create_study(store: &Store, req: &Request) -> anyhow::Result<StudyRecord> {
     if let Some(moved) = super::set_aside(store, &req.out_dir)? {
         eprintln!("kept the previous {} as {}", req.out_dir.display(), moved.display());
     }
-    Ok(store.create_study(&StudyRecord {
+    if let StudyHome::Server(server) = home {
+        let mut long_csv = Vec::new();
+        crate::data::write_long_csv(&panel, &mut long_csv)?;
+        let long_csv = String::from_utf8(long_csv).expect("CSV of UTF-8 names and numbers");
+        server.put_dataset(&dataset.dataset_id, &dataset.name, &dataset.source, &long_csv)?;
+    }
+    Ok(home.create_study(&StudyRecord {
                 study_name: name,
                 direction: "maximize".into(),
                 dataset_id: dataset.dataset_id,
@@ -207,22 +232,28 @@ fn create_study(store: &Store, req: &Request) -> anyhow::Result<StudyRecord> {
 }
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
+    let grace_s = (STALE_INTERVALS * req.heartbeat_s.max(1)) as f64;
+    let server = req.storage.as_deref().map(|url| Server::connect(url, grace_s)).transpose()?;
+    let home = match &server {
+        Some(server) => StudyHome::Server(server),
+        None => StudyHome::Local(store),
+    };
     let device = model::device(req.device)?;
     let study = match &req.study {
-        Some(name) => match store.study(name)? {
-            Some(s) => resume_study(store, req, s)?,
-            None => create_study(store, req)?,
+        Some(name) => match home.study(name)? {
+            Some(s) => resume_study(store, home, req, s)?,
+            None => create_study(store, home, req)?,
         },
-        None => create_study(store, req)?,
+        None => create_study(store, home, req)?,
     };
     super::fail_orphaned_runs(store)?;
-    let orphans_failed = store
-        .fail_orphans(&study.study_name, |t: &TrialRecord| crate::workers::is_gone(&t.worker, t.heartbeat_age_s))?;
+    let orphans_failed = home.fail_orphans(&study.study_name)?;
     let space = Space::from_toml(&study.space_toml).map_err(|e| anyhow::anyhow!("stored search space: {e}"))?;
-    let dataset_name = store
-        .dataset_by_id(&study.dataset_id)?
-        .map(|d| d.name)
-        .context("the study's dataset is no longer in the database")?;
+    let dataset_name = match (store.dataset_by_id(&study.dataset_id)?, &server) {
+        (Some(d), _) => d.name,
+        (None, Some(server)) => super::pull::ensure_dataset(store, server, &study)?,
+        (None, None) => bail!("the study's dataset is no longer in the database"),
+    };
     let (_, panel) = store.load_panel(&dataset_name)?;
     let table = costs::time(Cost::Features, || features::compute(&panel));
     // While this process writes into the folder, no other moves it aside.
@@ -233,35 +264,52 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
     let progress = Progress::new(format!("tune {}", study.study_name), study.n_trials.max(req.trials));
     let jobs = req.jobs.max(1);
     // The heartbeat covers this worker's RUNNING trials and their training runs.
-    let renew = || store.heartbeat(&study.study_name, &worker);
-    let result = super::with_heartbeat(renew, || {
+    let renew = || -> crate::store::Result<()> {
+        home.heartbeat(&study.study_name, &worker)?;
+        if server.is_some() {
+            store.heartbeat_runs(&worker)?;
+        }
+        Ok(())
+    };
+    let trial = Trial { home, study: &study, table: &table, device: &device, req };
+    let every_s = if server.is_some() { req.heartbeat_s.max(1) } else { crate::workers::HEARTBEAT_EVERY_S };
+    let every = std::time::Duration::from_secs(every_s);
+    let result = super::with_heartbeat_every(every, renew, || {
         std::thread::scope(|scope| -> anyhow::Result<()> {
-            let handles: Vec<_> = (0..jobs)
-                .map(|_| scope.spawn(|| worker_loop(store, &study, &space, &table, &device, &worker, req, &progress)))
-                .collect();
+            let handles: Vec<_> =
+                (0..jobs).map(|_| scope.spawn(|| worker_loop(&trial, &space, &worker, &progress))).collect();
             handles.into_iter().try_for_each(|h| h.join().expect("worker thread panicked"))
         })
     });
     progress.finish();
     result?;
-    costs::time(Cost::Export, || super::export::tuning(store, &study.study_name, &req.out_dir))?;
-    Ok(Summary { study: study.study_name.clone(), orphans_failed, trials: store.trials(&study.study_name)? })
+    if let Some(server) = &server {
+        eprintln!(
+            "the study is kept on {}; `hptune pull --storage URL --study {}` copies it into {}",
+            server.name(),
+            study.study_name,
+            store.path().display()
+        );
+    } else {
+        costs::time(Cost::Export, || super::export::tuning(store, &study.study_name, &req.out_dir))?;
+    }
+    Ok(Summary { study: study.study_name.clone(), orphans_failed, trials: home.trials(&study)? })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn worker_loop(
-    store: &Store,
-    study: &StudyRecord,
-    space: &Space,
-    table: &FeatureTable,
-    device: &candle_core::Device,
-    worker: &str,
-    req: &Request,
-    progress: &Progress,
-) -> anyhow::Result<()> {
+/// What every trial of this run shares.
+struct Trial<'a> {
+    home: StudyHome<'a>,
+    study: &'a StudyRecord,
+    table: &'a FeatureTable,
+    device: &'a candle_core::Device,
+    req: &'a Request,
+}
+
+fn worker_loop(trial: &Trial, space: &Space, worker: &str, progress: &Progress) -> anyhow::Result<()> {
+    let (home, study) = (trial.home, trial.study);
     loop {
         crate::interrupt::check()?;
-        let claim = store.claim_trial(study, worker, study.n_trials.max(10), |number, trials| {
+        let claim = home.claim_trial(study, worker, study.n_trials.max(10), |number, trials| {
             let past: Vec<Past> = trials
                 .iter()
                 .map(|t| Past {
@@ -278,7 +326,7 @@ fn worker_loop(
             })
         })?;
         let Some((number, search::Suggestion { phase, params, .. })) = claim else { return Ok(()) };
-        let end = match run_trial(store, study, table, device, number, &params, req) {
+        let end = match run_trial(trial, number, &params) {
             Ok(end) => end,
             Err(e) => {
                 let end = TrialEnd {
@@ -288,14 +336,14 @@ fn worker_loop(
                     pruned_epoch: None,
                     reason: Some(crate::interrupt::reason(&e)),
                 };
-                store.end_trial(&study.study_name, number, &end)?;
+                home.end_trial(&study.study_name, number, &end)?;
                 if let Some(i) = crate::interrupt::is_interrupted(&e) {
                     return Err(i.into());
                 }
                 end
             }
         };
-        let (done, best) = store.trial_progress(&study.study_name)?;
+        let (done, best) = home.trial_progress(&study.study_name)?;
         progress.step(
             done,
             &format!(
@@ -333,15 +381,8 @@ impl std::fmt::Display for Pruned {
 
 impl std::error::Error for Pruned {}
 
-fn run_trial(
-    store: &Store,
-    study: &StudyRecord,
-    table: &FeatureTable,
-    device: &candle_core::Device,
-    number: usize,
-    params: &Params,
-    req: &Request,
-) -> anyhow::Result<TrialEnd> {
+fn run_trial(trial: &Trial, number: usize, params: &Params) -> anyhow::Result<TrialEnd> {
+    let Trial { home, study, table, device, req } = *trial;
     let cfg = trial_config(params, study.epochs).map_err(|e| anyhow::anyhow!("parameters out of range: {e}"))?;
     let split = Split::new(table, cfg.seq_len, study.holdout).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (scaler, train_set, val_set) = costs::time(Cost::Features, || {
@@ -351,7 +392,7 @@ fn run_trial(
         (scaler, train_set, val_set)
     });
     let run = trial_run(study, number, table, &split, &cfg, req.device.as_str());
-    store.begin_trial_run(&study.study_name, number, &run)?;
+    home.begin_trial_run(&study.study_name, number, &run)?;
     let run_id = run.run_id;
     let trial_seed = study.seed.wrapping_mul(1_000_003).wrapping_add(number as u64);
     let net =
@@ -364,11 +405,11 @@ fn run_trial(
     let result = model::train(&net, &train_set, &val_set, &cfg.settings(trial_seed), |m| {
         epochs.push(m.clone());
         if flushed.elapsed().as_secs_f64() >= EPOCH_FLUSH_S {
-            store.record_epochs(&run_id, &epochs[recorded..])?;
+            home.record_epochs(&study.study_name, number, &run_id, &epochs[recorded..])?;
             recorded = epochs.len();
             flushed = std::time::Instant::now();
         }
-        prune(store, study, m.epoch, &epochs)
+        prune(home, study, m.epoch, &epochs)
     });
     let (end, checkpoints, best_epoch) = match result {
         Ok(outcome) => {
@@ -387,14 +428,14 @@ fn run_trial(
                 (ended(TrialState::Pruned, best, Some(p)), Vec::new(), best.epoch)
             }
             None => {
-                let _ = store.record_epochs(&run_id, &epochs[recorded..]);
-                let _ = store.fail_run(&run_id, &crate::interrupt::reason(&e));
+                let _ = home.record_epochs(&study.study_name, number, &run_id, &epochs[recorded..]);
+                let _ = home.fail_run(&run_id, &crate::interrupt::reason(&e));
                 return Err(e);
             }
         },
     };
     let run = (run_id.as_str(), &epochs[recorded..], epochs.len(), best_epoch, checkpoints.as_slice());
-    if let Finished::AlreadyEnded { state } = store.finish_trial(&study.study_name, number, run, &end)? {
+    if let Finished::AlreadyEnded { state } = home.finish_trial(&study.study_name, number, run, &end)? {
         eprintln!("trial {number} was already marked {state} by another process; its result is kept as a note");
     }
     Ok(end)
@@ -429,11 +470,11 @@ fn trial_run(
 
 /// The median pruner: after the warm-up epochs and once enough trials have completed, a trial
 /// whose best validation accuracy so far is below the median of the others' at this epoch stops.
-fn prune(store: &Store, study: &StudyRecord, epoch: usize, epochs: &[EpochMetrics]) -> anyhow::Result<()> {
+fn prune(home: StudyHome, study: &StudyRecord, epoch: usize, epochs: &[EpochMetrics]) -> anyhow::Result<()> {
     if !study.pruning || epoch < PRUNE_WARMUP_EPOCHS {
         return Ok(());
     }
-    let mut others = store.completed_values_at(&study.study_name, epoch)?;
+    let mut others = home.completed_values_at(&study.study_name, epoch)?;
     if others.len() < PRUNE_STARTUP_TRIALS {
         return Ok(());
     }

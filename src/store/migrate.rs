@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, name: "imported_models", sql: include_str!("../../migrations/0008_imported_models.sql") },
     Migration { version: 9, name: "cleanups", sql: include_str!("../../migrations/0009_cleanups.sql") },
     Migration { version: 10, name: "samplers", sql: include_str!("../../migrations/0010_samplers.sql") },
+    Migration { version: 11, name: "pulled_studies", sql: include_str!("../../migrations/0011_pulled_studies.sql") },
 ];
 
 impl Migration {

@@ -13,8 +13,11 @@ mod conn;
 mod extended;
 mod migrate;
 pub mod optuna_sqlite;
+mod pull;
 mod report;
+pub mod server;
 mod states_sql;
+mod study_home;
 mod training;
 mod tuning;
 mod user_sql;
@@ -34,6 +37,7 @@ pub use clean::{CleanReason, Cleanable, Cleanup};
 pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, Selection};
 pub use migrate::{Migration, MIGRATIONS};
 pub use report::{HistoryPoint, TextTable};
+pub use study_home::StudyHome;
 pub use training::{CheckpointRecord, Lineage, NewRun, RunRecord, SavedCheckpoint};
 pub use tuning::{Finished, StudyRecord, TrialEnd, TrialRecord};
 pub use views::{find as views_find, View, VIEWS};
@@ -79,6 +83,8 @@ pub enum StoreError {
     Duckdb { path: PathBuf, source: duckdb::Error },
     #[error(transparent)]
     Sql(#[from] duckdb::Error),
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

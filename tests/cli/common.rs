@@ -30,7 +30,7 @@ impl Env {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hptune"));
-        c.current_dir(self.dir.path()).arg("--db").arg(&self.db).env_remove("HPTUNE_DB");
+        c.current_dir(self.dir.path()).arg("--db").arg(&self.db).env_remove("HPTUNE_DB").env_remove("HPTUNE_STORAGE");
         c
     }
 
@@ -98,4 +98,106 @@ pub fn dump(db: &Path) -> String {
 /// The project's shipped data folder.
 pub fn shipped(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+}
+
+/// A throwaway PostgreSQL server in a temporary folder (Debian's `postgresql` package: initdb and
+/// pg_ctl, run as the `postgres` user when the tests run as root), on a free port of 127.0.0.1,
+/// stopped when dropped. `tests/setup.sh` installs the package.
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+impl PgServer {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra settings (`-c name=value`), e.g. a time zone.
+    pub fn start_with(settings: &[&str]) -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin")).find(|b| b.join("initdb").exists()))
+            .expect("PostgreSQL is not installed: tests/setup.sh installs it (apt-get install postgresql)");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let server = Self { dir, bin, port };
+        let data = server.dir.path().join("data");
+        if is_root() {
+            Command::new("chown").args(["-R", "postgres"]).arg(server.dir.path()).status().unwrap();
+        }
+        server.as_postgres(&[server.bin.join("initdb").to_str().unwrap(), "-D", data.to_str().unwrap(), "-A", "trust"]);
+        let mut options =
+            format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", server.dir.path().display());
+        for s in settings {
+            options.push_str(&format!(" -c {s}"));
+        }
+        let log = server.dir.path().join("log");
+        server.as_postgres(&[
+            server.bin.join("pg_ctl").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-o",
+            &options,
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "start",
+        ]);
+        server
+    }
+
+    fn as_postgres(&self, args: &[&str]) {
+        let out = postgres_command(self.dir.path(), args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A new database on the server; its URL.
+    pub fn database(&self, name: &str) -> String {
+        let mut c = self.client("postgres");
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        self.url(name)
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn client(&self, db: &str) -> postgres::Client {
+        postgres::Client::connect(&self.url(db), postgres::NoTls).unwrap()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let (pg_ctl, data) = (self.bin.join("pg_ctl"), self.dir.path().join("data"));
+        let args = [pg_ctl.to_str().unwrap(), "-D", data.to_str().unwrap(), "-m", "immediate", "stop"];
+        let _ = postgres_command(self.dir.path(), &args).output();
+    }
+}
+
+/// A command run as the `postgres` user when the tests run as root (PostgreSQL refuses root), in `dir`.
+fn postgres_command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).args(args);
+        c
+    } else {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]);
+        c
+    };
+    c.current_dir(dir);
+    c
+}
+
+fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() == 0 }
 }

@@ -16,6 +16,7 @@ mod pipeline;
 mod query;
 mod report;
 mod search;
+mod server;
 mod store;
 mod train;
 mod tune;

@@ -115,9 +115,7 @@ fn optuna_trial(store: &Store, space: &Space, t: &TrialRecord) -> optuna_sqlite:
         .params
         .iter()
         .filter_map(|p| {
-            let v = t.params.get(&p.name)?;
-            let internal = p.dist.to_internal(v)?;
-            let stored = if p.dist.is_categorical() { internal } else { v.as_f64().unwrap_or(internal) };
+            let stored = p.dist.to_optuna(t.params.get(&p.name)?)?;
             Some((p.name.clone(), stored, p.dist.optuna_json().to_string()))
         })
         .collect();
