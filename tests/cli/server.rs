@@ -9,29 +9,7 @@ use serde_json::Value as Json;
 
 use crate::common::{Env, PgServer};
 use crate::interop::python;
-
-const SPACE: &str = r#"
-[model_type]
-type = "categorical"
-choices = ["mlp", "gru"]
-
-[hidden_size]
-type = "int"
-low = 8
-high = 32
-step = 8
-
-[learning_rate]
-type = "float"
-low = 1e-4
-high = 1e-2
-log = true
-
-[seq_len]
-type = "int"
-low = 3
-high = 8
-"#;
+use crate::tune::SPACE;
 
 /// Whether the first worker has created Optuna's tables yet.
 fn has_schema(c: &mut postgres::Client) -> bool {

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::Env;
 
-const SPACE: &str = r#"
+/// A small space of every kind of parameter (also used by the study-server tests).
+pub(crate) const SPACE: &str = r#"
 [model_type]
 type = "categorical"
 choices = ["mlp", "gru"]
