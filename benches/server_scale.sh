@@ -5,7 +5,8 @@
 #     own database) share one study of tiny trials (1 epoch of a small MLP on 3 x 200 synthetic
 #     days): claims per second over the whole study, the mean time a claim waited for the study
 #     row lock and for all its server calls, the most connections the server saw, the wall time;
-#  2. a real study on the shipped data (TRIALS trials, 4 epochs) with 1 and then 2 worker processes.
+#  2. a real study on the shipped data (2 x TRIALS_PER_WORKER GRU trials of one size, 4 epochs, no
+#     pruning) with 1 and then 2 worker processes of one thread each.
 # Usage: benches/server_scale.sh [TRIALS_PER_WORKER] [WORKERS...]   (default: 4  1 4 16 64)
 # Needs Debian's postgresql package (tests/setup.sh installs it).
 set -euo pipefail
@@ -33,22 +34,22 @@ printf '[model_type]\ntype = "categorical"\nchoices = ["mlp"]\n\n[hidden_size]\n
 
 # Sums "costs: NAME: N events, S s" over the logs: prints "events seconds".
 cost() { local name=$1; shift; sed -nE "s/^costs: $name: ([0-9]+) events, ([0-9.]+) s$/\1 \2/p" "$@" |
-  awk '{n += $1; s += $2} END {printf "%d %.4f", n, s}'; }
+  awk '{n += $1; s += $2} END {printf "%d %.4f\n", n, s}'; }
 
-printf '%8s %8s %10s %10s %14s %14s %12s\n' workers trials "wall s" claims/s "lock wait ms" "server ms" connections
+printf '%8s %8s %10s %10s %14s %16s %12s\n' workers trials "wall s" claims/s "lock wait ms" "server ms/claim" connections
 for n in "${counts[@]}"; do
   db="w$n"
   psql -c "CREATE DATABASE $db"
   trials=$(( n * per_worker ))
   # The study is created first (with its dataset on the server) by one short run.
   "$bin" --db "$work/seed.db" -q tune --storage "$(url "$db")" --study s --trials 1 --epochs 1 --dataset tiny \
-    --space "$work/space.toml" --out "$work/out-$n-0" > /dev/null
+    --space "$work/space.toml" --out "$work/out-$n-0" > /dev/null 2>&1
   peak=0
   start=$(date +%s.%N)
   pids=()
   for i in $(seq 1 "$n"); do
     cp "$work/seed.db" "$work/w$n-$i.db"
-    "$bin" --db "$work/w$n-$i.db" --verbose tune --storage "$(url "$db")" --study s --trials $(( trials + 1 )) \
+    "$bin" --db "$work/w$n-$i.db" --verbose tune --storage "$(url "$db")" --study s --trials $(( trials + 1 )) --jobs 1 \
       --out "$work/out-$n-$i" > /dev/null 2> "$work/log-$n-$i" &
     pids+=($!)
   done
@@ -63,21 +64,23 @@ for n in "${counts[@]}"; do
   read -r calls call_s < <(cost "study server: calls" "$work"/log-$n-*)
   done_trials=$(psql -d "$db" -c "SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')")
   wall=$(echo "$end - $start" | bc -l)
-  printf '%8d %8d %10.1f %10.1f %14.2f %14.1f %12d\n' "$n" "$(( done_trials - 1 ))" "$wall" \
+  printf '%8d %8d %10.1f %10.1f %14.2f %16.1f %12d\n' "$n" "$(( done_trials - 1 ))" "$wall" \
     "$(echo "($done_trials - 1) / $wall" | bc -l)" "$(echo "1000 * $lock_s / ($claims + 0.000001)" | bc -l)" \
     "$(echo "1000 * $call_s / ($claims + 0.000001)" | bc -l)" "$peak"
 done
 
+# Trials of one cost (only the learning rate varies, no pruning), so the wall times compare.
+printf '[model_type]\ntype = "categorical"\nchoices = ["gru"]\n\n[hidden_size]\ntype = "categorical"\nchoices = [32]\n\n[seq_len]\ntype = "categorical"\nchoices = [20]\n\n[learning_rate]\ntype = "float"\nlow = 1e-4\nhigh = 1e-2\nlog = true\n' > "$work/fixed.toml"
 echo
-echo "the shipped data, $(( per_worker * 2 )) trials of 4 epochs, --jobs 1 per process:"
+echo "the shipped data, $(( per_worker * 2 )) GRU trials of 4 epochs, one thread per process (--jobs 1, RAYON_NUM_THREADS=1):"
 for n in 1 2; do
   db="real$n"
   psql -c "CREATE DATABASE $db"
   start=$(date +%s.%N)
   pids=()
   for i in $(seq 1 "$n"); do
-    "$bin" --db "$work/real$n-$i.db" -q tune --storage "$(url "$db")" --study r --trials $(( per_worker * 2 )) \
-      --epochs 4 --out "$work/real-$n-$i" > /dev/null 2> "$work/real-log-$n-$i" &
+    RAYON_NUM_THREADS=1 "$bin" --db "$work/real$n-$i.db" -q tune --storage "$(url "$db")" --study r \
+      --trials $(( per_worker * 2 )) --epochs 4 --jobs 1 --no-pruning --space "$work/fixed.toml" --out "$work/real-$n-$i" > /dev/null 2> "$work/real-log-$n-$i" &
     pids+=($!)
     # The first process creates the study; the second joins it.
     [ "$i" -eq 1 ] && until psql -d "$db" -c "SELECT count(*) FROM trials" 2> /dev/null | grep -qv '^0$'; do sleep 0.1; done
