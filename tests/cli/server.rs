@@ -155,9 +155,16 @@ fn three_workers_on_three_machines_share_one_study_with_unique_dense_numbers_and
     let after = puller.dump();
     let strip = |d: &str| d.lines().filter(|l| !l.starts_with("pulled_studies")).collect::<Vec<_>>().join("\n");
     assert_eq!(strip(&before), strip(&after));
-    // A pulled study grows on the server, not here.
+    // A pulled study grows on the server, not here; pulling the grown study adds the new trials.
     let err = puller.fails(&["tune", "--study", "shared", "--trials", "20"]);
     assert!(err.contains("was pulled from") && err.contains("--storage"), "{err}");
+    first.ok(&args("16", &[]).iter().map(String::as_str).collect::<Vec<_>>());
+    let grown = server_trials(&pg, "shared", "shared");
+    assert!(grown.len() > trials.len(), "{grown:?}");
+    let out = puller.ok(&["pull", "--storage", url.as_str(), "--study", "shared"]);
+    assert!(out.contains(&format!("{} trials added", grown.len() - trials.len())), "{out}");
+    let here: i64 = puller.sql_one("SELECT count(*) FROM trials WHERE study_name = 'shared'");
+    assert_eq!(here as usize, grown.len());
 }
 
 #[test]
