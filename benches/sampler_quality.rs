@@ -8,7 +8,7 @@
 //! suggestion with 100, 1,000 and 10,000 finished trials (TPE), 100 and 300 (GP).
 //!
 //! Run: `cargo bench --bench sampler_quality` (20 seeds; `HPTUNE_BENCH_SEEDS=N`;
-//! `HPTUNE_BENCH_ONLY=hartmann6` runs one function; `HPTUNE_BENCH_SAMPLER=tpe,gp,auto` the
+//! `HPTUNE_BENCH_ONLY=hartmann6,ackley` runs those functions; `HPTUNE_BENCH_SAMPLER=tpe,gp,auto` the
 //! samplers, all three by default: `auto` reuses the results of the sampler it stands for).
 //! `HPTUNE_BENCH_DIMS=5,10,20,30` instead runs Styblinski-Tang in those dimensions, 100 trials,
 //! TPE against the GP: median best and mean time per suggestion (what `auto`'s threshold rests on).
@@ -90,7 +90,7 @@ fn main() {
     let only = std::env::var("HPTUNE_BENCH_ONLY").ok();
     println!("{seeds} seeds; median [q25, q75] of the best value");
     println!("{:<22} {:<10} {:>34} {:>34}", "function", "sampler", "budget 50", "budget 100");
-    for f in functions::all().into_iter().filter(|f| only.as_deref().is_none_or(|o| o == f.name)) {
+    for f in functions::all().into_iter().filter(|f| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == f.name))) {
         for noisy in [false, true] {
             let name = if noisy { format!("{} (noisy)", f.name) } else { f.name.to_string() };
             let mut done: HashMap<Sampler, String> = HashMap::new();
