@@ -90,7 +90,8 @@ fn main() {
     let only = std::env::var("HPTUNE_BENCH_ONLY").ok();
     println!("{seeds} seeds; median [q25, q75] of the best value");
     println!("{:<22} {:<10} {:>34} {:>34}", "function", "sampler", "budget 50", "budget 100");
-    for f in functions::all().into_iter().filter(|f| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == f.name))) {
+    for f in functions::all().into_iter().filter(|f| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == f.name)))
+    {
         for noisy in [false, true] {
             let name = if noisy { format!("{} (noisy)", f.name) } else { f.name.to_string() };
             let mut done: HashMap<Sampler, String> = HashMap::new();
