@@ -5,10 +5,13 @@
 //! keeps its choice index and the kernel compares it by equality (Hamming distance). The kernel
 //! is an ARD Matérn-5/2 with a scale and a fitted noise term; its parameters maximise the
 //! marginal likelihood plus Optuna's priors (L-BFGS on their logarithms). The next point
-//! maximises log expected improvement: 2,048 random candidates, then local searches from the best
-//! ten of them and from the best trial so far: gradient ascent on the continuous coordinates
-//! (preconditioned by the length scales), int and stepped parameters searched on their grid of
+//! maximises log expected improvement: 2,048 random candidates (scored with one matrix product),
+//! then local searches from the best ten of them and from the best trial so far: gradient ascent on
+//! the continuous coordinates (preconditioned by the length scales, until the projected gradient is
+//! below Optuna's tolerance), int and stepped parameters searched on their grid of
 //! legal values, and each categorical's choices swept.
+//! Before the fit the objective values are standardised and warped by a Yeo-Johnson transform
+//! fitted to them (see `yeo_johnson`).
 //! Running trials enter as pending points valued at the posterior mean (the "kriging believer"),
 //! which keeps the mean and removes the variance there, so parallel workers spread out.
 
@@ -50,11 +53,87 @@ impl Kernel {
     }
 }
 
+/// Zero mean, unit (population) standard deviation.
+fn standardise(v: &[f64]) -> Vec<f64> {
+    let mu = mean(v);
+    let sd = (v.iter().map(|y| (y - mu).powi(2)).sum::<f64>() / v.len() as f64).sqrt().max(1e-12);
+    v.iter().map(|y| (y - mu) / sd).collect()
+}
+
+/// The Yeo-Johnson transform of one value (Yeo and Johnson 2000): monotone, λ = 1 the identity,
+/// λ < 1 compresses the upper tail and λ > 1 the lower one (λ = 2: -ln(1 - x) below zero).
+fn yj(x: f64, lambda: f64) -> f64 {
+    if x >= 0.0 {
+        if lambda.abs() < 1e-9 {
+            x.ln_1p()
+        } else {
+            ((1.0 + x).powf(lambda) - 1.0) / lambda
+        }
+    } else if (lambda - 2.0).abs() < 1e-9 {
+        -(-x).ln_1p()
+    } else {
+        -((1.0 - x).powf(2.0 - lambda) - 1.0) / (2.0 - lambda)
+    }
+}
+
+/// The objective values warped to look normal before the GP sees them, as HEBO does: the
+/// Yeo-Johnson transform with the λ of most likelihood (golden-section search over [-2, 4]).
+/// Objectives with a long tail of bad values (Rosenbrock's span six orders of magnitude) get it
+/// compressed, so the GP models the good region instead of the worst trials; values that already
+/// look normal keep λ near 1. The order of the values, and so the best trial, is unchanged.
+/// (`sampler_quality`, 20 seeds, median best at 50 trials without and with it: Rosenbrock 237 vs
+/// 15.4, Ackley 6.15 vs 3.85, Styblinski-Tang -149.0 vs -163.3, Hartmann-6 -3.261 vs -3.320.)
+/// Written here: the transform is a few lines, and no well-kept crate offers it with the fit.
+fn yeo_johnson(z: &[f64]) -> Vec<f64> {
+    let n = z.len() as f64;
+    let jacobian: f64 = z.iter().map(|x| x.signum() * x.abs().ln_1p()).sum();
+    let log_likelihood = |lambda: f64| {
+        let w: Vec<f64> = z.iter().map(|&x| yj(x, lambda)).collect();
+        let m = mean(&w);
+        let var = w.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
+        -0.5 * n * var.max(1e-300).ln() + (lambda - 1.0) * jacobian
+    };
+    let (mut a, mut b) = (-2.0, 4.0);
+    let g = 0.5 * (5f64.sqrt() - 1.0);
+    for _ in 0..60 {
+        let (c, d) = (b - g * (b - a), a + g * (b - a));
+        if log_likelihood(c) > log_likelihood(d) {
+            b = d;
+        } else {
+            a = c;
+        }
+    }
+    let lambda = 0.5 * (a + b);
+    z.iter().map(|&x| yj(x, lambda)).collect()
+}
+
 /// Matérn-5/2 as a function of the squared distance, and its derivative in the squared distance.
 fn matern52(r2: f64) -> (f64, f64) {
     let r = (5.0 * r2).sqrt();
     let e = (-r).exp();
     ((1.0 + r + r * r / 3.0) * e, -5.0 / 6.0 * (1.0 + r) * e)
+}
+
+/// K⁻¹ from K's Cholesky factor L, as L⁻ᵀ L⁻¹: L⁻¹ column by column by forward substitution from
+/// each column's diagonal down (nalgebra's `Cholesky::inverse` solves against the whole identity,
+/// running through the zeros above the diagonal: two thirds of a fit's time at 300 trials), then
+/// one matrix product.
+fn inverse(chol: &Cholesky<f64, Dyn>) -> DMatrix<f64> {
+    let l = chol.l_dirty();
+    let n = l.nrows();
+    let mut m = DMatrix::zeros(n, n);
+    for j in 0..n {
+        let mut x = m.column_mut(j);
+        x[j] = 1.0;
+        for k in j..n {
+            x[k] /= l[(k, k)];
+            let xk = x[k];
+            for (xi, li) in x.as_mut_slice()[k + 1..].iter_mut().zip(&l.column(k).as_slice()[k + 1..]) {
+                *xi -= xk * li;
+            }
+        }
+    }
+    m.transpose() * m
 }
 
 /// One dimension's squared difference: (a - b)^2, or 0/1 for a categorical one.
@@ -75,7 +154,9 @@ pub struct Posterior {
     x: Vec<Vec<f64>>,
     categorical: Vec<bool>,
     kernel: Kernel,
-    chol: Cholesky<f64, Dyn>,
+    /// K⁻¹ (noise on the diagonal), kept whole as Optuna keeps it: a variance is then one
+    /// matrix-vector product, and a batch of them one matrix product.
+    kinv: DMatrix<f64>,
     alpha: DVector<f64>,
 }
 
@@ -89,7 +170,8 @@ impl Posterior {
         });
         let chol = km.cholesky()?;
         let alpha = chol.solve(&DVector::from_column_slice(y));
-        Some(Self { x, categorical, kernel, chol, alpha })
+        let kinv = inverse(&chol);
+        Some(Self { x, categorical, kernel, kinv, alpha })
     }
 
     /// The kernel against every data point, and the derivative of each in the squared distance.
@@ -108,15 +190,25 @@ impl Posterior {
     /// Posterior mean and variance of the latent function at `p`.
     pub fn mean_var(&self, p: &[f64]) -> (f64, f64) {
         let (k, _) = self.k_star(p);
-        let v = self.chol.l().solve_lower_triangular(&k).expect("L is triangular with a positive diagonal");
-        (k.dot(&self.alpha), (self.kernel.scale - v.dot(&v)).max(1e-12))
+        (k.dot(&self.alpha), (self.kernel.scale - k.dot(&(&self.kinv * &k))).max(1e-12))
+    }
+
+    /// Posterior means and variances at many points: the kernel against the data as one matrix,
+    /// the variances from one product with K⁻¹.
+    fn mean_var_many(&self, ps: &[Vec<f64>]) -> Vec<(f64, f64)> {
+        let ks = DMatrix::from_fn(ps.len(), self.x.len(), |i, j| {
+            self.kernel.scale * matern52(sq_dist(&ps[i], &self.x[j], &self.kernel, &self.categorical)).0
+        });
+        let b = &ks * &self.kinv;
+        let means = &ks * &self.alpha;
+        (0..ps.len()).map(|i| (means[i], (self.kernel.scale - ks.row(i).dot(&b.row(i))).max(1e-12))).collect()
     }
 
     /// Mean, variance and their gradients in the numeric coordinates of `p` (zero on
     /// categorical ones).
     fn mean_var_grad(&self, p: &[f64]) -> (f64, f64, Vec<f64>, Vec<f64>) {
         let (k, dk) = self.k_star(p);
-        let beta = self.chol.solve(&k);
+        let beta = &self.kinv * &k;
         let d = p.len();
         let (mut dm, mut dv) = (vec![0.0; d], vec![0.0; d]);
         for (i, xi) in self.x.iter().enumerate() {
@@ -168,7 +260,7 @@ impl Evidence<'_> {
             + 0.1 * k.noise.ln()
             - 30.0 * k.noise;
         // d lml / d θ = 1/2 tr(W dK/dθ), W = α αᵀ - K⁻¹.
-        let w = &alpha * alpha.transpose() - chol.inverse();
+        let w = &alpha * alpha.transpose() - inverse(&chol);
         let mut grad = vec![0.0; d + 2];
         // Over pairs i > j (W and dK are symmetric; the diagonal has no distance).
         for i in 0..n {
@@ -377,6 +469,10 @@ fn nearest(grid: &[f64], v: f64) -> usize {
     }
 }
 
+/// The ascent stops where no coordinate's projected gradient (in x / l) reaches this, as Optuna's
+/// L-BFGS-B does (its `pgtol`, the square root of its tolerance 1e-4).
+const PGTOL: f64 = 1e-2;
+
 /// Grids of at most this many values are swept whole; longer ones two steps each side.
 const SWEEP_MAX: usize = 16;
 
@@ -392,13 +488,21 @@ fn local_search(post: &Posterior, best: f64, unit: &Unit, start: Vec<f64>) -> (f
     for _ in 0..10 {
         let mut step = 0.1;
         for _ in 0..200 {
-            let norm = continuous.iter().map(|&j| (grad[j] * lengths[j]).powi(2)).sum::<f64>().sqrt();
-            if norm < 1e-9 || step < 1e-7 {
+            // The gradient in x / l, less what points out of the region.
+            let g: Vec<(usize, f64)> = continuous
+                .iter()
+                .map(|&j| {
+                    let (gz, (lo, hi)) = (grad[j] * lengths[j], unit.region[j]);
+                    (j, if (p[j] <= lo && gz < 0.0) || (p[j] >= hi && gz > 0.0) { 0.0 } else { gz })
+                })
+                .collect();
+            if g.iter().all(|(_, v)| v.abs() < PGTOL) || step < 1e-7 {
                 break;
             }
+            let norm = g.iter().map(|(_, v)| v * v).sum::<f64>().sqrt();
             let mut q = p.clone();
-            for &j in &continuous {
-                q[j] += step * lengths[j] * lengths[j] * grad[j] / norm;
+            for &(j, gz) in &g {
+                q[j] += step * lengths[j] * gz / norm;
             }
             unit.clamp(&mut q);
             let (qv, qg) = acquisition(post, best, &q);
@@ -447,10 +551,7 @@ pub fn suggest(space: &Space, observations: &[Observation], region: &[(f64, f64)
     let finished: Vec<(Vec<f64>, f64)> =
         observations.iter().filter_map(|o| o.loss.map(|l| (unit.to_unit(&o.x), -l))).collect();
     let pending: Vec<Vec<f64>> = observations.iter().filter(|o| o.loss.is_none()).map(|o| unit.to_unit(&o.x)).collect();
-    let raw: Vec<f64> = finished.iter().map(|(_, y)| *y).collect();
-    let mu = mean(&raw);
-    let sd = (raw.iter().map(|y| (y - mu).powi(2)).sum::<f64>() / raw.len() as f64).sqrt().max(1e-12);
-    let y: Vec<f64> = raw.iter().map(|v| (v - mu) / sd).collect();
+    let y = standardise(&yeo_johnson(&standardise(&finished.iter().map(|(_, y)| *y).collect::<Vec<f64>>())));
     let x: Vec<Vec<f64>> = finished.iter().map(|(x, _)| x.clone()).collect();
     let kernel = fit(&x, &y, &unit.categorical);
     let Some(mut post) = Posterior::new(x.clone(), &y, kernel.clone(), unit.categorical.clone()) else {
@@ -468,12 +569,9 @@ pub fn suggest(space: &Space, observations: &[Observation], region: &[(f64, f64)
             post = p;
         }
     }
-    let mut scored: Vec<(f64, Vec<f64>)> = (0..N_CANDIDATES)
-        .map(|_| {
-            let p = unit.random(rng);
-            (acquisition(&post, best, &p).0, p)
-        })
-        .collect();
+    let candidates: Vec<Vec<f64>> = (0..N_CANDIDATES).map(|_| unit.random(rng)).collect();
+    let mut scored: Vec<(f64, Vec<f64>)> =
+        post.mean_var_many(&candidates).into_iter().map(|(m, v)| log_ei(m, v, best).0).zip(candidates).collect();
     // The best N_LOCAL candidates start local searches (Optuna draws all but the best by a
     // roulette weighted by expected improvement: 20 seeds of Styblinski-Tang found -170.5 median
     // at 100 trials with it, -181.1 with the best ten).
@@ -530,6 +628,45 @@ mod tests {
         let (m, v) = post.mean_var(&p);
         assert!((m - (ks.transpose() * &inv * yv)[0]).abs() < 1e-10);
         assert!((v - (k.scale - (ks.transpose() * &inv * &ks)[0])).abs() < 1e-10);
+    }
+
+    fn skewness(v: &[f64]) -> f64 {
+        let z = super::standardise(v);
+        z.iter().map(|x| x.powi(3)).sum::<f64>() / z.len() as f64
+    }
+
+    /// The warp keeps the order of the values, leaves symmetric ones about as they are, and makes
+    /// a long tail of bad values (as a minimised Rosenbrock gives) about symmetric.
+    #[test]
+    fn yeo_johnson_keeps_order_and_removes_skew() {
+        // Normal quantiles, by the logistic approximation (symmetric is what matters here).
+        let normal: Vec<f64> = (1..=60).map(|i| i as f64 / 61.0).map(|p| (p / (1.0 - p)).ln() / 1.702).collect();
+        let warped = super::standardise(&super::yeo_johnson(&super::standardise(&normal)));
+        let drift = warped.iter().zip(super::standardise(&normal)).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(drift < 0.05, "symmetric values moved by {drift}");
+        // Maximising minus a log-normal loss: a long lower tail (skewness -2.95; scipy.stats.yeojohnson
+        // finds λ 2.68 and leaves -0.26).
+        let tailed: Vec<f64> = normal.iter().map(|z| -z.exp()).collect();
+        let warped = super::yeo_johnson(&super::standardise(&tailed));
+        assert!(skewness(&tailed) < -2.0, "{}", skewness(&tailed));
+        assert!(skewness(&warped).abs() < 0.4, "skewness left {}", skewness(&warped));
+        for (i, j) in (0..60).flat_map(|i| (0..60).map(move |j| (i, j))) {
+            assert_eq!(tailed[i] < tailed[j], warped[i] < warped[j], "order of {i} and {j}");
+        }
+        // All values equal: nothing to warp, and nothing breaks.
+        assert!(super::yeo_johnson(&super::standardise(&[2.0; 5])).iter().all(|v| v.is_finite()));
+    }
+
+    /// K⁻¹ from the Cholesky factor against nalgebra's general inverse.
+    #[test]
+    fn inverse_matches_the_general_inverse() {
+        for n in [1, 2, 7, 40] {
+            let a = nalgebra::DMatrix::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.4);
+            let k = &a * a.transpose() + nalgebra::DMatrix::identity(n, n) * 0.1;
+            let fast = super::inverse(&k.clone().cholesky().unwrap());
+            let exact = k.try_inverse().unwrap();
+            assert!((&fast - &exact).norm() < 1e-9 * exact.norm(), "n {n}");
+        }
     }
 
     /// The evidence's gradient against central differences, and the acquisition's.
