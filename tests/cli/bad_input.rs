@@ -527,3 +527,17 @@ fn limit_file_size(cmd: &mut std::process::Command, bytes: u64) {
         });
     }
 }
+
+/// A study server that cannot be reached is named with the cause, said once, and nothing is
+/// recorded.
+#[test]
+fn an_unreachable_study_server_is_named_with_its_cause_once() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "2", "--days", "200", "--seed", "1", "--name", "s"]);
+    let before = env.dump();
+    let url = "postgresql://postgres@127.0.0.1:1/x";
+    let err = env.fails(&["tune", "--storage", url, "--study", "s", "--trials", "2"]);
+    assert!(err.contains(&format!("{url}: error connecting to server: Connection refused")), "{err}");
+    assert_eq!(err.matches("error connecting").count(), 1, "{err}");
+    assert_eq!(env.dump(), before);
+}

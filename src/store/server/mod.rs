@@ -44,12 +44,15 @@ pub struct TrialDetails {
     pub checkpoints: Vec<SavedCheckpoint>,
 }
 
+/// The errors of the study server. A postgres error is shown with its causes (the postgres crate
+/// keeps the useful part there: "error connecting to server: Connection refused", "db error:
+/// ERROR: ...") and not passed on as a source, so that a chain printer does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("{url}: {source}")]
-    Connect { url: String, source: postgres::Error },
-    #[error("study server: {0}")]
-    Sql(#[from] postgres::Error),
+    #[error("{url}: {}", with_causes(.cause))]
+    Connect { url: String, cause: postgres::Error },
+    #[error("study server: {}", with_causes(.0))]
+    Sql(postgres::Error),
     #[error(
         "{url}: Optuna's tables are at schema version {found}, this hptune speaks version {SCHEMA_VERSION} \
          (Optuna 3.2 to 5.0); upgrade the storage with `optuna storage upgrade --storage URL` or use another database"
@@ -57,6 +60,23 @@ pub enum ServerError {
     SchemaVersion { url: String, found: String },
     #[error("study server: {0}")]
     Invalid(String),
+}
+
+impl From<postgres::Error> for ServerError {
+    fn from(e: postgres::Error) -> Self {
+        ServerError::Sql(e)
+    }
+}
+
+/// An error and each of its causes, joined by ": ".
+fn with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
 }
 
 pub type Result<T, E = ServerError> = std::result::Result<T, E>;
@@ -160,7 +180,7 @@ impl Server {
                     }
                     config.connect(NoTls)
                 };
-                connect(&self.url).map_err(|source| ServerError::Connect { url: redact(&self.url), source })?
+                connect(&self.url).map_err(|cause| ServerError::Connect { url: redact(&self.url), cause })?
             }
         };
         let out = crate::costs::time(crate::costs::Cost::ServerCall, || f(&mut client));
@@ -639,7 +659,7 @@ fn is_transient(e: &ServerError) -> bool {
             || std::error::Error::source(e).is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
     };
     match e {
-        ServerError::Connect { source, .. } | ServerError::Sql(source) => lost(source),
+        ServerError::Connect { cause, .. } | ServerError::Sql(cause) => lost(cause),
         _ => false,
     }
 }
