@@ -70,18 +70,6 @@ impl<'a, F> Mat<'a, F> {
     }
 }
 
-/// Below this many multiply-adds a product runs on one thread: splitting costs more than it saves.
-const PARALLEL_MIN: usize = 1 << 21;
-
-/// A product called on a rayon thread (one part of a batch split across the threads) runs on
-/// that thread; a large one called elsewhere uses all of them.
-fn parallelism(work: usize) -> gemm::Parallelism {
-    match rayon::current_num_threads() {
-        n if n > 1 && work >= PARALLEL_MIN && rayon::current_thread_index().is_none() => gemm::Parallelism::Rayon(n),
-        _ => gemm::Parallelism::None,
-    }
-}
-
 /// The batch rows each thread runs: one part per rayon thread, at least 16 rows each. The parts
 /// depend only on the batch and the thread count, so a run repeats exactly for a given
 /// `RAYON_NUM_THREADS`.
@@ -91,9 +79,10 @@ pub fn batch_parts(b: usize) -> Vec<std::ops::Range<usize>> {
 }
 
 /// `dst` (row-major, `a.rows` x `b.cols`, row stride `dst_stride`) = `a` x `b`, plus `dst` when
-/// `add`. Products of 2^21 multiply-adds or more use the rayon threads (gemm splits the output,
-/// never a sum, so the result is the same on any number of threads); smaller ones, and those
-/// called on a rayon thread, one thread.
+/// `add`, on the calling thread. Threads split batches, not products: the recurrent layers and
+/// inference run a part of the batch per rayon thread; gemm's own split of the MLP's large
+/// training products made a 2-thread MLP run slower than a 1-thread one (29-33k against 36-41k
+/// samples/s, five alternating pairs of `cargo bench --bench train_speed -- mlp`).
 pub fn matmul<F: 'static + Float>(dst: &mut [F], dst_stride: usize, a: Mat<F>, b: Mat<F>, add: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && a.fits() && b.fits());
@@ -130,7 +119,7 @@ pub fn matmul<F: 'static + Float>(dst: &mut [F], dst_stride: usize, a: Mat<F>, b
             false,
             false,
             false,
-            parallelism(m * n * k),
+            gemm::Parallelism::None,
         );
     }
 }
