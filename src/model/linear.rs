@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use num_traits::Float;
 
-use super::kernels::{borrow, column_sums, contiguous, matmul, Mat};
+use super::kernels::{borrow, column_sums, contiguous, matmul, repeat_rows, Mat};
 
 /// `x` [B, K], `w` [N, K], `b` [N] -> [B, N].
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
@@ -51,7 +51,7 @@ fn dims(x: &Layout, w: &Layout, b: &Layout) -> candle_core::Result<(usize, usize
 
 impl Linear {
     fn forward<F: 'static + Float>(&self, x: &[F], w: &[F], b: &[F], (rows, k, n): (usize, usize, usize)) -> Vec<F> {
-        let mut y: Vec<F> = b.iter().copied().cycle().take(rows * n).collect();
+        let mut y: Vec<F> = repeat_rows(b, rows);
         matmul(&mut y, n, Mat::rows(x, rows, k, k), Mat::rows(w, n, k, k).t(), true);
         match &self.after {
             After::Nothing => {}
