@@ -1,4 +1,4 @@
-//! Summary statistics used across stages: mean, sample variance and standard deviation, and
+//! Summary statistics used across stages: mean, sample and population variance, standard deviation, and
 //! numpy's percentile, the standard normal's density and distribution function. Undefined values (too few numbers) are NaN.
 
 /// The arithmetic mean; NaN for no values.
@@ -17,6 +17,12 @@ pub fn sample_var(v: &[f64]) -> f64 {
     }
     let m = mean(v);
     v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64
+}
+
+/// Population variance (ddof 0, numpy's default); NaN for no values.
+pub fn population_var(v: &[f64]) -> f64 {
+    let m = mean(v);
+    v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64
 }
 
 /// Sample standard deviation (ddof 1); NaN below two values.
@@ -55,11 +61,12 @@ mod tests {
 
     #[test]
     fn mean_and_sample_spread_match_numpy() {
-        // numpy: mean 5.0, var(ddof=1) 4.571428571428571, std(ddof=1) 2.138089935299395
+        // numpy: mean 5.0, var(ddof=1) 4.571428571428571, std(ddof=1) 2.138089935299395, var() 4.0
         let v = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
         assert!(close(mean(&v), 5.0));
         assert!(close(sample_var(&v), 32.0 / 7.0));
         assert!(close(sample_std(&v), 2.138_089_935_299_395));
+        assert!(close(population_var(&v), 4.0));
     }
 
     #[test]
@@ -67,6 +74,7 @@ mod tests {
         assert!(mean(&[]).is_nan());
         assert!(sample_var(&[3.0]).is_nan());
         assert!(sample_std(&[]).is_nan());
+        assert!(population_var(&[]).is_nan());
         assert!(percentile_sorted(&[], 50.0).is_nan());
     }
 

@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::space::Space;
 use super::tpe::Observation;
-use crate::stats::{mean, norm_cdf, norm_pdf};
+use crate::stats::{mean, norm_cdf, norm_pdf, population_var};
 
 /// Random candidates scored before the local search (Optuna's `n_preliminary_samples`).
 pub const N_CANDIDATES: usize = 2048;
@@ -55,8 +55,7 @@ impl Kernel {
 
 /// Zero mean, unit (population) standard deviation.
 fn standardise(v: &[f64]) -> Vec<f64> {
-    let mu = mean(v);
-    let sd = (v.iter().map(|y| (y - mu).powi(2)).sum::<f64>() / v.len() as f64).sqrt().max(1e-12);
+    let (mu, sd) = (mean(v), population_var(v).sqrt().max(1e-12));
     v.iter().map(|y| (y - mu) / sd).collect()
 }
 
@@ -89,9 +88,7 @@ fn yeo_johnson(z: &[f64]) -> Vec<f64> {
     let jacobian: f64 = z.iter().map(|x| x.signum() * x.abs().ln_1p()).sum();
     let log_likelihood = |lambda: f64| {
         let w: Vec<f64> = z.iter().map(|&x| yj(x, lambda)).collect();
-        let m = mean(&w);
-        let var = w.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n;
-        -0.5 * n * var.max(1e-300).ln() + (lambda - 1.0) * jacobian
+        -0.5 * n * population_var(&w).max(1e-300).ln() + (lambda - 1.0) * jacobian
     };
     let (mut a, mut b) = (-2.0, 4.0);
     let g = 0.5 * (5f64.sqrt() - 1.0);
@@ -551,7 +548,8 @@ pub fn suggest(space: &Space, observations: &[Observation], region: &[(f64, f64)
     let finished: Vec<(Vec<f64>, f64)> =
         observations.iter().filter_map(|o| o.loss.map(|l| (unit.to_unit(&o.x), -l))).collect();
     let pending: Vec<Vec<f64>> = observations.iter().filter(|o| o.loss.is_none()).map(|o| unit.to_unit(&o.x)).collect();
-    let y = standardise(&yeo_johnson(&standardise(&finished.iter().map(|(_, y)| *y).collect::<Vec<f64>>())));
+    let values: Vec<f64> = finished.iter().map(|(_, y)| *y).collect();
+    let y = standardise(&yeo_johnson(&standardise(&values)));
     let x: Vec<Vec<f64>> = finished.iter().map(|(x, _)| x.clone()).collect();
     let kernel = fit(&x, &y, &unit.categorical);
     let Some(mut post) = Posterior::new(x.clone(), &y, kernel.clone(), unit.categorical.clone()) else {
