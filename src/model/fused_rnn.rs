@@ -15,7 +15,8 @@ use rayon::prelude::*;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::kernels::{batch_parts, borrow, column_sums, contiguous, matmul, repeat_rows, Act, Mat};
+use super::kernels::{batch_parts, borrow, column_sums, contiguous, matmul, Mat, Real};
+use super::packed::{matmul_packed, Packed};
 
 /// Which recurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,10 +64,12 @@ enum Saved {
 }
 
 /// Per step and batch row: the gate activations (LSTM i, f, g, o; GRU r, z, n) [T*B, G*H], and
-/// LSTM's cell state or GRU's recurrent `n` part (`W_hn h + b_hn`) [T*B, H].
+/// LSTM's cell state or GRU's recurrent `n` part (`W_hn h + b_hn`) [T*B, H], and LSTM's tanh of
+/// the cell state [T*B, H] (empty for GRU).
 struct Workspace<F> {
     gates: Vec<F>,
     extra: Vec<F>,
+    tanh_c: Vec<F>,
 }
 
 /// Sizes of one call.
@@ -203,34 +206,40 @@ fn scatter<F: Copy + Default>(
 }
 
 /// The forward pass with the batch split into `parts`, each on its own thread.
-fn forward_parts<F: Act + Send + Sync + Default>(
+fn forward_parts<F: Real>(
     cell: Cell,
     d: Dims,
     (x, wi, wh): (&[F], &[F], &[F]),
     parts: &[Range<usize>],
 ) -> (Vec<F>, Vec<Workspace<F>>) {
+    let w = Weights::new(cell, d.i, d.h, wi, wh);
     if parts.len() == 1 {
-        let (out, ws) = forward(cell, d, x, wi, wh, true);
+        let (out, ws) = forward(cell, d, x, &w, true);
         return (out, vec![ws]);
     }
     let (outs, ws): (Vec<_>, Vec<_>) = parts
         .par_iter()
-        .map(|part| forward(cell, Dims { b: part.len(), ..d }, &gather(x, (d.t, d.b, d.i), part), wi, wh, true))
+        .map(|part| forward(cell, Dims { b: part.len(), ..d }, &gather(x, (d.t, d.b, d.i), part), &w, true))
         .unzip();
     (scatter(&outs, (d.t, d.b, d.h), parts), ws)
 }
 
 /// The backward pass per part (as the forward ran it); the weight gradients are summed over the
 /// parts in order.
-fn backward_parts<F: Act + Send + Sync + Default>(
+fn backward_parts<F: Real>(
     cell: Cell,
     d: Dims,
     (x, wi, wh): (&[F], &[F], &[F]),
     (out, ws, dout): (&[F], &[Workspace<F>], &[F]),
     (parts, input_grad): (&[Range<usize>], bool),
 ) -> (Option<Vec<F>>, Vec<F>, Vec<F>) {
+    let g = d.g(cell);
+    // `W_hh` multiplies every step's gradient; `W_ih` the input gradient, when there is one.
+    let wh_packed = Packed::new(Mat::rows(wh, g, d.h, d.h + 1));
+    let wi_packed = input_grad.then(|| Packed::new(Mat::rows(wi, g, d.i, d.i + 1)));
+    let packed = (&wh_packed, wi_packed.as_ref());
     if parts.len() == 1 {
-        return backward(cell, d, (x, wi, wh), (out, &ws[0], dout), input_grad);
+        return backward(cell, d, x, (out, &ws[0], dout), packed);
     }
     let results: Vec<_> = parts
         .par_iter()
@@ -238,7 +247,7 @@ fn backward_parts<F: Act + Send + Sync + Default>(
         .map(|(part, ws)| {
             let piece = |data: &[F], width: usize| gather(data, (d.t, d.b, width), part);
             let dp = Dims { b: part.len(), ..d };
-            backward(cell, dp, (&piece(x, d.i), wi, wh), (&piece(out, d.h), ws, &piece(dout, d.h)), input_grad)
+            backward(cell, dp, &piece(x, d.i), (&piece(out, d.h), ws, &piece(dout, d.h)), packed)
         })
         .collect();
     let mut dwi = vec![F::zero(); wi.len()];
@@ -253,254 +262,354 @@ fn backward_parts<F: Act + Send + Sync + Default>(
     (dx, dwi, dwh)
 }
 
-/// One step's gate pass over every batch row: the activations replace the pre-activations in `a`
-/// (for LSTM the sum of both products and biases; for GRU the input part, the recurrent part in
-/// `p`), and the cell state (LSTM) or the recurrent n part (GRU) and
-/// the new hidden state are written. Compiled for AVX-512, AVX2 and the baseline; the widest the
-/// CPU has runs (the same arithmetic in each, so the results are the same).
-fn gate_pass<F: Act>(cell: Cell, h: usize, ap: (&mut [F], &[F]), prev: (&[F], &[F]), out: (&mut [F], &mut [F])) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { gate_pass_avx512(cell, h, ap, prev, out) };
+/// Defines `$name`, which runs `$rows` compiled for AVX-512, for AVX2 with FMA, or for the
+/// baseline, the widest the CPU has. The arithmetic is the same in each (fused multiply-adds
+/// included: the baseline's are libm calls, slow but exact), so the results are too.
+macro_rules! widest {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $rows:ident) => {
+        $(#[$doc])*
+        fn $name<F: Real>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512<F: Real>($($arg: $ty),*) {
+                    $rows($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2<F: Real>($($arg: $ty),*) {
+                    $rows($($arg),*)
+                }
+                if is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features the function is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $rows($($arg),*)
         }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: as above.
-            return unsafe { gate_pass_avx2(cell, h, ap, prev, out) };
-        }
-    }
-    gate_pass_rows(cell, h, ap, prev, out)
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn gate_pass_avx512<F: Act>(cell: Cell, h: usize, ap: (&mut [F], &[F]), prev: (&[F], &[F]), out: (&mut [F], &mut [F])) {
-    gate_pass_rows(cell, h, ap, prev, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn gate_pass_avx2<F: Act>(cell: Cell, h: usize, ap: (&mut [F], &[F]), prev: (&[F], &[F]), out: (&mut [F], &mut [F])) {
-    gate_pass_rows(cell, h, ap, prev, out)
+widest! {
+    /// One step's gate pass over every batch row: the activations replace the pre-activations in
+    /// `gates` (the products without biases: for LSTM both products summed; for GRU the input
+    /// part, the recurrent part in `hp`), and LSTM's cell state and its tanh, or GRU's recurrent n
+    /// part, and the new hidden state are written.
+    fn gate_pass(
+        cell: Cell,
+        h: usize,
+        biases: (&[F], &[F]),
+        products: (&mut [F], &[F]),
+        prev: (&[F], &[F]),
+        out: (&mut [F], &mut [F], &mut [F]),
+    ) => gate_pass_rows
 }
 
 #[inline(always)]
-fn gate_pass_rows<F: Act>(
+fn gate_pass_rows<F: Real>(
     cell: Cell,
     h: usize,
+    (b_in, b_hn): (&[F], &[F]),
     (gates, hp): (&mut [F], &[F]),
     (c_prev, h_prev): (&[F], &[F]),
-    (extra, h_new): (&mut [F], &mut [F]),
+    (extra, tanh_c, h_new): (&mut [F], &mut [F], &mut [F]),
 ) {
     let g = cell.gates() * h;
+    let bias = |k: usize| &b_in[k * h..(k + 1) * h];
     for (r, a) in gates.chunks_exact_mut(g).enumerate() {
         let rows = r * h..(r + 1) * h;
         let (hn, ex) = (&mut h_new[rows.clone()], &mut extra[rows.clone()]);
+        let mut a = a.chunks_exact_mut(h);
+        let mut a = || a.next().expect("a part per gate");
         match cell {
             Cell::Lstm => {
-                let cp = &c_prev[rows];
-                let (ai, rest) = a.split_at_mut(h);
-                let (af, rest) = rest.split_at_mut(h);
-                let (ag, ao) = rest.split_at_mut(h);
-                lstm_cell(ai, af, ag, ao, cp, ex, hn);
+                let (ai, af, ag, ao) = (a(), a(), a(), a());
+                let (cp, tc) = (&c_prev[rows.clone()], &mut tanh_c[rows]);
+                lstm_cell(ai, af, ag, ao, bias(0), bias(1), bias(2), bias(3), cp, ex, tc, hn);
             }
             Cell::Gru => {
-                let hprev = &h_prev[rows];
-                let p = &hp[r * g..(r + 1) * g];
-                let (ar, rest) = a.split_at_mut(h);
-                let (az, an) = rest.split_at_mut(h);
-                let (pr, pz, pn) = (&p[..h], &p[h..2 * h], &p[2 * h..]);
-                gru_cell(ar, az, an, pr, pz, pn, hprev, ex, hn);
+                let (ar, az, an) = (a(), a(), a());
+                let p = |k: usize| &hp[r * g + k * h..r * g + (k + 1) * h];
+                gru_cell(ar, az, an, p(0), p(1), p(2), bias(0), bias(1), bias(2), b_hn, &h_prev[rows], ex, hn);
             }
         }
     }
 }
 
-/// Every step's hidden state [T*B*H] for `x` [T*B*I] with `[W_ih | b_ih]` and `[W_hh | b_hh]`,
-/// without gradients: inference, one thread.
-pub(crate) fn infer(
-    cell: Cell,
-    (t, b, i, h): (usize, usize, usize, usize),
-    x: &[f32],
-    wi: &[f32],
-    wh: &[f32],
-) -> Vec<f32> {
-    forward(cell, Dims { t, b, i, h }, x, wi, wh, false).0
+/// A layer's weights as the forward pass multiplies by them: `W_ih^T` and `W_hh^T` packed once
+/// for every step and batch part, and the biases (the last columns of `[W_ih | b_ih]` and
+/// `[W_hh | b_hh]`).
+pub(crate) struct Weights<'a, F> {
+    wi: Packed<'a, F>,
+    wh: Packed<'a, F>,
+    /// `b_ih`, plus `b_hh` where it adds straight to the pre-activation: every LSTM gate, GRU's r
+    /// and z.
+    b_in: Vec<F>,
+    /// GRU's `b_hn`, kept apart, as its n gate scales `W_hn h + b_hn` by r (empty for LSTM).
+    b_hn: Vec<F>,
+}
+
+impl<'a, F: Real> Weights<'a, F> {
+    pub(crate) fn new(cell: Cell, i: usize, h: usize, wi: &'a [F], wh: &'a [F]) -> Self {
+        let g = cell.gates() * h;
+        let (wi, wh) = (Mat::rows(wi, g, i + 1, i + 1), Mat::rows(wh, g, h + 1, h + 1));
+        let apart = if cell == Cell::Gru { 2 * h..g } else { g..g };
+        let b_hh = |k: usize| wh.data[k * (h + 1) + h];
+        let b_in =
+            (0..g).map(|k| wi.data[k * (i + 1) + i] + if apart.contains(&k) { F::zero() } else { b_hh(k) }).collect();
+        let b_hn = apart.map(b_hh).collect();
+        Self { wi: Packed::new(wi.left(i).t()), wh: Packed::new(wh.left(h).t()), b_in, b_hn }
+    }
+}
+
+/// Every step's hidden state [T*B*H] for `x` [T*B*I], without gradients: inference, one thread.
+pub(crate) fn infer(cell: Cell, (t, b, i, h): (usize, usize, usize, usize), x: &[f32], w: &Weights<f32>) -> Vec<f32> {
+    forward(cell, Dims { t, b, i, h }, x, w, false).0
 }
 
 /// The forward pass: every step's hidden state [T*B*H], and what the backward needs.
 /// Without `keep` (inference) only the current step's gates live, its input projection made
 /// just before they are needed, so they stay in cache; the workspace returned is then partial.
-fn forward<F: Act>(cell: Cell, d: Dims, x: &[F], wi: &[F], wh: &[F], keep: bool) -> (Vec<F>, Workspace<F>) {
+fn forward<F: Real>(cell: Cell, d: Dims, x: &[F], w: &Weights<F>, keep: bool) -> (Vec<F>, Workspace<F>) {
     let Dims { t, b, i, h } = d;
     let kept = if keep { t } else { 1 };
     let g = d.g(cell);
-    let (wi, wh) = (Mat::rows(wi, g, i + 1, i + 1), Mat::rows(wh, g, h + 1, h + 1));
-    // The biases are the last columns. LSTM adds both to the input projections, and each step's
-    // recurrent product goes straight into them; GRU keeps the recurrent one apart, as its n gate
-    // scales `W_hn h + b_hn` by r.
-    let b_rec: Vec<F> = (0..g).map(|k| wh.data[k * (h + 1) + h]).collect();
-    let b_in: Vec<F> =
-        (0..g).map(|k| wi.data[k * (i + 1) + i] + if cell == Cell::Lstm { b_rec[k] } else { F::zero() }).collect();
-    // Pre-activations of every kept step, [T*B, G*H]: the biases, plus the input projections.
-    let mut gates: Vec<F> = repeat_rows(&b_in, kept * b);
+    // The products of every kept step, [T*B, G*H] (the gate pass adds the biases).
+    let mut gates = vec![F::zero(); kept * b * g];
     if keep {
-        matmul(&mut gates, g, Mat::rows(x, t * b, i, i), wi.left(i).t(), true);
+        matmul_packed(&mut gates, g, Mat::rows(x, t * b, i, i), &w.wi, false);
     }
     let mut out = vec![F::zero(); t * b * h];
     let mut extra = vec![F::zero(); kept * b * h];
+    let mut tanh_c = if cell == Cell::Lstm { vec![F::zero(); kept * b * h] } else { Vec::new() };
+    // GRU's recurrent product; and, in inference, the cell state of the step before.
     let mut hp = if cell == Cell::Gru { vec![F::zero(); b * g] } else { Vec::new() };
+    let mut carried = if keep || cell == Cell::Gru { Vec::new() } else { vec![F::zero(); b * h] };
     let zeros = vec![F::zero(); b * h];
-    let mut c_prev = zeros.clone();
     for step in 0..t {
         let (done, rest) = out.split_at_mut(step * b * h);
         let h_prev: &[F] = if step == 0 { &zeros } else { &done[(step - 1) * b * h..] };
         let slot = if keep { step } else { 0 };
         let gates_t = &mut gates[slot * b * g..(slot + 1) * b * g];
         if !keep {
-            for row in gates_t.chunks_exact_mut(g) {
-                row.copy_from_slice(&b_in);
-            }
-            matmul(gates_t, g, Mat::rows(&x[step * b * i..(step + 1) * b * i], b, i, i), wi.left(i).t(), true);
+            matmul_packed(gates_t, g, Mat::rows(&x[step * b * i..(step + 1) * b * i], b, i, i), &w.wi, false);
         }
         // The recurrent product (none from the zero initial state).
-        let rec = Mat::rows(h_prev, b, h, h);
-        match cell {
-            Cell::Lstm if step > 0 => matmul(gates_t, g, rec, wh.left(h).t(), true),
-            Cell::Lstm => {}
-            Cell::Gru => {
-                for row in hp.chunks_exact_mut(g) {
-                    row.copy_from_slice(&b_rec);
-                }
-                if step > 0 {
-                    matmul(&mut hp, g, rec, wh.left(h).t(), true);
-                }
+        if step > 0 {
+            let rec = Mat::rows(h_prev, b, h, h);
+            match cell {
+                Cell::Lstm => matmul_packed(gates_t, g, rec, &w.wh, true),
+                Cell::Gru => matmul_packed(&mut hp, g, rec, &w.wh, false),
             }
         }
-        let h_new = &mut rest[..b * h];
-        let extra_t = &mut extra[slot * b * h..(slot + 1) * b * h];
-        gate_pass(cell, h, (gates_t, &hp), (&c_prev, h_prev), (extra_t, h_new));
-        if cell == Cell::Lstm {
-            c_prev.copy_from_slice(extra_t);
+        let (extra_done, extra_rest) = extra.split_at_mut(slot * b * h);
+        let c_prev: &[F] = match (step, keep) {
+            (0, _) => &zeros,
+            (_, true) => &extra_done[(step - 1) * b * h..],
+            (_, false) => &carried,
+        };
+        let tc = if cell == Cell::Lstm { &mut tanh_c[slot * b * h..(slot + 1) * b * h] } else { &mut [] };
+        let products = (&mut gates_t[..], &hp[..]);
+        gate_pass(
+            cell,
+            h,
+            (&w.b_in, &w.b_hn),
+            products,
+            (c_prev, h_prev),
+            (&mut extra_rest[..b * h], tc, &mut rest[..b * h]),
+        );
+        if !carried.is_empty() {
+            std::mem::swap(&mut extra, &mut carried);
         }
     }
-    (out, Workspace { gates, extra })
+    (out, Workspace { gates, extra, tanh_c })
 }
 
-/// One batch row of the LSTM gates. Each slice is its own argument, so that the compiler knows
-/// they do not overlap and vectorises the loop (inlined into the per-CPU copies of `gate_pass`).
+/// One batch row of the LSTM gates from the products and biases of each gate (i, f, g, o). Each
+/// slice is its own argument, so that the compiler knows they do not overlap and vectorises the
+/// loop (inlined into the per-CPU copies of `gate_pass`); slices passed in a tuple lose that, and
+/// the loop ran one element at a time.
 #[inline(always)]
-fn lstm_cell<F: Act>(ai: &mut [F], af: &mut [F], ag: &mut [F], ao: &mut [F], cp: &[F], ex: &mut [F], hn: &mut [F]) {
+#[allow(clippy::too_many_arguments)]
+fn lstm_cell<F: Real>(
+    ai: &mut [F],
+    af: &mut [F],
+    ag: &mut [F],
+    ao: &mut [F],
+    bi: &[F],
+    bf: &[F],
+    bg: &[F],
+    bo: &[F],
+    cp: &[F],
+    ex: &mut [F],
+    tc: &mut [F],
+    hn: &mut [F],
+) {
     let h = hn.len();
-    assert!([ai.len(), af.len(), ag.len(), ao.len(), cp.len(), ex.len()].iter().all(|&n| n == h));
+    // Slices of exactly h, so that the loop has no bounds checks.
+    let (ai, af, ag, ao, ex, tc) = (&mut ai[..h], &mut af[..h], &mut ag[..h], &mut ao[..h], &mut ex[..h], &mut tc[..h]);
+    let (bi, bf, bg, bo, cp) = (&bi[..h], &bf[..h], &bg[..h], &bo[..h], &cp[..h]);
     for j in 0..h {
-        let ig = ai[j].sigmoid();
-        let fg = af[j].sigmoid();
-        let gg = ag[j].tanh_act();
-        let og = ao[j].sigmoid();
-        let c = fg * cp[j] + ig * gg;
+        let ig = (ai[j] + bi[j]).sigmoid();
+        let fg = (af[j] + bf[j]).sigmoid();
+        let gg = (ag[j] + bg[j]).tanh_act();
+        let og = (ao[j] + bo[j]).sigmoid();
+        let c = fg.mul_add(cp[j], ig * gg);
+        let t = c.tanh_act();
         (ai[j], af[j], ag[j], ao[j]) = (ig, fg, gg, og);
-        ex[j] = c;
-        hn[j] = og * c.tanh_act();
+        (ex[j], tc[j], hn[j]) = (c, t, og * t);
     }
 }
 
-/// One batch row of the GRU gates (see `lstm_cell`).
+/// One batch row of the GRU gates (see `lstm_cell`) from the input products, the recurrent ones
+/// and the biases of each gate (r, z, n; the recurrent n bias apart).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gru_cell<F: Act>(
+fn gru_cell<F: Real>(
     ar: &mut [F],
     az: &mut [F],
     an: &mut [F],
     pr: &[F],
     pz: &[F],
     pn: &[F],
+    br: &[F],
+    bz: &[F],
+    bn: &[F],
+    bhn: &[F],
     hprev: &[F],
     ex: &mut [F],
     hn: &mut [F],
 ) {
     let h = hn.len();
-    assert!([ar.len(), az.len(), an.len(), pr.len(), pz.len(), pn.len(), hprev.len(), ex.len()]
-        .iter()
-        .all(|&n| n == h));
+    // Slices of exactly h, so that the loop has no bounds checks.
+    let (ar, az, an, ex, hn) = (&mut ar[..h], &mut az[..h], &mut an[..h], &mut ex[..h], &mut hn[..h]);
+    let (pr, pz, pn, br, bz, bn) = (&pr[..h], &pz[..h], &pn[..h], &br[..h], &bz[..h], &bn[..h]);
+    let (bhn, hprev) = (&bhn[..h], &hprev[..h]);
     for j in 0..h {
-        let rg = (ar[j] + pr[j]).sigmoid();
-        let zg = (az[j] + pz[j]).sigmoid();
-        let ng = (an[j] + rg * pn[j]).tanh_act();
+        let rg = (ar[j] + br[j] + pr[j]).sigmoid();
+        let zg = (az[j] + bz[j] + pz[j]).sigmoid();
+        let rec_n = pn[j] + bhn[j];
+        let ng = rg.mul_add(rec_n, an[j] + bn[j]).tanh_act();
         (ar[j], az[j], an[j]) = (rg, zg, ng);
-        ex[j] = pn[j];
-        hn[j] = ng + zg * (hprev[j] - ng);
+        ex[j] = rec_n;
+        hn[j] = zg.mul_add(hprev[j] - ng, ng);
+    }
+}
+
+widest! {
+    /// One step's gradient pass over every batch row: from the gradient of the hidden state
+    /// (`dh`, carried from the step after, plus `dout`, this step's own) and of LSTM's cell state
+    /// (`dc`), the gradients of the pre-activations (`d_in`; GRU's recurrent ones in `d_rec`), and
+    /// what is carried to the step before: LSTM's `dc`, GRU's part of `dh`. `saved` is the gate
+    /// activations, then LSTM's tanh of the cell state and the cell state before, or GRU's
+    /// recurrent n part and hidden state before, then `dout`.
+    fn grad_pass(
+        cell: Cell,
+        h: usize,
+        saved: (&[F], &[F], &[F], &[F]),
+        grads: (&mut [F], &mut [F]),
+        carried: (&mut [F], &mut [F]),
+    ) => grad_pass_rows
+}
+
+#[inline(always)]
+fn grad_pass_rows<F: Real>(
+    cell: Cell,
+    h: usize,
+    (gates, k0, k1, dout): (&[F], &[F], &[F], &[F]),
+    (d_in, d_rec): (&mut [F], &mut [F]),
+    (dh, dc): (&mut [F], &mut [F]),
+) {
+    let g = cell.gates() * h;
+    for (r, (a, di)) in gates.chunks_exact(g).zip(d_in.chunks_exact_mut(g)).enumerate() {
+        let rows = r * h..(r + 1) * h;
+        let (k0, k1, dout, dh) = (&k0[rows.clone()], &k1[rows.clone()], &dout[rows.clone()], &mut dh[rows.clone()]);
+        match cell {
+            Cell::Lstm => lstm_grad(a, di, k0, k1, dout, dh, &mut dc[rows]),
+            Cell::Gru => gru_grad(a, di, &mut d_rec[r * g..(r + 1) * g], k0, k1, dout, dh),
+        }
+    }
+}
+
+/// One batch row of `grad_pass` for LSTM (`dh` is only read: the recurrent product replaces it);
+/// each slice its own argument, as in `lstm_cell`.
+#[inline(always)]
+fn lstm_grad<F: Real>(a: &[F], di: &mut [F], tc: &[F], cp: &[F], dout: &[F], dh: &mut [F], dc: &mut [F]) {
+    let h = dh.len();
+    let one = F::one();
+    // Slices of exactly the lengths the loop reads, so that it has no bounds checks.
+    let (a, di, dc) = (&a[..4 * h], &mut di[..4 * h], &mut dc[..h]);
+    let (tc, cp, dout) = (&tc[..h], &cp[..h], &dout[..h]);
+    for j in 0..h {
+        let (ig, fg, gg, og) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
+        let dhj = dh[j] + dout[j];
+        let dcj = dc[j] + dhj * og * (one - tc[j] * tc[j]);
+        di[j] = dcj * gg * ig * (one - ig);
+        di[h + j] = dcj * cp[j] * fg * (one - fg);
+        di[2 * h + j] = dcj * ig * (one - gg * gg);
+        di[3 * h + j] = dhj * tc[j] * og * (one - og);
+        dc[j] = dcj * fg;
+    }
+}
+
+/// One batch row of `grad_pass` for GRU.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gru_grad<F: Real>(a: &[F], di: &mut [F], dr: &mut [F], pn: &[F], hp: &[F], dout: &[F], dh: &mut [F]) {
+    let h = dh.len();
+    let one = F::one();
+    // Slices of exactly the lengths the loop reads, so that it has no bounds checks.
+    let (a, di, dr) = (&a[..3 * h], &mut di[..3 * h], &mut dr[..3 * h]);
+    let (pn, hp, dout) = (&pn[..h], &hp[..h], &dout[..h]);
+    for j in 0..h {
+        let (rg, zg, ng) = (a[j], a[h + j], a[2 * h + j]);
+        let dhj = dh[j] + dout[j];
+        let dpn = dhj * (one - zg) * (one - ng * ng);
+        let dpr = dpn * pn[j] * rg * (one - rg);
+        let dpz = dhj * (hp[j] - ng) * zg * (one - zg);
+        (di[j], di[h + j], di[2 * h + j]) = (dpr, dpz, dpn);
+        (dr[j], dr[h + j], dr[2 * h + j]) = (dpr, dpz, dpn * rg);
+        dh[j] = dhj * zg;
     }
 }
 
 /// Backpropagation through time: the gradients of the input (when `input_grad`), of `[W_ih | b_ih]`
 /// and of `[W_hh | b_hh]`, from the gradient of every step's hidden state.
-fn backward<F: Act>(
+fn backward<F: Real>(
     cell: Cell,
     d: Dims,
-    (x, wi, wh): (&[F], &[F], &[F]),
+    x: &[F],
     (out, ws, dout): (&[F], &Workspace<F>, &[F]),
-    input_grad: bool,
+    (wh, wi): (&Packed<F>, Option<&Packed<F>>),
 ) -> (Option<Vec<F>>, Vec<F>, Vec<F>) {
     let Dims { t, b, i, h } = d;
     let g = d.g(cell);
-    let (wi, wh) = (Mat::rows(wi, g, i + 1, i + 1), Mat::rows(wh, g, h + 1, h + 1));
-    let one = F::one();
     // Gradients of the pre-activations: of the input projection, and of the recurrent product
     // (the same for LSTM; for GRU the n part of the recurrent one is scaled by r).
     let mut d_in = vec![F::zero(); t * b * g];
     let mut d_rec = if cell == Cell::Gru { vec![F::zero(); t * b * g] } else { Vec::new() };
+    // The gradient carried to the step before: of its hidden state, and LSTM's of its cell state.
     let mut dh = vec![F::zero(); b * h];
-    let mut dc = vec![F::zero(); b * h];
+    let mut dc = if cell == Cell::Lstm { vec![F::zero(); b * h] } else { Vec::new() };
     let zeros = vec![F::zero(); b * h];
     for step in (0..t).rev() {
-        for (v, o) in dh.iter_mut().zip(&dout[step * b * h..(step + 1) * b * h]) {
-            *v = *v + *o;
-        }
-        let h_prev = if step == 0 { &zeros[..] } else { &out[(step - 1) * b * h..step * b * h] };
-        let a = &ws.gates[step * b * g..(step + 1) * b * g];
-        let ex = &ws.extra[step * b * h..(step + 1) * b * h];
-        let c_prev = if step == 0 { &zeros[..] } else { &ws.extra[(step - 1) * b * h..step * b * h] };
-        let di = &mut d_in[step * b * g..(step + 1) * b * g];
-        for r in 0..b {
-            let (a, di) = (&a[r * g..(r + 1) * g], &mut di[r * g..(r + 1) * g]);
-            let (dh, dc) = (&mut dh[r * h..(r + 1) * h], &mut dc[r * h..(r + 1) * h]);
-            match cell {
-                Cell::Lstm => {
-                    let (c, cp) = (&ex[r * h..(r + 1) * h], &c_prev[r * h..(r + 1) * h]);
-                    for j in 0..h {
-                        let (ig, fg, gg, og) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
-                        let tc = c[j].tanh_act();
-                        let dcj = dc[j] + dh[j] * og * (one - tc * tc);
-                        di[j] = dcj * gg * ig * (one - ig);
-                        di[h + j] = dcj * cp[j] * fg * (one - fg);
-                        di[2 * h + j] = dcj * ig * (one - gg * gg);
-                        di[3 * h + j] = dh[j] * tc * og * (one - og);
-                        dc[j] = dcj * fg;
-                    }
-                }
-                Cell::Gru => {
-                    let dr = &mut d_rec[step * b * g + r * g..step * b * g + (r + 1) * g];
-                    let (pn, hp) = (&ex[r * h..(r + 1) * h], &h_prev[r * h..(r + 1) * h]);
-                    for j in 0..h {
-                        let (rg, zg, ng) = (a[j], a[h + j], a[2 * h + j]);
-                        let dpn = dh[j] * (one - zg) * (one - ng * ng);
-                        let dpr = dpn * pn[j] * rg * (one - rg);
-                        let dpz = dh[j] * (hp[j] - ng) * zg * (one - zg);
-                        (di[j], di[h + j], di[2 * h + j]) = (dpr, dpz, dpn);
-                        (dr[j], dr[h + j], dr[2 * h + j]) = (dpr, dpz, dpn * rg);
-                        dh[j] = dh[j] * zg;
-                    }
-                }
-            }
-        }
-        if cell == Cell::Lstm {
-            dh.fill(F::zero());
-        }
-        // dh_prev += d_rec[t] x W_hh.
-        let rec = if cell == Cell::Lstm { &d_in[..] } else { &d_rec[..] };
-        matmul(&mut dh, h, Mat::rows(&rec[step * b * g..(step + 1) * b * g], b, g, g), wh.left(h), true);
+        let now = step * b * h..(step + 1) * b * h;
+        let before = if step == 0 { None } else { Some((step - 1) * b * h..step * b * h) };
+        let (k0, k1) = match cell {
+            Cell::Lstm => (&ws.tanh_c[now.clone()], before.map_or(&zeros[..], |r| &ws.extra[r])),
+            Cell::Gru => (&ws.extra[now.clone()], before.map_or(&zeros[..], |r| &out[r])),
+        };
+        let gates = step * b * g..(step + 1) * b * g;
+        let d_rec_t = if cell == Cell::Gru { &mut d_rec[gates.clone()] } else { &mut [] };
+        let grads = (&mut d_in[gates.clone()], d_rec_t);
+        grad_pass(cell, h, (&ws.gates[gates.clone()], k0, k1, &dout[now]), grads, (&mut dh, &mut dc));
+        // The hidden state's gradient at the step before: LSTM's all through W_hh, GRU's also
+        // through z (already in dh).
+        let rec = if cell == Cell::Lstm { &d_in[gates] } else { &d_rec[gates] };
+        matmul_packed(&mut dh, h, Mat::rows(rec, b, g, g), wh, cell == Cell::Gru);
     }
     let rec = if cell == Cell::Lstm { &d_in[..] } else { &d_rec[..] };
     // Weight gradients over all steps at once; the bias gradient is the last column.
@@ -518,9 +627,9 @@ fn backward<F: Act>(
     for (k, v) in column_sums(rec, g).into_iter().enumerate() {
         dwh[k * (h + 1) + h] = v;
     }
-    let dx = input_grad.then(|| {
+    let dx = wi.map(|wi| {
         let mut dx = vec![F::zero(); t * b * i];
-        matmul(&mut dx, i, Mat::rows(&d_in, t * b, g, g), wi.left(i), false);
+        matmul_packed(&mut dx, i, Mat::rows(&d_in, t * b, g, g), wi, false);
         dx
     });
     (dx, dwi, dwh)

@@ -146,15 +146,25 @@ pub fn column_sums<F: Float>(m: &[F], cols: usize) -> Vec<F> {
     sums
 }
 
-/// The gate nonlinearities: for f32 a branch-free exp that the compiler vectorises (Cephes'
-/// polynomial on [-ln2/2, ln2/2] and the exponent set by integer arithmetic; relative error about
-/// 2e-7 over the clamped range), exact libm functions for f64 (gradient checks).
-pub trait Act: 'static + Float {
+/// The element types the layers compute in: f32 to train, f64 for gradient checks. The gate
+/// nonlinearities: for f32 a branch-free exp that the compiler vectorises (Cephes' polynomial on
+/// [-ln2/2, ln2/2] and the exponent set by integer arithmetic; relative error about 2e-7 over the
+/// clamped range), exact libm functions for f64. And the packed products of `packed`, which only
+/// f32 has.
+pub trait Real: 'static + Float + Send + Sync + Default {
     fn sigmoid(self) -> Self;
     fn tanh_act(self) -> Self;
+    /// `b` packed for `mul_panels`, where this type and the CPU have a kernel.
+    fn pack(_b: Mat<Self>) -> Option<Vec<Self>> {
+        None
+    }
+    /// `dst = a x b (+ dst)` for `b` (`k` x `n`) packed by `pack`.
+    fn mul_panels(_dst: &mut [Self], _dst_stride: usize, _a: Mat<Self>, _b: (&[Self], usize, usize), _add: bool) {
+        unreachable!("only a type that packs has panels")
+    }
 }
 
-impl Act for f64 {
+impl Real for f64 {
     fn sigmoid(self) -> f64 {
         1.0 / (1.0 + (-self).exp())
     }
@@ -163,7 +173,7 @@ impl Act for f64 {
     }
 }
 
-impl Act for f32 {
+impl Real for f32 {
     #[inline(always)]
     fn sigmoid(self) -> f32 {
         1.0 / (1.0 + exp_f32(-self))
@@ -173,9 +183,16 @@ impl Act for f32 {
     fn tanh_act(self) -> f32 {
         2.0 / (1.0 + exp_f32(-2.0 * self)) - 1.0
     }
+    fn pack(b: Mat<f32>) -> Option<Vec<f32>> {
+        super::packed::pack_f32(b)
+    }
+    fn mul_panels(dst: &mut [f32], dst_stride: usize, a: Mat<f32>, b: (&[f32], usize, usize), add: bool) {
+        super::packed::mul_panels_f32(dst, dst_stride, a, b, add)
+    }
 }
 
-/// exp(x) for f32 without branches or calls.
+/// exp(x) for f32 without branches or calls (where the caller is compiled with FMA, as the
+/// per-CPU copies of the gate passes are: elsewhere each multiply-add is a libm call).
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -184,23 +201,23 @@ pub fn exp_f32(x: f32) -> f32 {
     // 1.5 * 2^23: adding it rounds to a whole number, which then sits in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let shifted = x * LOG2E + ROUND;
+    let shifted = x.mul_add(LOG2E, ROUND);
     let n = shifted - ROUND;
     let k = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
     let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let y = p * r * r + r + 1.0;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 0.5);
+    let y = (p * r).mul_add(r, r) + 1.0;
     y * f32::from_bits(((k + 127) << 23) as u32)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_f32, Act};
+    use super::{exp_f32, Real};
 
     #[test]
     fn fast_activations_stay_within_their_error_bounds() {

@@ -8,6 +8,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use num_traits::Float;
 
 use super::kernels::{borrow, column_sums, contiguous, matmul, repeat_rows, Mat};
+use super::packed::{matmul_packed, Packed};
 
 /// `x` [B, K], `w` [N, K], `b` [N] -> [B, N].
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
@@ -20,12 +21,30 @@ pub fn linear_relu(x: &Tensor, w: &Tensor, b: &Tensor, mask: Option<Vec<f32>>) -
     x.contiguous()?.apply_op3(w, b, Linear { input_grad: x.track_op(), after: After::Relu(mask) })
 }
 
-/// `x W^T + b` for `rows` rows of `x`, with ReLU after it when `relu`, without gradients:
-/// inference, one thread.
-pub(crate) fn infer(x: &[f32], w: &[f32], b: &[f32], rows: usize, relu: bool) -> Vec<f32> {
-    let (n, k) = (b.len(), x.len() / rows.max(1));
-    let after = if relu { After::Relu(None) } else { After::Nothing };
-    Linear { input_grad: false, after }.forward(x, w, b, (rows, k, n))
+/// A layer's weights for inference: `W^T` packed once for every batch and thread, and the bias.
+pub(crate) struct Dense<'a> {
+    w: Packed<'a, f32>,
+    b: &'a [f32],
+}
+
+impl<'a> Dense<'a> {
+    /// `w` [N, K], `b` [N].
+    pub(crate) fn new(w: &'a [f32], b: &'a [f32]) -> Self {
+        let (n, k) = (b.len(), w.len() / b.len().max(1));
+        Self { w: Packed::new(Mat::rows(w, n, k, k).t()), b }
+    }
+
+    /// `x W^T + b` for `rows` rows of `x`, with ReLU after it when `relu`, without gradients:
+    /// inference, one thread.
+    pub(crate) fn infer(&self, x: &[f32], rows: usize, relu: bool) -> Vec<f32> {
+        let (n, k) = (self.b.len(), x.len() / rows.max(1));
+        let mut y = repeat_rows(self.b, rows);
+        matmul_packed(&mut y, n, Mat::rows(x, rows, k, k), &self.w, true);
+        if relu {
+            y.iter_mut().for_each(|y| *y = y.max(0.0));
+        }
+        y
+    }
 }
 
 struct Linear {

@@ -8,6 +8,7 @@ mod fused_rnn;
 mod kernels;
 mod linear;
 mod net;
+mod packed;
 mod train;
 
 pub use adamw::AdamW;

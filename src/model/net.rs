@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use super::fused_rnn::{self, Cell};
 use super::kernels::{batch_parts, borrow};
+use super::linear::Dense;
 use super::ModelType;
 
 /// The shape of a network: what it reads, what it outputs and its size.
@@ -234,7 +235,8 @@ impl Net {
             let cols = w.len() / b.len();
             w.chunks_exact(cols).zip(b).flat_map(|(row, &b)| row.iter().copied().chain([b])).collect()
         };
-        let recurrent: Vec<(Vec<f32>, Vec<f32>)> = match s.model_type {
+        let cell = if s.model_type == ModelType::Lstm { Cell::Lstm } else { Cell::Gru };
+        let with_biases: Vec<(Vec<f32>, Vec<f32>)> = match s.model_type {
             ModelType::Mlp => Vec::new(),
             ModelType::Lstm | ModelType::Gru => (0..s.num_layers)
                 .map(|l| {
@@ -243,25 +245,33 @@ impl Net {
                 })
                 .collect(),
         };
-        let hidden: Vec<(&[f32], &[f32])> = match s.model_type {
-            ModelType::Mlp => {
-                (0..s.num_layers).map(|l| (w(&format!("layers.{l}.weight")), w(&format!("layers.{l}.bias")))).collect()
-            }
+        // Every weight packed once for the whole pass, shared by the threads.
+        let recurrent: Vec<fused_rnn::Weights<f32>> = with_biases
+            .iter()
+            .enumerate()
+            .map(|(l, (wi, wh))| {
+                let width = if l == 0 { s.inputs } else { s.hidden_size };
+                fused_rnn::Weights::new(cell, width, s.hidden_size, wi, wh)
+            })
+            .collect();
+        let hidden: Vec<Dense> = match s.model_type {
+            ModelType::Mlp => (0..s.num_layers)
+                .map(|l| Dense::new(w(&format!("layers.{l}.weight")), w(&format!("layers.{l}.bias"))))
+                .collect(),
             ModelType::Lstm | ModelType::Gru => Vec::new(),
         };
-        let head = (w("head.weight"), w("head.bias"));
+        let head = Dense::new(w("head.weight"), w("head.bias"));
         // One part's logits: [rows, outputs] from [rows, seq_len, inputs].
         let run = |x: &[f32], rows: usize| -> Vec<f32> {
             let last = match s.model_type {
                 ModelType::Mlp => match hidden.split_first() {
                     Some((first, rest)) => {
-                        let h = super::linear::infer(x, first.0, first.1, rows, true);
-                        rest.iter().fold(h, |h, (w, b)| super::linear::infer(&h, w, b, rows, true))
+                        let h = first.infer(x, rows, true);
+                        rest.iter().fold(h, |h, layer| layer.infer(&h, rows, true))
                     }
                     None => x.to_vec(),
                 },
                 ModelType::Lstm | ModelType::Gru => {
-                    let cell = if s.model_type == ModelType::Lstm { Cell::Lstm } else { Cell::Gru };
                     // Time-major: [T, rows, inputs].
                     let mut seq = Vec::with_capacity(x.len());
                     for t in 0..s.seq_len {
@@ -270,14 +280,14 @@ impl Net {
                         }
                     }
                     let mut width = s.inputs;
-                    for (wi, wh) in &recurrent {
-                        seq = fused_rnn::infer(cell, (s.seq_len, rows, width, s.hidden_size), &seq, wi, wh);
+                    for layer in &recurrent {
+                        seq = fused_rnn::infer(cell, (s.seq_len, rows, width, s.hidden_size), &seq, layer);
                         width = s.hidden_size;
                     }
                     seq.split_off((s.seq_len - 1) * rows * width)
                 }
             };
-            super::linear::infer(&last, head.0, head.1, rows, false)
+            head.infer(&last, rows, false)
         };
         let mut out = Vec::with_capacity(n * s.outputs);
         for start in (0..n).step_by(batch.max(1)) {
