@@ -64,12 +64,13 @@ enum Saved {
 }
 
 /// Per step and batch row: the gate activations (LSTM i, f, g, o; GRU r, z, n) [T*B, G*H], and
-/// LSTM's cell state or GRU's recurrent `n` part (`W_hn h + b_hn`) [T*B, H], and LSTM's tanh of
-/// the cell state [T*B, H] (empty for GRU).
+/// LSTM's cell state or GRU's recurrent `n` part (`W_hn h + b_hn`) [T*B, H]. (The backward
+/// recomputes tanh of the cell state: keeping it too cost a sixth more memory, 30 MB more at the
+/// peak of `hptune pipeline`, and saved no measurable time: the gradient pass stayed at 4-5% of an
+/// LSTM training run in perf.)
 struct Workspace<F> {
     gates: Vec<F>,
     extra: Vec<F>,
-    tanh_c: Vec<F>,
 }
 
 /// Sizes of one call.
@@ -296,26 +297,27 @@ macro_rules! widest {
 widest! {
     /// One step's gate pass over every batch row: the activations replace the pre-activations in
     /// `gates` (the products without biases: for LSTM both products summed; for GRU the input
-    /// part, the recurrent part in `hp`), and LSTM's cell state and its tanh, or GRU's recurrent n
-    /// part, and the new hidden state are written.
+    /// part, the recurrent part in `hp`), and LSTM's cell state or GRU's recurrent n part, and
+    /// the new hidden state are written; the activations only when kept for a backward
+    /// (`width_keep`: H, and whether to keep).
     fn gate_pass(
         cell: Cell,
-        h: usize,
+        width_keep: (usize, bool),
         biases: (&[F], &[F]),
         products: (&mut [F], &[F]),
         prev: (&[F], &[F]),
-        out: (&mut [F], &mut [F], &mut [F]),
+        out: (&mut [F], &mut [F]),
     ) => gate_pass_rows
 }
 
 #[inline(always)]
 fn gate_pass_rows<F: Real>(
     cell: Cell,
-    h: usize,
+    (h, keep): (usize, bool),
     (b_in, b_hn): (&[F], &[F]),
     (gates, hp): (&mut [F], &[F]),
     (c_prev, h_prev): (&[F], &[F]),
-    (extra, tanh_c, h_new): (&mut [F], &mut [F], &mut [F]),
+    (extra, h_new): (&mut [F], &mut [F]),
 ) {
     let g = cell.gates() * h;
     let bias = |k: usize| &b_in[k * h..(k + 1) * h];
@@ -327,13 +329,23 @@ fn gate_pass_rows<F: Real>(
         match cell {
             Cell::Lstm => {
                 let (ai, af, ag, ao) = (a(), a(), a(), a());
-                let (cp, tc) = (&c_prev[rows.clone()], &mut tanh_c[rows]);
-                lstm_cell(ai, af, ag, ao, bias(0), bias(1), bias(2), bias(3), cp, ex, tc, hn);
+                let cp = &c_prev[rows];
+                let biases = (bias(0), bias(1), bias(2), bias(3));
+                if keep {
+                    lstm_cell::<F, true>(ai, af, ag, ao, biases.0, biases.1, biases.2, biases.3, cp, ex, hn);
+                } else {
+                    lstm_cell::<F, false>(ai, af, ag, ao, biases.0, biases.1, biases.2, biases.3, cp, ex, hn);
+                }
             }
             Cell::Gru => {
                 let (ar, az, an) = (a(), a(), a());
                 let p = |k: usize| &hp[r * g + k * h..r * g + (k + 1) * h];
-                gru_cell(ar, az, an, p(0), p(1), p(2), bias(0), bias(1), bias(2), b_hn, &h_prev[rows], ex, hn);
+                let (hp, b) = ((p(0), p(1), p(2)), (bias(0), bias(1), bias(2)));
+                if keep {
+                    gru_cell::<F, true>(ar, az, an, hp.0, hp.1, hp.2, b.0, b.1, b.2, b_hn, &h_prev[rows], ex, hn);
+                } else {
+                    gru_cell::<F, false>(ar, az, an, hp.0, hp.1, hp.2, b.0, b.1, b.2, b_hn, &h_prev[rows], ex, hn);
+                }
             }
         }
     }
@@ -384,7 +396,6 @@ fn forward<F: Real>(cell: Cell, d: Dims, x: &[F], w: &Weights<F>, keep: bool) ->
     }
     let mut out = vec![F::zero(); t * b * h];
     let mut extra = vec![F::zero(); kept * b * h];
-    let mut tanh_c = if cell == Cell::Lstm { vec![F::zero(); kept * b * h] } else { Vec::new() };
     // GRU's recurrent product; and, in inference, the cell state of the step before.
     let mut hp = if cell == Cell::Gru { vec![F::zero(); b * g] } else { Vec::new() };
     let mut carried = if keep || cell == Cell::Gru { Vec::new() } else { vec![F::zero(); b * h] };
@@ -411,30 +422,30 @@ fn forward<F: Real>(cell: Cell, d: Dims, x: &[F], w: &Weights<F>, keep: bool) ->
             (_, true) => &extra_done[(step - 1) * b * h..],
             (_, false) => &carried,
         };
-        let tc = if cell == Cell::Lstm { &mut tanh_c[slot * b * h..(slot + 1) * b * h] } else { &mut [] };
         let products = (&mut gates_t[..], &hp[..]);
         gate_pass(
             cell,
-            h,
+            (h, keep),
             (&w.b_in, &w.b_hn),
             products,
             (c_prev, h_prev),
-            (&mut extra_rest[..b * h], tc, &mut rest[..b * h]),
+            (&mut extra_rest[..b * h], &mut rest[..b * h]),
         );
         if !carried.is_empty() {
             std::mem::swap(&mut extra, &mut carried);
         }
     }
-    (out, Workspace { gates, extra, tanh_c })
+    (out, Workspace { gates, extra })
 }
 
-/// One batch row of the LSTM gates from the products and biases of each gate (i, f, g, o). Each
+/// One batch row of the LSTM gates from the products and biases of each gate (i, f, g, o); with
+/// `KEEP` (training) the activations are written for the backward. Each
 /// slice is its own argument, so that the compiler knows they do not overlap and vectorises the
 /// loop (inlined into the per-CPU copies of `gate_pass`); slices passed in a tuple lose that, and
 /// the loop ran one element at a time.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn lstm_cell<F: Real>(
+fn lstm_cell<F: Real, const KEEP: bool>(
     ai: &mut [F],
     af: &mut [F],
     ag: &mut [F],
@@ -445,12 +456,11 @@ fn lstm_cell<F: Real>(
     bo: &[F],
     cp: &[F],
     ex: &mut [F],
-    tc: &mut [F],
     hn: &mut [F],
 ) {
     let h = hn.len();
     // Slices of exactly h, so that the loop has no bounds checks.
-    let (ai, af, ag, ao, ex, tc) = (&mut ai[..h], &mut af[..h], &mut ag[..h], &mut ao[..h], &mut ex[..h], &mut tc[..h]);
+    let (ai, af, ag, ao, ex) = (&mut ai[..h], &mut af[..h], &mut ag[..h], &mut ao[..h], &mut ex[..h]);
     let (bi, bf, bg, bo, cp) = (&bi[..h], &bf[..h], &bg[..h], &bo[..h], &cp[..h]);
     for j in 0..h {
         let ig = (ai[j] + bi[j]).sigmoid();
@@ -459,8 +469,10 @@ fn lstm_cell<F: Real>(
         let og = (ao[j] + bo[j]).sigmoid();
         let c = fg.mul_add(cp[j], ig * gg);
         let t = c.tanh_act();
-        (ai[j], af[j], ag[j], ao[j]) = (ig, fg, gg, og);
-        (ex[j], tc[j], hn[j]) = (c, t, og * t);
+        if KEEP {
+            (ai[j], af[j], ag[j], ao[j]) = (ig, fg, gg, og);
+        }
+        (ex[j], hn[j]) = (c, og * t);
     }
 }
 
@@ -468,7 +480,7 @@ fn lstm_cell<F: Real>(
 /// and the biases of each gate (r, z, n; the recurrent n bias apart).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gru_cell<F: Real>(
+fn gru_cell<F: Real, const KEEP: bool>(
     ar: &mut [F],
     az: &mut [F],
     an: &mut [F],
@@ -493,7 +505,9 @@ fn gru_cell<F: Real>(
         let zg = (az[j] + bz[j] + pz[j]).sigmoid();
         let rec_n = pn[j] + bhn[j];
         let ng = rg.mul_add(rec_n, an[j] + bn[j]).tanh_act();
-        (ar[j], az[j], an[j]) = (rg, zg, ng);
+        if KEEP {
+            (ar[j], az[j], an[j]) = (rg, zg, ng);
+        }
         ex[j] = rec_n;
         hn[j] = zg.mul_add(hprev[j] - ng, ng);
     }
@@ -504,7 +518,7 @@ widest! {
     /// (`dh`, carried from the step after, plus `dout`, this step's own) and of LSTM's cell state
     /// (`dc`), the gradients of the pre-activations (`d_in`; GRU's recurrent ones in `d_rec`), and
     /// what is carried to the step before: LSTM's `dc`, GRU's part of `dh`. `saved` is the gate
-    /// activations, then LSTM's tanh of the cell state and the cell state before, or GRU's
+    /// activations, then LSTM's cell state and the cell state before, or GRU's
     /// recurrent n part and hidden state before, then `dout`.
     fn grad_pass(
         cell: Cell,
@@ -537,20 +551,21 @@ fn grad_pass_rows<F: Real>(
 /// One batch row of `grad_pass` for LSTM (`dh` is only read: the recurrent product replaces it);
 /// each slice its own argument, as in `lstm_cell`.
 #[inline(always)]
-fn lstm_grad<F: Real>(a: &[F], di: &mut [F], tc: &[F], cp: &[F], dout: &[F], dh: &mut [F], dc: &mut [F]) {
+fn lstm_grad<F: Real>(a: &[F], di: &mut [F], c: &[F], cp: &[F], dout: &[F], dh: &mut [F], dc: &mut [F]) {
     let h = dh.len();
     let one = F::one();
     // Slices of exactly the lengths the loop reads, so that it has no bounds checks.
     let (a, di, dc) = (&a[..4 * h], &mut di[..4 * h], &mut dc[..h]);
-    let (tc, cp, dout) = (&tc[..h], &cp[..h], &dout[..h]);
+    let (c, cp, dout) = (&c[..h], &cp[..h], &dout[..h]);
     for j in 0..h {
         let (ig, fg, gg, og) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
         let dhj = dh[j] + dout[j];
-        let dcj = dc[j] + dhj * og * (one - tc[j] * tc[j]);
+        let tc = c[j].tanh_act();
+        let dcj = dc[j] + dhj * og * (one - tc * tc);
         di[j] = dcj * gg * ig * (one - ig);
         di[h + j] = dcj * cp[j] * fg * (one - fg);
         di[2 * h + j] = dcj * ig * (one - gg * gg);
-        di[3 * h + j] = dhj * tc[j] * og * (one - og);
+        di[3 * h + j] = dhj * tc * og * (one - og);
         dc[j] = dcj * fg;
     }
 }
@@ -599,7 +614,7 @@ fn backward<F: Real>(
         let now = step * b * h..(step + 1) * b * h;
         let before = if step == 0 { None } else { Some((step - 1) * b * h..step * b * h) };
         let (k0, k1) = match cell {
-            Cell::Lstm => (&ws.tanh_c[now.clone()], before.map_or(&zeros[..], |r| &ws.extra[r])),
+            Cell::Lstm => (&ws.extra[now.clone()], before.map_or(&zeros[..], |r| &ws.extra[r])),
             Cell::Gru => (&ws.extra[now.clone()], before.map_or(&zeros[..], |r| &out[r])),
         };
         let gates = step * b * g..(step + 1) * b * g;

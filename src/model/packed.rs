@@ -50,9 +50,20 @@ pub(super) fn pack_f32(b: Mat<f32>) -> Option<Vec<f32>> {
     let (k, n) = (b.rows, b.cols);
     let mut out = vec![0.0; n.div_ceil(LANES) * k * LANES];
     for (p, panel) in out.chunks_exact_mut(k * LANES).enumerate() {
-        for (r, row) in panel.chunks_exact_mut(LANES).enumerate() {
-            for (j, v) in row.iter_mut().enumerate().take(n - p * LANES) {
-                *v = b.data[r * b.rs + (p * LANES + j) * b.cs];
+        let cols = LANES.min(n - p * LANES);
+        if b.rs == 1 {
+            // A transposed matrix (a layer's W read as W^T): read each column along its length.
+            for j in 0..cols {
+                let col = &b.data[(p * LANES + j) * b.cs..];
+                for (r, v) in panel.iter_mut().skip(j).step_by(LANES).enumerate() {
+                    *v = col[r];
+                }
+            }
+        } else {
+            for (r, row) in panel.chunks_exact_mut(LANES).enumerate() {
+                for (j, v) in row.iter_mut().enumerate().take(cols) {
+                    *v = b.data[r * b.rs + (p * LANES + j) * b.cs];
+                }
             }
         }
     }
