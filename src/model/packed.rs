@@ -114,8 +114,10 @@ mod avx512 {
     /// Rows of `a` per block and panels per block: 6 x 4 accumulators.
     const MR: usize = 6;
     const NP: usize = 4;
-    /// The inner dimension is run in slices of this many, so a block's panels (4 x 128 x 64 bytes)
-    /// stay in the level-1 cache; and the rows in groups of this many, so theirs do too.
+    /// The rows are run in groups of this many, each over the whole inner dimension in slices of
+    /// this many, so that a block's panels (4 x 128 x 64 bytes) and rows stay in the level-1 cache,
+    /// and a group's outputs in level 2 while its rows stream in from memory (rows outside, slices
+    /// inside: 152 against 143 GFLOP/s on the MLP's 2,400-wide first layer over fresh inputs).
     const KC: usize = 128;
     const MC: usize = 48;
 
@@ -129,12 +131,12 @@ mod avx512 {
     ) {
         let np = n.div_ceil(LANES);
         let panel_len = k * LANES;
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
-            // Later slices of the inner dimension add to what the first wrote.
-            let add = add || k0 > 0;
-            for m0 in (0..m).step_by(MC) {
-                let m1 = (m0 + MC).min(m);
+        for m0 in (0..m).step_by(MC) {
+            let m1 = (m0 + MC).min(m);
+            for k0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - k0);
+                // Later slices of the inner dimension add to what the first wrote.
+                let add = add || k0 > 0;
                 for p0 in (0..np).step_by(NP) {
                     let npg = NP.min(np - p0);
                     // The lanes of the block's last panel that hold columns.
