@@ -829,19 +829,27 @@ mod tests {
                 let mut opt = adamw(&net, 3e-3, 0.01).unwrap();
                 let order: Vec<usize> = (0..n).collect();
                 let mut drop = ChaCha8Rng::seed_from_u64(6);
+                // Batches of 32: two parts of 16 rows on two threads.
                 let losses: Vec<f64> =
-                    (0..5).map(|_| run_epoch(&net, &mut opt, &samples, &order, 16, &mut drop).unwrap()).collect();
+                    (0..5).map(|_| run_epoch(&net, &mut opt, &samples, &order, 32, &mut drop).unwrap()).collect();
                 let weights =
                     net.vars().iter().map(|v| v.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect::<Vec<_>>();
                 (losses, weights)
             };
             let new = || Net::new(shape, &mut ChaCha8Rng::seed_from_u64(8), &Device::Cpu).unwrap();
-            let (fused, weights) = curve(new());
             let (plain, _) = curve(new().unfused());
-            for (a, b) in fused.iter().zip(&plain) {
-                assert!((a - b).abs() < 1e-4, "{model_type:?}: loss {a} fused, {b} step by step");
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (fused, weights) = pool.install(|| curve(new()));
+                for (a, b) in fused.iter().zip(&plain) {
+                    assert!(
+                        (a - b).abs() < 1e-4,
+                        "{model_type:?} on {threads} threads: loss {a} fused, {b} step by step"
+                    );
+                }
+                let again = pool.install(|| curve(new())).1;
+                assert_eq!(again, weights, "{model_type:?} on {threads} threads: the same seed gave other weights");
             }
-            assert_eq!(curve(new()).1, weights, "{model_type:?}: the same seed gave other weights");
         }
     }
 }
