@@ -213,7 +213,12 @@ fn forward_parts<F: Real>(
     (x, wi, wh): (&[F], &[F], &[F]),
     parts: &[Range<usize>],
 ) -> (Vec<F>, Vec<Workspace<F>>) {
-    let w = Weights::new(cell, d.i, d.h, wi, wh);
+    let g = d.g(cell);
+    // Each bias is the last column of its weight.
+    let last_column = |m: &[F], width: usize| -> Vec<F> { (0..g).map(|k| m[k * (width + 1) + width]).collect() };
+    let (b_ih, b_hh) = (last_column(wi, d.i), last_column(wh, d.h));
+    let weights = (Mat::rows(wi, g, d.i, d.i + 1), Mat::rows(wh, g, d.h, d.h + 1));
+    let w = Weights::new(cell, weights, (&b_ih, &b_hh));
     if parts.len() == 1 {
         let (out, ws) = forward(cell, d, x, &w, true);
         return (out, vec![ws]);
@@ -330,21 +335,21 @@ fn gate_pass_rows<F: Real>(
             Cell::Lstm => {
                 let (ai, af, ag, ao) = (a(), a(), a(), a());
                 let cp = &c_prev[rows];
-                let biases = (bias(0), bias(1), bias(2), bias(3));
+                let (bi, bf, bg, bo) = (bias(0), bias(1), bias(2), bias(3));
                 if keep {
-                    lstm_cell::<F, true>(ai, af, ag, ao, biases.0, biases.1, biases.2, biases.3, cp, ex, hn);
+                    lstm_cell::<F, true>(ai, af, ag, ao, bi, bf, bg, bo, cp, ex, hn);
                 } else {
-                    lstm_cell::<F, false>(ai, af, ag, ao, biases.0, biases.1, biases.2, biases.3, cp, ex, hn);
+                    lstm_cell::<F, false>(ai, af, ag, ao, bi, bf, bg, bo, cp, ex, hn);
                 }
             }
             Cell::Gru => {
                 let (ar, az, an) = (a(), a(), a());
                 let p = |k: usize| &hp[r * g + k * h..r * g + (k + 1) * h];
-                let (hp, b) = ((p(0), p(1), p(2)), (bias(0), bias(1), bias(2)));
+                let (pr, pz, pn, br, bz, bn, hprev) = (p(0), p(1), p(2), bias(0), bias(1), bias(2), &h_prev[rows]);
                 if keep {
-                    gru_cell::<F, true>(ar, az, an, hp.0, hp.1, hp.2, b.0, b.1, b.2, b_hn, &h_prev[rows], ex, hn);
+                    gru_cell::<F, true>(ar, az, an, pr, pz, pn, br, bz, bn, b_hn, hprev, ex, hn);
                 } else {
-                    gru_cell::<F, false>(ar, az, an, hp.0, hp.1, hp.2, b.0, b.1, b.2, b_hn, &h_prev[rows], ex, hn);
+                    gru_cell::<F, false>(ar, az, an, pr, pz, pn, br, bz, bn, b_hn, hprev, ex, hn);
                 }
             }
         }
@@ -352,8 +357,7 @@ fn gate_pass_rows<F: Real>(
 }
 
 /// A layer's weights as the forward pass multiplies by them: `W_ih^T` and `W_hh^T` packed once
-/// for every step and batch part, and the biases (the last columns of `[W_ih | b_ih]` and
-/// `[W_hh | b_hh]`).
+/// for every step and batch part, and the biases.
 pub(crate) struct Weights<'a, F> {
     wi: Packed<'a, F>,
     wh: Packed<'a, F>,
@@ -365,15 +369,12 @@ pub(crate) struct Weights<'a, F> {
 }
 
 impl<'a, F: Real> Weights<'a, F> {
-    pub(crate) fn new(cell: Cell, i: usize, h: usize, wi: &'a [F], wh: &'a [F]) -> Self {
-        let g = cell.gates() * h;
-        let (wi, wh) = (Mat::rows(wi, g, i + 1, i + 1), Mat::rows(wh, g, h + 1, h + 1));
+    /// `W_ih` [G*H, I] and `W_hh` [G*H, H] (PyTorch's layout), and their biases [G*H].
+    pub(crate) fn new(cell: Cell, (wi, wh): (Mat<'a, F>, Mat<'a, F>), (b_ih, b_hh): (&[F], &[F])) -> Self {
+        let (g, h) = (wh.rows, wh.cols);
         let apart = if cell == Cell::Gru { 2 * h..g } else { g..g };
-        let b_hh = |k: usize| wh.data[k * (h + 1) + h];
-        let b_in =
-            (0..g).map(|k| wi.data[k * (i + 1) + i] + if apart.contains(&k) { F::zero() } else { b_hh(k) }).collect();
-        let b_hn = apart.map(b_hh).collect();
-        Self { wi: Packed::new(wi.left(i).t()), wh: Packed::new(wh.left(h).t()), b_in, b_hn }
+        let b_in = (0..g).map(|k| b_ih[k] + if apart.contains(&k) { F::zero() } else { b_hh[k] }).collect();
+        Self { wi: Packed::new(wi.t()), wh: Packed::new(wh.t()), b_in, b_hn: b_hh[apart].to_vec() }
     }
 }
 
@@ -613,10 +614,9 @@ fn backward<F: Real>(
     for step in (0..t).rev() {
         let now = step * b * h..(step + 1) * b * h;
         let before = if step == 0 { None } else { Some((step - 1) * b * h..step * b * h) };
-        let (k0, k1) = match cell {
-            Cell::Lstm => (&ws.extra[now.clone()], before.map_or(&zeros[..], |r| &ws.extra[r])),
-            Cell::Gru => (&ws.extra[now.clone()], before.map_or(&zeros[..], |r| &out[r])),
-        };
+        // LSTM's cell state before, GRU's hidden state before.
+        let state_before = if cell == Cell::Lstm { &ws.extra } else { out };
+        let (k0, k1) = (&ws.extra[now.clone()], before.map_or(&zeros[..], |r| &state_before[r]));
         let gates = step * b * g..(step + 1) * b * g;
         let d_rec_t = if cell == Cell::Gru { &mut d_rec[gates.clone()] } else { &mut [] };
         let grads = (&mut d_in[gates.clone()], d_rec_t);

@@ -59,12 +59,6 @@ impl<'a, F> Mat<'a, F> {
         Self { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
     }
 
-    /// The first `cols` columns.
-    pub fn left(self, cols: usize) -> Self {
-        assert!(cols <= self.cols);
-        Self { cols, ..self }
-    }
-
     fn fits(&self) -> bool {
         self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
     }

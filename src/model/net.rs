@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::fused_rnn::{self, Cell};
-use super::kernels::{batch_parts, borrow};
+use super::kernels::{batch_parts, borrow, Mat};
 use super::linear::Dense;
 use super::ModelType;
 
@@ -230,30 +230,20 @@ impl Net {
         let guards: Vec<_> = self.params.iter().map(|(_, v)| borrow(v.as_tensor(), "a weight")).collect();
         let data = guards.iter().map(|g| g.slice::<f32>()).collect::<Result<Vec<_>>>()?;
         let w = |name: &str| data[self.params.iter().position(|(n, _)| n == name).expect("parameter exists")];
-        // Recurrent weights with their biases as the last column, as the fused op takes them.
-        let with_bias = |w: &[f32], b: &[f32]| -> Vec<f32> {
-            let cols = w.len() / b.len();
-            w.chunks_exact(cols).zip(b).flat_map(|(row, &b)| row.iter().copied().chain([b])).collect()
-        };
         let cell = if s.model_type == ModelType::Lstm { Cell::Lstm } else { Cell::Gru };
-        let with_biases: Vec<(Vec<f32>, Vec<f32>)> = match s.model_type {
+        // Every weight packed once for the whole pass, shared by the threads.
+        let recurrent: Vec<fused_rnn::Weights<f32>> = match s.model_type {
             ModelType::Mlp => Vec::new(),
             ModelType::Lstm | ModelType::Gru => (0..s.num_layers)
                 .map(|l| {
                     let p = |name: &str| w(&format!("rnn.{name}_l{l}"));
-                    (with_bias(p("weight_ih"), p("bias_ih")), with_bias(p("weight_hh"), p("bias_hh")))
+                    let (g, h) = (cell.gates() * s.hidden_size, s.hidden_size);
+                    let width = if l == 0 { s.inputs } else { h };
+                    let weights = (Mat::rows(p("weight_ih"), g, width, width), Mat::rows(p("weight_hh"), g, h, h));
+                    fused_rnn::Weights::new(cell, weights, (p("bias_ih"), p("bias_hh")))
                 })
                 .collect(),
         };
-        // Every weight packed once for the whole pass, shared by the threads.
-        let recurrent: Vec<fused_rnn::Weights<f32>> = with_biases
-            .iter()
-            .enumerate()
-            .map(|(l, (wi, wh))| {
-                let width = if l == 0 { s.inputs } else { s.hidden_size };
-                fused_rnn::Weights::new(cell, width, s.hidden_size, wi, wh)
-            })
-            .collect();
         let hidden: Vec<Dense> = match s.model_type {
             ModelType::Mlp => (0..s.num_layers)
                 .map(|l| Dense::new(w(&format!("layers.{l}.weight")), w(&format!("layers.{l}.bias"))))
