@@ -17,9 +17,14 @@ SELECT v.extended_run_id,
        'highest cv mean - cv std over ' || v.folds || ' folds: '
          || round(v.score, 4) || ' = ' || round(v.cv_mean, 4) || ' - ' || round(v.cv_std, 4)
          || ' (worst fold ' || round(v.cv_worst, 4) || ', tuning value ' || round(v.tuning_value, 4)
-         || ', improvement ' || round(v.improvement, 4) || ')'     AS why,
+         || ', improvement ' || round(v.improvement, 4) || ')'
+         || coalesce('; on the tuning validation dates the best baseline (' || bl.description || ') scored '
+                     || round(bl.accuracy, 4) || ': the configuration '
+                     || CASE WHEN v.tuning_value > bl.accuracy THEN 'beats it' ELSE 'loses to it' END, '') AS why,
        v.config_json
 FROM cv_vs_tuning v
 JOIN extended_runs e USING (extended_run_id)
+LEFT JOIN (SELECT study_name, arg_max(description, accuracy) AS description, max(accuracy) AS accuracy
+           FROM baselines GROUP BY 1) bl ON bl.study_name = v.study_name
 WHERE e.status = 'finished' AND v.complete AND v.cv_rank = 1
 ORDER BY e.started_at DESC;

@@ -1,4 +1,4 @@
--- Every analysis in the file, newest first, with what followed it: date, dataset, study, best tuning value, cross-validated value, selected configuration, final training and backtest return. Compare runs across weeks here.
+-- Every analysis in the file, newest first, with what followed it: date, dataset, study, best tuning value against the best baseline and chance, cross-validated value, selected configuration, final training and backtest return. Compare runs across weeks here.
 CREATE OR REPLACE VIEW pipeline_history AS
 WITH final AS (
     SELECT r.selection_id,
@@ -20,6 +20,10 @@ SELECT s.selected_at::DATE                         AS date,
        s.study_name,
        (SELECT max(t.value) FROM trials t
          WHERE t.study_name = s.study_name AND t.state = 'COMPLETE') AS best_tuning_value,
+       sv.best_baseline,
+       sv.baseline_accuracy,
+       sv.p_chance,
+       sv.pbo,
        v.cv_mean,
        v.cv_std,
        v.model_type,
@@ -38,4 +42,5 @@ LEFT JOIN datasets d USING (dataset_id)
 LEFT JOIN cv_vs_tuning v ON v.extended_run_id = s.extended_run_id AND v.tuning_rank = s.config_rank
 LEFT JOIN final f USING (selection_id)
 LEFT JOIN tested bt ON bt.run_id = f.final_run_id
+LEFT JOIN selection_validity sv ON sv.selection_id = s.selection_id
 ORDER BY s.selected_at DESC;

@@ -10,6 +10,10 @@
 //! | `range` (OHLCV) | ln(high[t] / low[t]) |
 //! | `body` (OHLCV) | ln(close[t] / open[t]) |
 //! | `volume_20` (OHLCV) | ln((volume[t] + 1) / (mean volume of t-19..=t + 1)) |
+//! | `dir_1` | today's direction: the sign of `ret_1` (1, 0 or -1) |
+//!
+//! `dir_1` comes last (it was added after the others): a model trained on the features before it
+//! reads a table cut to its own width (`FeatureTable::for_model`).
 //!
 //! A sample at date t is the window t-seq_len+1..=t of every ticker's features, in the dataset's
 //! ticker order (column = ticker * n_features + feature); its labels are each ticker's next-day
@@ -22,8 +26,8 @@ use crate::data::Panel;
 /// Days of history the features need: the first date with every feature is index WARMUP.
 pub const WARMUP: usize = 20;
 
-const CLOSE_FEATURES: &[&str] = &["ret_1", "ret_5", "ret_20", "vol_20"];
-const OHLCV_FEATURES: &[&str] = &["ret_1", "ret_5", "ret_20", "vol_20", "range", "body", "volume_20"];
+const CLOSE_FEATURES: &[&str] = &["ret_1", "ret_5", "ret_20", "vol_20", "dir_1"];
+const OHLCV_FEATURES: &[&str] = &["ret_1", "ret_5", "ret_20", "vol_20", "range", "body", "volume_20", "dir_1"];
 
 /// A panel aligned on common dates, with its feature matrix.
 #[derive(Debug, Clone)]
@@ -47,6 +51,17 @@ impl FeatureTable {
 
     pub fn row(&self, t: usize) -> &[f32] {
         &self.values[t * self.width()..(t + 1) * self.width()]
+    }
+
+    /// The table a model whose scaler is `width` wide reads: this one, or, for a model trained
+    /// before the last feature was added (one feature fewer per ticker), this one without it.
+    pub fn for_model(self, width: usize) -> Self {
+        let (n, f) = (self.tickers.len(), self.names.len());
+        if width != n * (f - 1) {
+            return self;
+        }
+        let values = self.values.chunks_exact(f).flat_map(|c| &c[..f - 1]).copied().collect();
+        Self { names: &self.names[..f - 1], values, ..self }
     }
 
     /// Next-day direction of each ticker for the sample at date index t (needs t + 1 < dates).
@@ -99,6 +114,7 @@ pub fn compute(panel: &Panel) -> FeatureTable {
                 row.push((c / at(&open, t, k)).ln());
                 row.push(((at(&volume, t, k) + 1.0) / (mean_v + 1.0)).ln());
             }
+            row.push(ret(1).signum() * f64::from(u8::from(ret(1) != 0.0)));
             let base = t * n * f + k * f;
             for (j, v) in row.into_iter().enumerate() {
                 values[base + j] = v as f32;

@@ -25,6 +25,51 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses an output file that is the database or its write-ahead log (by path, through links,
+/// or as another name of the same file), before anything is opened: writing it would destroy the
+/// record. `flag` names the option for the message.
+pub fn refuse_database(out: &Path, db: &Path, flag: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // The absolute path with links resolved, for a file that may not exist yet.
+    let resolve = |p: &Path| -> Option<PathBuf> {
+        std::fs::canonicalize(p).ok().or_else(|| {
+            let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
+        })
+    };
+    let identity = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let mut wal = db.as_os_str().to_owned();
+    wal.push(".wal");
+    for target in [db.to_path_buf(), PathBuf::from(wal)] {
+        let same_path = resolve(out).is_some_and(|o| Some(o) == resolve(&target));
+        let same_file = identity(out).is_some_and(|o| Some(o) == identity(&target));
+        if same_path || same_file {
+            anyhow::bail!(
+                "{flag} {} is the database file {} (or its log): writing it would destroy the record; choose another file",
+                out.display(),
+                target.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an output folder that a run moves aside as a whole (a stage's `--out`) when it is the
+/// database or holds it: the database would move with it.
+pub fn refuse_database_folder(dir: &Path, db: &Path, flag: &str) -> anyhow::Result<()> {
+    refuse_database(dir, db, flag)?;
+    let (Ok(dir), Ok(db_abs)) = (std::fs::canonicalize(dir), std::fs::canonicalize(db)) else { return Ok(()) };
+    if db_abs.starts_with(&dir) {
+        anyhow::bail!(
+            "{flag} {} holds the database {}: a new run moves that folder aside, and the database with it; \
+             choose another folder",
+            dir.display(),
+            db.display()
+        );
+    }
+    Ok(())
+}
+
 /// Refuses an output folder that cannot be written: a file is created and removed in it (or in its
 /// nearest existing parent), so that a stage stops before it records anything.
 pub fn check_writable(dir: &Path) -> anyhow::Result<()> {
@@ -70,20 +115,6 @@ pub fn claim(dir: &Path) -> anyhow::Result<Claim> {
 pub fn claimed(dir: &Path) -> bool {
     let Ok(file) = std::fs::File::open(dir.join(CLAIM_FILE)) else { return false };
     matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-}
-
-/// The name a folder or file moved aside had before (`NAME` of `NAME.YYYYmmdd-HHMMSS` or
-/// `NAME.YYYYmmdd-HHMMSS-N`), if `name` is such a name.
-pub fn aside_original(name: &str) -> Option<&str> {
-    let (original, stamp) = name.rsplit_once('.').filter(|(o, _)| !o.is_empty())?;
-    let (day, rest) = stamp.split_once('-')?;
-    let time = rest.split('-').next()?;
-    let counter = rest.strip_prefix(time)?.strip_prefix('-');
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(day, 8)
-        && digits(time, 6)
-        && counter.is_none_or(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit())))
-    .then_some(original)
 }
 
 /// Every file under `path` (or `path` itself when it is a file) with its size; links are counted
@@ -135,25 +166,4 @@ pub fn move_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
     }
     std::fs::rename(dir, &target)?;
     Ok(Some(target))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::aside_original;
-
-    #[test]
-    fn aside_names() {
-        assert_eq!(aside_original("final_model.20261130-181837"), Some("final_model"));
-        assert_eq!(aside_original("best_config.json.20261130-181837-2"), Some("best_config.json"));
-        for not in [
-            "final_model",
-            "final_model.2026113-181837",
-            "final_model.20261130-181837-",
-            ".20261130-181837",
-            "final_model.20261130-18183x",
-            "final_model.20261130-181837-2a",
-        ] {
-            assert_eq!(aside_original(not), None, "{not}");
-        }
-    }
 }

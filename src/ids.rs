@@ -19,6 +19,11 @@ pub fn trial_run(study: &str, number: usize) -> String {
     format!("{study}/trial-{number}")
 }
 
+/// The outcome series of a study's baseline.
+pub fn baseline(study: &str, name: &str) -> String {
+    format!("baseline:{study}:{name}")
+}
+
 /// The training run of a configuration's fold in an extended run; a retried fold's later attempts
 /// (`attempt` from 2) get their own.
 pub fn fold_run(extended_run_id: &str, rank: usize, fold: usize, attempt: usize) -> String {

@@ -17,9 +17,6 @@ pub const BACKTEST_DIR: &str = "backtesting_results";
 /// `hptune report`'s page, by default in the working folder.
 pub const REPORT_HTML: &str = "hptune-report.html";
 
-/// Everything a stage writes directly into `--out`, and so may move aside.
-pub const STAGE_OUTPUTS: [&str; 6] = [TUNING_DIR, EXTENDED_DIR, BEST_CONFIG, ANALYSIS_PLOTS, FINAL_DIR, BACKTEST_DIR];
-
 pub const TRIAL_RESULTS: &str = "trial_results.json";
 pub const HISTORY_JSON: &str = "optimization_history.json";
 pub const HISTORY_PNG: &str = "optimization_history.png";

@@ -6,6 +6,7 @@
 //! `migrations/`.
 
 pub mod backtest;
+pub mod baselines;
 pub mod checkpoint;
 pub mod cli;
 pub mod costs;
@@ -17,6 +18,7 @@ pub(crate) mod ids;
 pub mod interrupt;
 pub(crate) mod layout;
 pub mod model;
+pub mod outcomes;
 pub(crate) mod output;
 pub(crate) mod plot;
 pub(crate) mod progress;
@@ -26,6 +28,7 @@ pub mod stages;
 pub mod states;
 pub(crate) mod stats;
 pub mod store;
+pub mod validity;
 pub(crate) mod workers;
 
 /// The hptune version, recorded with everything it writes.

@@ -13,10 +13,15 @@ pub struct Args {
     /// Folder for best_config.json and analysis_plots/ (earlier ones are moved aside).
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
+    /// Blocks of validation dates for the probability of backtest overfitting (CSCV; even, 2-24).
+    #[arg(long, default_value_t = crate::stages::verdict::PBO_BLOCKS, value_parser = super::pbo_blocks)]
+    pub pbo_blocks: usize,
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
-    let outcome = analyze::run(store, &Request { extended_run: args.extended_run, out_dir: args.out.clone() })?;
+    crate::files::refuse_database(&args.out, store.path(), "--out")?;
+    let request = Request { extended_run: args.extended_run, out_dir: args.out.clone(), pbo_blocks: args.pbo_blocks };
+    let outcome = analyze::run(store, &request)?;
     for old in &outcome.moved_aside {
         println!("kept the previous one as {}", old.display());
     }
@@ -28,6 +33,12 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         "selected trial {} of study {} ({}): {}",
         s.trial_number, s.study_name, outcome.best.model_type, outcome.best.why
     );
+    for line in outcome.verdict.sentences() {
+        println!("{line}");
+    }
+    for warning in outcome.verdict.warnings() {
+        eprintln!("{warning}");
+    }
     println!("recorded as {}", s.selection_id);
     let dir = args.out.display();
     println!("wrote {dir}/best_config.json, {dir}/analysis_plots/ (cv_fold_scores.png, tuning_vs_cv.png)");

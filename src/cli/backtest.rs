@@ -59,6 +59,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    crate::files::refuse_database_folder(&args.out, store.path(), "--out")?;
     if args.generate_signals {
         let (_, rows) =
             backtest::signals(store, args.model_path.as_deref(), args.dataset.as_deref(), args.mode, args.threshold)?;
@@ -141,15 +142,29 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
 pub fn print_stats(store: &Store, id: &str) -> anyhow::Result<()> {
     let stats = store.backtest_stats(id)?;
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(["statistic", "model", "buy & hold"]);
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(["statistic", "model", "buy & hold", "repeat-today rule"]);
     let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
+    let other = |strategy: &str, name: &str| {
+        stats.iter().find(|o| o.scope == "portfolio" && o.strategy == strategy && o.name == name).and_then(|o| o.value)
+    };
     for s in stats.iter().filter(|s| s.scope == "portfolio" && s.strategy == "model") {
-        let bh = stats
-            .iter()
-            .find(|o| o.scope == "portfolio" && o.strategy == "buy_and_hold" && o.name == s.name)
-            .and_then(|o| o.value);
-        table.add_row(vec![s.name.clone(), fmt(s.value), fmt(bh)]);
+        table.add_row(vec![
+            s.name.clone(),
+            fmt(s.value),
+            fmt(other("buy_and_hold", &s.name)),
+            fmt(other("repeat_today", &s.name)),
+        ]);
     }
     println!("{table}");
+    let value = |strategy: &str, name: &str| other(strategy, name).unwrap_or(f64::NAN);
+    let (model, rule) = (value("model", "Return [%]"), value("repeat_today", "Return [%]"));
+    let verdict = if model > rule { "beats" } else { "does not beat" };
+    println!(
+        "the model {verdict} the repeat-today rule on the same days and costs (return {model:.2}% against {rule:.2}%); \
+         PSR {:.2}, deflated for {:.0} trials {:.2}",
+        value("model", "Probabilistic Sharpe Ratio"),
+        value("model", "Trials Deflated For"),
+        value("model", "Deflated Sharpe Ratio"),
+    );
     Ok(())
 }

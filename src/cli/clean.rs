@@ -1,8 +1,6 @@
 //! `hptune clean`: show what moved-aside outputs and unneeded weights take, and with `--apply`
 //! remove them and compact the database file.
 
-use std::path::PathBuf;
-
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use super::TableOrJson;
@@ -22,10 +20,6 @@ pub struct Args {
     /// Remove what is listed and compact the database (without it, nothing is touched).
     #[arg(long)]
     pub apply: bool,
-    /// The folder whose moved-aside outputs (`NAME.YYYYmmdd-HHMMSS`) go, besides those the
-    /// recorded checkpoint paths lead to.
-    #[arg(long, default_value = ".")]
-    pub out: PathBuf,
     /// The listing as a table or JSON.
     #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
     pub format: TableOrJson,
@@ -43,7 +37,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     if !store.path().exists() {
         return Err(crate::store::StoreError::NoDatabase(store.path().to_path_buf()).into());
     }
-    let req = Request { out_dir: args.out, keep_top: args.keep_top, older_than_days: args.older_than };
+    let req = Request { keep_top: args.keep_top, older_than_days: args.older_than };
     let plan = clean::plan(store, &req)?;
     let applied = if args.apply { Some(clean::apply(store, &req, &plan)?) } else { None };
     if args.format == TableOrJson::Json {

@@ -154,6 +154,9 @@ fn show(store: &Store, name: &str) -> anyhow::Result<()> {
 }
 
 fn synth(store: &Store, spec: synth::SynthSpec, name: Option<String>, csv: Option<PathBuf>) -> anyhow::Result<()> {
+    if let Some(path) = &csv {
+        crate::files::refuse_database(path, store.path(), "--csv")?;
+    }
     let panel = synth::generate(&spec)?;
     match csv {
         Some(path) => {

@@ -21,6 +21,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    crate::files::refuse_database(&args.to, store.path(), "--to")?;
     let stages = match args.stage {
         Some(s) => vec![s],
         None => Stage::ALL.to_vec(),

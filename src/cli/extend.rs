@@ -48,6 +48,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    crate::files::refuse_database_folder(&args.out, store.path(), "--out")?;
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }

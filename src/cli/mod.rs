@@ -112,12 +112,32 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
 }
 
 /// A study server's URL: PostgreSQL (`postgresql://`, `postgres://`, or SQLAlchemy's
-/// `postgresql+DRIVER://`).
-pub(crate) fn storage_url(s: &str) -> Result<String, String> {
-    if crate::store::server::is_url(s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!("'{s}' is not a PostgreSQL URL (postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE)"))
+/// `postgresql+DRIVER://`). A bad one is refused with its password redacted, which clap's own
+/// message for a value parser (it repeats the value) would not do.
+#[derive(Clone)]
+pub(crate) struct StorageUrl;
+
+impl clap::builder::TypedValueParser for StorageUrl {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        use clap::error::ErrorKind;
+        let s = value.to_str().ok_or_else(|| clap::Error::raw(ErrorKind::InvalidUtf8, "--storage is not UTF-8\n"))?;
+        if crate::store::server::is_url(s) {
+            return Ok(s.to_string());
+        }
+        Err(clap::Error::raw(
+            ErrorKind::ValueValidation,
+            format!(
+                "invalid value '{}' for '--storage': not a PostgreSQL URL (postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE)\n",
+                crate::store::server::redact(s)
+            ),
+        ))
     }
 }
 
@@ -126,6 +146,14 @@ pub(crate) fn holdout_share(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(h) if h > 0.0 && h < 0.9 => Ok(h),
         _ => Err(format!("'{s}' is not a share between 0 and 0.9 (e.g. 0.2 keeps the latest 20% of dates)")),
+    }
+}
+
+/// CSCV's blocks: an even number from 2 to 24 (C(24, 12) = 2.7 million combinations).
+pub(crate) fn pbo_blocks(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (2..=24).contains(&n) && n.is_multiple_of(2) => Ok(n),
+        _ => Err(format!("'{s}' is not an even number of blocks from 2 to 24 (the paper's default is 16)")),
     }
 }
 
@@ -167,6 +195,10 @@ impl Cli {
         crate::progress::set_mode(self.quiet, self.verbose);
         if !(self.lock_timeout.is_finite() && self.lock_timeout >= 0.0) {
             anyhow::bail!("--lock-timeout must be a number of seconds >= 0, got {}", self.lock_timeout);
+        }
+        let cpu_env = crate::model::CPU_ENV;
+        if let Some(v) = std::env::var(cpu_env).ok().filter(|v| crate::model::Cpu::parse(v).is_none()) {
+            anyhow::bail!("{cpu_env}={v}: use baseline, avx2 or avx512 (the widest CPU kernels to use), or unset it");
         }
         let interactive = matches!(
             self.command,

@@ -75,7 +75,7 @@ pub struct Args {
     pub out: PathBuf,
     /// Tune on a PostgreSQL study server shared with other workers (`hptune tune --storage`), then
     /// pull the study and run the later stages here.
-    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::storage_url)]
+    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::StorageUrl)]
     pub storage: Option<String>,
     /// With --storage: seconds between heartbeats of this worker's trials; a trial without one
     /// for 6 intervals (its worker died) is failed and queued again by the next worker.
@@ -84,6 +84,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    crate::files::refuse_database(&args.out, store.path(), "--out")?;
     if args.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");
     }
@@ -125,7 +126,11 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             out_dir: out.join(crate::layout::EXTENDED_DIR),
             resume: None,
         },
-        analyze: analyze::Request { extended_run: None, out_dir: out.clone() },
+        analyze: analyze::Request {
+            extended_run: None,
+            out_dir: out.clone(),
+            pbo_blocks: crate::stages::verdict::PBO_BLOCKS,
+        },
         final_epochs: args.final_epochs,
         final_out: out.join(crate::layout::FINAL_DIR),
         backtest: backtest::Request {
@@ -171,7 +176,7 @@ pub struct CheckArgs {
     pub out: PathBuf,
     /// Tune on a PostgreSQL study server shared with other workers (`hptune tune --storage`), then
     /// pull the study and run the later stages here.
-    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::storage_url)]
+    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::StorageUrl)]
     pub storage: Option<String>,
     /// With --storage: seconds between heartbeats of this worker's trials; a trial without one
     /// for 6 intervals (its worker died) is failed and queued again by the next worker.

@@ -8,7 +8,7 @@ use crate::store::Store;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The study server (postgresql://USER[:PASSWORD]@HOST[:PORT]/DB).
-    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::storage_url)]
+    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::StorageUrl)]
     pub storage: String,
     /// The study to pull (default: every study hptune created on the server).
     #[arg(long)]
@@ -19,6 +19,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    crate::files::refuse_database_folder(&args.out, store.path(), "--out")?;
     let pulled = pull::run(store, &Request { storage: args.storage, study: args.study, out_dir: args.out.clone() })?;
     for p in &pulled {
         println!(

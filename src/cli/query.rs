@@ -39,6 +39,9 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         println!("{table}");
         return Ok(());
     }
+    if let Some(path) = &args.output {
+        crate::files::refuse_database(path, store.path(), "--output")?;
+    }
     let text = args.query.unwrap();
     if text == "best-config" && args.format == Some(Format::Json) {
         // Exactly the content of best_config.json.

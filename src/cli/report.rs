@@ -23,6 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    crate::files::refuse_database(&args.out, store.path(), "--out")?;
     if !store.path().exists() {
         return Err(crate::store::StoreError::NoDatabase(store.path().to_path_buf()).into());
     }

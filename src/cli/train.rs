@@ -39,6 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    crate::files::refuse_database_folder(&args.out, store.path(), "--out")?;
     let source = train::resolve_source(store, args.config.as_deref(), args.dataset.as_deref())?;
     if let Lineage::Selection(id) = &source.lineage {
         println!("training {id} ({})", source.config_source);

@@ -61,7 +61,7 @@ pub struct Args {
     pub out: PathBuf,
     /// Keep the study on a PostgreSQL server (postgresql://USER[:PASSWORD]@HOST[:PORT]/DB), in
     /// Optuna's tables, shared by every worker that runs the same command on any machine.
-    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::storage_url)]
+    #[arg(long, env = "HPTUNE_STORAGE", value_parser = super::StorageUrl)]
     pub storage: Option<String>,
     /// With --storage: seconds between heartbeats of this worker's trials; a trial without one
     /// for 6 intervals (its worker died) is failed and queued again by the next worker.
@@ -70,6 +70,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
+    crate::files::refuse_database_folder(&args.out, store.path(), "--out")?;
     if args.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");
     }
@@ -122,7 +123,8 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(["trial", "phase", "val accuracy", "val loss", "params"]);
     for t in best.iter().take(5) {
-        let params: Vec<String> = t.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let params: Vec<String> =
+            t.params.iter().map(|(k, v)| format!("{k}={}", crate::search::space::display_value(v))).collect();
         table.add_row(vec![
             t.number.to_string(),
             t.phase.to_string(),
@@ -135,6 +137,10 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     if args.storage.is_some() {
         println!("next: hptune pull --storage URL --study {}", summary.study);
         return Ok(());
+    }
+    let verdict = crate::stages::verdict::study(store, &summary.study, crate::stages::verdict::PBO_BLOCKS)?;
+    for line in verdict.sentences() {
+        println!("{line}");
     }
     println!(
         "wrote {}/: trial_results.json, optimization_history.json, optimization_history.png, optimization_study.db, checkpoints/",

@@ -53,12 +53,25 @@ fn business_days(n: usize) -> Vec<NaiveDate> {
     out
 }
 
+/// The most rows (tickers x days) a synthetic panel has: 100 million bars are about 5 GB in
+/// memory before they are stored.
+pub const MAX_ROWS: usize = 100_000_000;
+
 pub fn generate(spec: &SynthSpec) -> Result<Panel, DataError> {
     if spec.tickers == 0 || spec.days < 2 {
         return Err(DataError::Invalid(format!(
             "synth needs --tickers >= 1 and --days >= 2, got {} and {}",
             spec.tickers, spec.days
         )));
+    }
+    match spec.tickers.checked_mul(spec.days) {
+        Some(rows) if rows <= MAX_ROWS => {}
+        _ => {
+            return Err(DataError::Invalid(format!(
+                "synth --tickers {} --days {} makes more than {MAX_ROWS} rows: use fewer tickers or days",
+                spec.tickers, spec.days
+            )))
+        }
     }
     if !spec.signal.is_finite() || !(0.0..=3.0).contains(&spec.signal) {
         return Err(DataError::Invalid(format!("--signal must lie in [0, 3], got {}", spec.signal)));

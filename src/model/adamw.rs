@@ -44,6 +44,15 @@ impl AdamW {
         Ok(Self { params, learning_rate, weight_decay, step: 0 })
     }
 
+    /// Sets the learning rate of the next steps (the plateau schedule lowers it).
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.learning_rate = learning_rate;
+    }
+
+    pub fn learning_rate(&self) -> f64 {
+        self.learning_rate
+    }
+
     /// Gradients of `loss`, then one step.
     pub fn backward_step(&mut self, loss: &Tensor) -> candle_core::Result<()> {
         let grads = loss.backward()?;

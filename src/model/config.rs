@@ -6,6 +6,8 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelType {
+    /// Logistic regression on the window: the MLP without a hidden layer.
+    Linear,
     Mlp,
     Lstm,
     Gru,
@@ -14,6 +16,7 @@ pub enum ModelType {
 impl ModelType {
     pub fn name(self) -> &'static str {
         match self {
+            ModelType::Linear => "linear",
             ModelType::Mlp => "mlp",
             ModelType::Lstm => "lstm",
             ModelType::Gru => "gru",
@@ -21,10 +24,33 @@ impl ModelType {
     }
 }
 
-/// Hyperparameters of one model. `patience` is optional in files (default 10).
+/// What one sample is. `joint`: a date, with every ticker's features in, every ticker's label
+/// out (one network over the whole panel). `pooled`: a (date, ticker) pair, with the ticker's own
+/// features and the market's (the cross-sectional mean of every ticker's scaled features) in, its
+/// label out: one network shared by the tickers, trained on as many samples per date as there are
+/// tickers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    Joint,
+    Pooled,
+}
+
+impl Layout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Joint => "joint",
+            Layout::Pooled => "pooled",
+        }
+    }
+}
+
+/// Hyperparameters of one model. `patience` is optional in files (default 10), and so is `layout`
+/// (default `joint`, what every configuration recorded before layouts existed was trained as).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub model_type: ModelType,
+    pub layout: Layout,
     pub hidden_size: usize,
     pub num_layers: usize,
     pub dropout: f64,
@@ -45,7 +71,8 @@ enum Kind {
 
 /// Keys, allowed values, and whether they are required.
 const SPEC: &[(&str, Kind, bool)] = &[
-    ("model_type", Kind::Choice(&["mlp", "lstm", "gru"]), true),
+    ("model_type", Kind::Choice(&["linear", "mlp", "lstm", "gru"]), true),
+    ("layout", Kind::Choice(&["joint", "pooled"]), false),
     ("hidden_size", Kind::Int(1, 4096), true),
     ("num_layers", Kind::Int(1, 8), true),
     ("dropout", Kind::Float(0.0, 0.9, false), true),
@@ -60,6 +87,7 @@ const SPEC: &[(&str, Kind, bool)] = &[
 /// The keys a configuration may hold.
 pub const CONFIG_KEYS: &[&str] = &[
     "model_type",
+    "layout",
     "hidden_size",
     "num_layers",
     "dropout",
@@ -125,6 +153,7 @@ impl ModelConfig {
         let num = |k: &str| obj[k].as_f64().unwrap();
         Ok(Self {
             model_type: serde_json::from_value(obj["model_type"].clone()).unwrap(),
+            layout: obj.get("layout").map_or(Layout::Joint, |v| serde_json::from_value(v.clone()).unwrap()),
             hidden_size: int("hidden_size"),
             num_layers: int("num_layers"),
             dropout: num("dropout"),
@@ -141,15 +170,24 @@ impl ModelConfig {
         serde_json::to_value(self).unwrap()
     }
 
-    /// The network shape for `inputs` features per step and `outputs` tickers.
-    pub fn shape(&self, inputs: usize, outputs: usize) -> super::NetShape {
+    /// The network shape for a panel of `tickers` whose feature rows are `width` wide (tickers x
+    /// features per ticker). A linear model is the MLP without a hidden layer.
+    pub fn shape(&self, width: usize, tickers: usize) -> super::NetShape {
+        let (inputs, outputs) = match self.layout {
+            Layout::Joint => (width, tickers),
+            Layout::Pooled => (2 * (width / tickers.max(1)), 1),
+        };
+        let (model_type, num_layers) = match self.model_type {
+            ModelType::Linear => (ModelType::Mlp, 0),
+            other => (other, self.num_layers),
+        };
         super::NetShape {
-            model_type: self.model_type,
+            model_type,
             seq_len: self.seq_len,
             inputs,
             outputs,
             hidden_size: self.hidden_size,
-            num_layers: self.num_layers,
+            num_layers,
             dropout: self.dropout,
         }
     }
@@ -172,6 +210,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             model_type: ModelType::Mlp,
+            layout: Layout::Pooled,
             hidden_size: 64,
             num_layers: 2,
             dropout: 0.1,

@@ -285,13 +285,13 @@ macro_rules! widest {
                 fn avx2<F: Real>($($arg: $ty),*) {
                     $rows($($arg),*)
                 }
-                if is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has the features the function is compiled for.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                match super::kernels::cpu() {
+                    // SAFETY: the CPU has the features the function is compiled for (`cpu()` is
+                    // what it detected, capped by HPTUNE_CPU).
+                    super::kernels::Cpu::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: as above.
-                    return unsafe { avx2($($arg),*) };
+                    super::kernels::Cpu::Avx2 => return unsafe { avx2($($arg),*) },
+                    super::kernels::Cpu::Baseline => {}
                 }
             }
             $rows($($arg),*)

@@ -4,6 +4,57 @@
 use candle_core::{CpuStorage, Layout, Storage, StorageRef, Tensor};
 use num_traits::Float;
 
+/// The widest instruction set the CPU kernels use: the gate passes are compiled for each, and the
+/// packed products need AVX-512 (else `gemm`, which picks its own kernels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cpu {
+    Baseline,
+    Avx2,
+    Avx512,
+}
+
+/// The environment variable that caps `cpu()`, so that every path runs (and is tested) on any
+/// machine: `baseline`, `avx2` or `avx512`.
+pub const CPU_ENV: &str = "HPTUNE_CPU";
+
+impl Cpu {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cpu::Baseline => "baseline",
+            Cpu::Avx2 => "avx2",
+            Cpu::Avx512 => "avx512",
+        }
+    }
+
+    /// A `HPTUNE_CPU` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Cpu::Baseline, Cpu::Avx2, Cpu::Avx512].into_iter().find(|c| c.name() == s)
+    }
+}
+
+fn detected() -> Cpu {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            return Cpu::Avx512;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Cpu::Avx2;
+        }
+    }
+    Cpu::Baseline
+}
+
+/// What the CPU has, capped by `HPTUNE_CPU` (an unknown value is refused by the command line
+/// before any work, and caps nothing here).
+pub fn cpu() -> Cpu {
+    static CPU: std::sync::OnceLock<Cpu> = std::sync::OnceLock::new();
+    *CPU.get_or_init(|| {
+        let cap = std::env::var(CPU_ENV).ok().and_then(|v| Cpu::parse(&v)).unwrap_or(Cpu::Avx512);
+        detected().min(cap)
+    })
+}
+
 /// The data of a contiguous tensor on CPU (`what` names it in the error otherwise).
 pub fn contiguous<'a, F: candle_core::WithDType>(
     s: &'a CpuStorage,
@@ -149,11 +200,11 @@ pub trait Real: 'static + Float + Send + Sync + Default {
     fn sigmoid(self) -> Self;
     fn tanh_act(self) -> Self;
     /// `b` packed for `mul_panels`, where this type and the CPU have a kernel.
-    fn pack(_b: Mat<Self>) -> Option<Vec<Self>> {
+    fn pack(_b: Mat<Self>) -> Option<super::packed::Panels<Self>> {
         None
     }
-    /// `dst = a x b (+ dst)` for `b` (`k` x `n`) packed by `pack`.
-    fn mul_panels(_dst: &mut [Self], _dst_stride: usize, _a: Mat<Self>, _b: (&[Self], usize, usize), _add: bool) {
+    /// `dst = a x b (+ dst)` for panels made by `pack`.
+    fn mul_panels(_dst: &mut [Self], _dst_stride: usize, _a: Mat<Self>, _b: &super::packed::Panels<Self>, _add: bool) {
         unreachable!("only a type that packs has panels")
     }
 }
@@ -177,10 +228,10 @@ impl Real for f32 {
     fn tanh_act(self) -> f32 {
         2.0 / (1.0 + exp_f32(-2.0 * self)) - 1.0
     }
-    fn pack(b: Mat<f32>) -> Option<Vec<f32>> {
+    fn pack(b: Mat<f32>) -> Option<super::packed::Panels<f32>> {
         super::packed::pack_f32(b)
     }
-    fn mul_panels(dst: &mut [f32], dst_stride: usize, a: Mat<f32>, b: (&[f32], usize, usize), add: bool) {
+    fn mul_panels(dst: &mut [f32], dst_stride: usize, a: Mat<f32>, b: &super::packed::Panels<f32>, add: bool) {
         super::packed::mul_panels_f32(dst, dst_stride, a, b, add)
     }
 }

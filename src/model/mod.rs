@@ -12,7 +12,8 @@ mod packed;
 mod train;
 
 pub use adamw::AdamW;
-pub use config::{ModelConfig, ModelType, CONFIG_KEYS};
+pub use config::{Layout, ModelConfig, ModelType, CONFIG_KEYS};
+pub use kernels::{cpu, Cpu, CPU_ENV};
 pub use net::{accuracy, bce_mean, Net, NetShape};
 pub use train::{
     adamw, build_inputs, build_samples, run_epoch, train, EpochMetrics, Samples, TrainOutcome, TrainSettings,

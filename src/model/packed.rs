@@ -23,7 +23,16 @@ const LANES: usize = 16;
 /// with the matrix itself kept for the fallback.
 pub struct Packed<'a, F> {
     b: Mat<'a, F>,
-    panels: Option<Vec<F>>,
+    panels: Option<Panels<F>>,
+}
+
+/// A `k` x `n` matrix as the kernel's panels. Only `pack_f32` makes them, and only on a CPU with
+/// AVX-512 (as `kernels::cpu()` reports it) and for k >= 1: holding panels is the kernel's
+/// licence to run, so `mul_panels_f32` can be a safe function.
+pub struct Panels<F> {
+    data: Vec<F>,
+    k: usize,
+    n: usize,
 }
 
 impl<'a, F: Real> Packed<'a, F> {
@@ -36,18 +45,19 @@ impl<'a, F: Real> Packed<'a, F> {
 /// when `add`, on the calling thread.
 pub fn matmul_packed<F: Real>(dst: &mut [F], dst_stride: usize, a: Mat<F>, b: &Packed<F>, add: bool) {
     match &b.panels {
-        Some(panels) if a.cs == 1 => F::mul_panels(dst, dst_stride, a, (panels, b.b.rows, b.b.cols), add),
+        Some(panels) if a.cs == 1 => F::mul_panels(dst, dst_stride, a, panels, add),
         _ => matmul(dst, dst_stride, a, b.b, add),
     }
 }
 
 /// `b` as panels of 16 columns (zeros past the last column): panel `p` holds, for each row `r`,
-/// columns `16p..16p+16`, at `(p * k + r) * 16`. None without AVX-512.
-pub(super) fn pack_f32(b: Mat<f32>) -> Option<Vec<f32>> {
-    if !avx512() {
+/// columns `16p..16p+16`, at `(p * k + r) * 16`. None without AVX-512, and for an empty inner
+/// dimension (k = 0), which the fallback handles.
+pub(super) fn pack_f32(b: Mat<f32>) -> Option<Panels<f32>> {
+    let (k, n) = (b.rows, b.cols);
+    if super::kernels::cpu() < super::kernels::Cpu::Avx512 || k == 0 {
         return None;
     }
-    let (k, n) = (b.rows, b.cols);
     let mut out = vec![0.0; n.div_ceil(LANES) * k * LANES];
     for (p, panel) in out.chunks_exact_mut(k * LANES).enumerate() {
         let cols = LANES.min(n - p * LANES);
@@ -67,29 +77,13 @@ pub(super) fn pack_f32(b: Mat<f32>) -> Option<Vec<f32>> {
             }
         }
     }
-    Some(out)
+    Some(Panels { data: out, k, n })
 }
 
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// `dst = a x panels (+ dst)` for panels from `pack_f32` of a `k` x `n` matrix; `a` has
-/// contiguous rows.
-pub(super) fn mul_panels_f32(
-    dst: &mut [f32],
-    dst_stride: usize,
-    a: Mat<f32>,
-    (panels, k, n): (&[f32], usize, usize),
-    add: bool,
-) {
+/// `dst = a x panels (+ dst)` for the panels of a `k` x `n` matrix; `a` has contiguous rows.
+pub(super) fn mul_panels_f32(dst: &mut [f32], dst_stride: usize, a: Mat<f32>, panels: &Panels<f32>, add: bool) {
+    let Panels { data: panels, k, n } = panels;
+    let (panels, k, n) = (panels.as_slice(), *k, *n);
     let m = a.rows;
     assert!(a.cs == 1 && a.cols == k && panels.len() == n.div_ceil(LANES) * k * LANES);
     assert!(m == 0 || (m - 1) * a.rs + k <= a.data.len());
@@ -98,8 +92,8 @@ pub(super) fn mul_panels_f32(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: panels exist only where the CPU has AVX-512 (`pack_f32`), and every index the kernel
-    // touches lies inside the slices (checked above).
+    // SAFETY: `Panels` exist only where the CPU has AVX-512 (`pack_f32` is their one maker), and
+    // every index the kernel touches lies inside the slices (checked above).
     unsafe {
         avx512::mul(dst, dst_stride, (a.data, a.rs, m), (panels, k, n), add)
     }

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::adamw::AdamW;
+use super::config::{Layout, ModelConfig};
 use super::net::{accuracy, bce_mean, bce_with_logits, Net};
 use crate::features::{FeatureTable, Scaler};
 
@@ -28,42 +29,80 @@ pub struct Samples {
 }
 
 /// Builds the samples ending at each date index in `ends` (each >= WARMUP + seq_len - 1, and
-/// < dates - 1 so it has a label), scaled with `scaler`.
-pub fn build_samples(table: &FeatureTable, scaler: &Scaler, ends: std::ops::Range<usize>, seq_len: usize) -> Samples {
-    windows(table, scaler, ends, seq_len, true)
+/// < dates - 1 so it has a label), scaled with `scaler`, in `cfg`'s layout and window.
+pub fn build_samples(
+    table: &FeatureTable,
+    scaler: &Scaler,
+    ends: std::ops::Range<usize>,
+    cfg: &ModelConfig,
+) -> Samples {
+    windows(table, scaler, ends, cfg, true)
 }
 
 /// The model inputs ending at each date index in `ends`, without labels (`y` is empty): what a
 /// backtest or a signal feeds the model, up to the last date.
-pub fn build_inputs(table: &FeatureTable, scaler: &Scaler, ends: std::ops::Range<usize>, seq_len: usize) -> Samples {
-    windows(table, scaler, ends, seq_len, false)
+pub fn build_inputs(table: &FeatureTable, scaler: &Scaler, ends: std::ops::Range<usize>, cfg: &ModelConfig) -> Samples {
+    windows(table, scaler, ends, cfg, false)
 }
 
+/// Windows of `seq_len` scaled rows ending at each date of `ends`. Joint: one sample per date,
+/// [seq_len, tickers x features] in, every ticker's label out. Pooled: one sample per (date,
+/// ticker), date-major, [seq_len, ticker's features ++ cross-sectional mean of the features] in,
+/// its label out; so the pooled model's logits line up with the joint one's [dates, tickers].
 fn windows(
     table: &FeatureTable,
     scaler: &Scaler,
     ends: std::ops::Range<usize>,
-    seq_len: usize,
+    cfg: &ModelConfig,
     labels: bool,
 ) -> Samples {
+    let seq_len = cfg.seq_len;
     let w = table.width();
-    let outputs = table.tickers.len();
+    let tickers = table.tickers.len();
     let first_row = ends.start + 1 - seq_len;
     let mut scaled = Vec::with_capacity((ends.end - first_row) * w);
     for t in first_row..ends.end {
         scaler.apply(table.row(t), &mut scaled);
     }
-    let n = ends.len();
-    let mut x = Vec::with_capacity(n * seq_len * w);
-    let mut y = Vec::with_capacity(n * outputs);
-    for t in ends {
-        let lo = (t + 1 - seq_len - first_row) * w;
-        x.extend_from_slice(&scaled[lo..lo + seq_len * w]);
-        if labels {
-            y.extend(table.labels(t));
+    let dates = ends.len();
+    match cfg.layout {
+        Layout::Joint => {
+            let mut x = Vec::with_capacity(dates * seq_len * w);
+            let mut y = Vec::with_capacity(if labels { dates * tickers } else { 0 });
+            for t in ends {
+                let lo = (t + 1 - seq_len - first_row) * w;
+                x.extend_from_slice(&scaled[lo..lo + seq_len * w]);
+                if labels {
+                    y.extend(table.labels(t));
+                }
+            }
+            Samples { x, y, n: dates, seq_len, inputs: w, outputs: tickers }
+        }
+        Layout::Pooled => {
+            let f = table.names.len();
+            // The market's row per date: the mean over tickers of each scaled feature.
+            let market: Vec<f32> = scaled
+                .chunks_exact(w)
+                .flat_map(|row| (0..f).map(move |j| (0..tickers).map(|k| row[k * f + j]).sum::<f32>() / tickers as f32))
+                .collect();
+            let inputs = 2 * f;
+            let mut x = Vec::with_capacity(dates * tickers * seq_len * inputs);
+            let mut y = Vec::with_capacity(if labels { dates * tickers } else { 0 });
+            for t in ends {
+                let first = t + 1 - seq_len - first_row;
+                for k in 0..tickers {
+                    for r in first..first + seq_len {
+                        x.extend_from_slice(&scaled[r * w + k * f..][..f]);
+                        x.extend_from_slice(&market[r * f..][..f]);
+                    }
+                }
+                if labels {
+                    y.extend(table.labels(t));
+                }
+            }
+            Samples { x, y, n: dates * tickers, seq_len, inputs, outputs: 1 }
         }
     }
-    Samples { x, y, n, seq_len, inputs: w, outputs }
 }
 
 impl Samples {
@@ -100,6 +139,8 @@ pub struct TrainOutcome {
     /// Weights with the lowest validation loss, and the epoch they come from.
     pub best: HashMap<String, Tensor>,
     pub best_epoch: usize,
+    /// The best weights' logits on the validation samples (for the per-date outcomes).
+    pub best_val_logits: Vec<f32>,
     /// Weights after the last epoch run.
     pub last: HashMap<String, Tensor>,
     pub epochs_run: usize,
@@ -148,8 +189,16 @@ pub fn adamw(net: &Net, learning_rate: f64, weight_decay: f64) -> anyhow::Result
     Ok(AdamW::new(net.vars(), learning_rate, weight_decay)?)
 }
 
+/// Epochs without a better validation loss after which the learning rate halves (PyTorch's
+/// `ReduceLROnPlateau` with factor 0.5): a third of the early-stopping patience, at least 2, so a
+/// run tries a smaller step before it stops.
+fn plateau_epochs(patience: usize) -> usize {
+    (patience / 3).max(2)
+}
+
 /// Trains `net` on `train`, early-stopping on `val`; calls `on_epoch` after each epoch (to record
-/// it) and stops with an error if it fails or the loss stops being finite.
+/// it) and stops with an error if it fails or the loss stops being finite. The learning rate
+/// halves on a plateau of the validation loss; at the end `net` holds the best epoch's weights.
 pub fn train(
     net: &Net,
     train: &Samples,
@@ -166,6 +215,8 @@ pub fn train(
     let mut order: Vec<usize> = (0..train.n).collect();
     let mut best = (f64::INFINITY, 0usize, net.snapshot()?);
     let mut since_best = 0;
+    let mut since_lowered = 0;
+    let mut best_val_logits = Vec::new();
     let mut epochs_run = 0;
     for epoch in 1..=s.epochs {
         let started = Instant::now();
@@ -186,16 +237,26 @@ pub fn train(
         };
         crate::costs::add(crate::costs::Cost::Training, started.elapsed());
         on_epoch(&metrics)?;
+        crate::interrupt::wait_while_paused()?;
         epochs_run = epoch;
         if val_loss < best.0 {
             best = (val_loss, epoch, net.snapshot()?);
+            best_val_logits = logits;
             since_best = 0;
+            since_lowered = 0;
         } else {
             since_best += 1;
+            since_lowered += 1;
             if since_best >= s.patience {
                 break;
             }
+            if since_lowered >= plateau_epochs(s.patience) {
+                opt.set_learning_rate(opt.learning_rate() * 0.5);
+                since_lowered = 0;
+            }
         }
     }
-    Ok(TrainOutcome { best: best.2, best_epoch: best.1, last: net.snapshot()?, epochs_run })
+    let last = net.snapshot()?;
+    net.restore(&best.2)?;
+    Ok(TrainOutcome { best: best.2, best_epoch: best.1, best_val_logits, last, epochs_run })
 }

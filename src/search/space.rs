@@ -35,7 +35,11 @@ pub struct Space {
 pub const DEFAULT_TOML: &str = r#"
 [model_type]
 type = "categorical"
-choices = ["mlp", "lstm", "gru"]
+choices = ["linear", "mlp", "lstm", "gru"]
+
+[layout]
+type = "categorical"
+choices = ["pooled", "joint"]
 
 [hidden_size]
 type = "int"
@@ -71,7 +75,7 @@ choices = [32, 64, 128]
 
 [seq_len]
 type = "int"
-low = 10
+low = 5
 high = 40
 step = 5
 "#;
@@ -335,3 +339,46 @@ impl Distribution {
 
 /// A parameter assignment, by name.
 pub type Params = BTreeMap<String, Json>;
+
+/// A parameter's value as a person writes it: whole numbers and names as they are, a fraction
+/// to 4 significant digits, and a very small or large one in scientific notation with 3
+/// (`1.00e-4`, not `0.00010000000000000009`).
+pub fn display_value(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        Json::Number(n) if n.is_f64() => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            if x == 0.0 || !x.is_finite() {
+                format!("{x}")
+            } else if x.abs() < 1e-2 || x.abs() >= 1e4 {
+                format!("{x:.2e}")
+            } else {
+                let digits = (3 - x.abs().log10().floor() as i32).max(0) as usize;
+                let text = format!("{x:.digits$}");
+                if text.contains('.') {
+                    text.trim_end_matches('0').trim_end_matches('.').to_string()
+                } else {
+                    text
+                }
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::display_value;
+    use serde_json::json;
+
+    #[test]
+    fn values_read_as_a_person_writes_them() {
+        assert_eq!(display_value(&json!(0.00010000000000000009)), "1.00e-4");
+        assert_eq!(display_value(&json!(1.0000000000000004e-6)), "1.00e-6");
+        assert_eq!(display_value(&json!(0.123456)), "0.1235");
+        assert_eq!(display_value(&json!(0.5)), "0.5");
+        assert_eq!(display_value(&json!(12.5)), "12.5");
+        assert_eq!(display_value(&json!(64)), "64");
+        assert_eq!(display_value(&json!("gru")), "gru");
+    }
+}

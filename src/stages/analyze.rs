@@ -16,12 +16,16 @@ pub struct Request {
     pub extended_run: Option<String>,
     /// Folder for best_config.json and analysis_plots/.
     pub out_dir: PathBuf,
+    /// CSCV's blocks for the probability of backtest overfitting (even).
+    pub pbo_blocks: usize,
 }
 
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub selection: Selection,
     pub best: BestConfig,
+    /// The study's best against its baselines and against chance.
+    pub verdict: super::verdict::Verdict,
     pub moved_aside: Vec<PathBuf>,
 }
 
@@ -44,6 +48,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     let dataset = store
         .dataset_by_id(&run.dataset_id)?
         .with_context(|| format!("dataset {} is no longer in {}", run.dataset_id, store.path().display()))?;
+    let verdict = super::verdict::study(store, &best.study_name, req.pbo_blocks)?;
     let selection_id = crate::ids::new("selection");
     let config: serde_json::Value = serde_json::from_str(&best.config_json)?;
     let file = json!({
@@ -61,6 +66,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
             "tuning_value": best.tuning_value,
             "accuracy_improvement": best.improvement,
             "folds": best.folds,
+            "validity": verdict.to_json(),
         },
         "tickers": dataset.tickers,
         "dataset": {"name": dataset.name, "dataset_id": dataset.dataset_id, "content_hash": dataset.content_hash},
@@ -84,13 +90,13 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         config_json: best.config_json.clone(),
         best_config_json: serde_json::to_string_pretty(&file)? + "\n",
     };
-    store.record_selection(&selection)?;
+    store.record_selection(&selection, &verdict.record())?;
     let mut moved_aside = Vec::new();
     for name in [crate::layout::BEST_CONFIG, crate::layout::ANALYSIS_PLOTS] {
-        if let Some(p) = crate::files::move_aside(&req.out_dir.join(name))? {
+        if let Some(p) = super::set_aside(store, &req.out_dir.join(name))? {
             moved_aside.push(p);
         }
     }
     super::export::analysis(store, &selection.selection_id, &req.out_dir)?;
-    Ok(Outcome { selection, best, moved_aside })
+    Ok(Outcome { selection, best, verdict, moved_aside })
 }

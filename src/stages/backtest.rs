@@ -305,7 +305,7 @@ fn model_table(
             extra.join(", ")
         );
     }
-    let table = features::compute(&panel);
+    let table = features::compute(&panel).for_model(m.scaler.mean.len());
     if table.dates.is_empty() {
         bail!(
             "the model's tickers ({}) share no date in dataset {name}: a backtest needs days on which each of them \
@@ -326,7 +326,7 @@ fn model_table(
 
 /// Up-probabilities for the decisions at date indices `ends`, [days, tickers].
 fn probabilities(m: &LoadedModel, table: &FeatureTable, ends: std::ops::Range<usize>) -> anyhow::Result<Vec<f64>> {
-    let inputs = build_inputs(table, &m.scaler, ends, m.config.seq_len);
+    let inputs = build_inputs(table, &m.scaler, ends, &m.config);
     let logits = m.net.predict(&inputs.x, inputs.n, 256)?;
     Ok(logits.into_iter().map(|l| 1.0 / (1.0 + (-(l as f64)).exp())).collect())
 }
@@ -373,8 +373,28 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
 
     let trades = trade_rows(&out, &table.tickers);
     let equity = equity_rows(&out, market.dates);
-    let stat_rows = stat_rows(&out, &market, &table.tickers, req.initial_cash);
+    let mut stat_rows = stat_rows(&out, &market, &table.tickers, req.initial_cash);
     let (hits, calls) = direction_hits(&probs, &market);
+    // The repeat-today rule on the same days, tickers and costs: what the model must beat.
+    let rule_probs: Vec<f64> = (t0..t1)
+        .flat_map(|t| (0..n).map(move |k| (t, k)))
+        .map(|(t, k)| f64::from(u8::from(table.closes[t * n + k] > table.closes[(t - 1) * n + k])))
+        .collect();
+    let rule_targets: Vec<i8> = rule_probs.iter().map(|&p| req.mode.position(p, req.threshold)).collect();
+    let rule = backtest::run(&market, &rule_targets, &settings);
+    let rule_trades: Vec<_> = rule.trades.iter().collect();
+    let (rule_hits, _) = direction_hits(&rule_probs, &market);
+    let trials = store.effective_trials_of_run(&m.run.run.run_id)?.unwrap_or(1.0);
+    stat_rows.extend(validity_rows(&out.equity, trials, hits, calls));
+    let mut rule_stats = stats::compute(market.dates, &rule.equity, &rule.benchmark, &rule_trades);
+    rule_stats.push(("Direction Accuracy [%]", 100.0 * rule_hits as f64 / calls.max(1) as f64));
+    stat_rows.extend(rule_stats.into_iter().enumerate().map(|(i, (name, v))| StatRow {
+        scope: "portfolio".into(),
+        strategy: "repeat_today".into(),
+        position: i as i32,
+        name: name.into(),
+        value: v.is_finite().then_some(v),
+    }));
     let backtest_id = crate::ids::new("backtest");
     let record = BacktestRecord {
         backtest_id: backtest_id.clone(),
@@ -550,6 +570,32 @@ fn stat_rows(out: &backtest::Outcome, market: &Market, tickers: &[String], cash:
         push(&tickers[k], "buy_and_hold", stats::compute(dates, &bh, &bh, &[&holds[k]]));
     }
     rows
+}
+
+/// The model's direction accuracy, and the probabilistic and deflated Sharpe ratio of its daily
+/// returns (DSR deflated for the `trials` independent configurations its selection was chosen
+/// among; 1 when the model has no recorded selection, where DSR equals PSR), after the model's
+/// other portfolio statistics.
+fn validity_rows(equity: &[f64], trials: f64, hits: usize, calls: usize) -> Vec<StatRow> {
+    let returns: Vec<f64> = equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
+    let test = crate::validity::sharpe_test(&returns, trials, None);
+    let base = 1000;
+    [
+        ("Direction Accuracy [%]", 100.0 * hits as f64 / calls.max(1) as f64),
+        ("Probabilistic Sharpe Ratio", test.psr),
+        ("Deflated Sharpe Ratio", test.dsr),
+        ("Trials Deflated For", trials),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (name, v))| StatRow {
+        scope: "portfolio".into(),
+        strategy: "model".into(),
+        position: base + i as i32,
+        name: name.into(),
+        value: v.is_finite().then_some(v),
+    })
+    .collect()
 }
 
 /// How often the model called the next close's direction: (hits, calls) over the days whose next

@@ -6,13 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::sha256_hex;
-use crate::layout;
 use crate::store::{CheckpointRecord, CleanReason, Cleanable, Cleanup, Store};
 
 /// What to clean.
 pub struct Request {
-    /// The folder whose moved-aside outputs go (besides those the record's paths lead to).
-    pub out_dir: PathBuf,
     pub keep_top: usize,
     pub older_than_days: Option<u32>,
 }
@@ -70,7 +67,7 @@ pub struct Applied {
 /// Works out what a clean would remove, touching nothing.
 pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Plan> {
     let protected: BTreeSet<PathBuf> = store.protected_paths()?.into_iter().map(PathBuf::from).collect();
-    let (mut items, busy) = aside_items(store, req, &protected)?;
+    let (mut items, busy) = aside_items(store, &protected)?;
     let in_aside: BTreeSet<&PathBuf> = items.iter().flat_map(|i| &i.remove).collect();
     let cleanable = store.cleanable(req.keep_top, req.older_than_days)?;
     let freed = store.stored_bytes_freed(&cleanable.iter().map(|c| &c.record).collect::<Vec<_>>())?;
@@ -183,57 +180,39 @@ fn why(reason: CleanReason, req: &Request) -> String {
     }
 }
 
-/// The moved-aside outputs in `--out` and in the folders the record's checkpoint paths lead to:
-/// each goes whole, except the checkpoint files something still uses, which stay where the record
-/// says they are. Returns them, and those left alone because a process writes into them.
-fn aside_items(
-    store: &Store,
-    req: &Request,
-    protected: &BTreeSet<PathBuf>,
-) -> anyhow::Result<(Vec<Item>, Vec<PathBuf>)> {
-    let mut parents: BTreeSet<PathBuf> = BTreeSet::new();
-    parents.insert(std::fs::canonicalize(&req.out_dir).unwrap_or_else(|_| req.out_dir.clone()));
-    for path in store.checkpoint_paths()? {
-        for dir in Path::new(&path).ancestors().skip(1) {
-            if dir.file_name().and_then(|n| n.to_str()).is_some_and(is_stage_aside) {
-                parents.extend(dir.parent().map(Path::to_path_buf));
-            }
-        }
-    }
+/// The outputs this database moved aside (recorded when moved; never a folder merely found next
+/// to one): each goes whole, except the checkpoint files something still uses, which stay where
+/// the record says they are. Returns them, and those left alone because a process writes into
+/// them.
+fn aside_items(store: &Store, protected: &BTreeSet<PathBuf>) -> anyhow::Result<(Vec<Item>, Vec<PathBuf>)> {
     let mut items = Vec::new();
     let mut busy = Vec::new();
-    for parent in parents {
-        let Ok(entries) = std::fs::read_dir(&parent) else { continue };
-        let mut found: Vec<PathBuf> = entries
-            .flatten()
-            .filter(|e| e.file_name().to_str().is_some_and(is_stage_aside))
-            .map(|e| e.path())
-            .collect();
-        found.sort();
-        for path in found {
-            if path.is_dir() && crate::files::claimed(&path) {
-                busy.push(path);
-                continue;
-            }
-            let files = crate::files::files_under(&path)?;
-            let (kept, remove): (Vec<_>, Vec<_>) = files.into_iter().partition(|(f, _)| protected.contains(f));
-            if remove.is_empty() {
-                continue;
-            }
-            let why = match kept.len() {
-                0 => "moved aside".to_string(),
-                n => format!("moved aside; keeps the {n} checkpoint file(s) in use there"),
-            };
-            items.push(Item {
-                what: shown(&path),
-                why,
-                files: remove.len(),
-                disk_bytes: remove.iter().map(|(_, n)| n).sum(),
-                remove: remove.into_iter().map(|(f, _)| f).collect(),
-                folder: path.is_dir().then(|| path.clone()),
-                ..Item::default()
-            });
+    for path in store.moved_aside_paths()?.into_iter().map(PathBuf::from) {
+        if !path.exists() {
+            continue;
         }
+        if path.is_dir() && crate::files::claimed(&path) {
+            busy.push(path);
+            continue;
+        }
+        let files = crate::files::files_under(&path)?;
+        let (kept, remove): (Vec<_>, Vec<_>) = files.into_iter().partition(|(f, _)| protected.contains(f));
+        if remove.is_empty() {
+            continue;
+        }
+        let why = match kept.len() {
+            0 => "moved aside".to_string(),
+            n => format!("moved aside; keeps the {n} checkpoint file(s) in use there"),
+        };
+        items.push(Item {
+            what: shown(&path),
+            why,
+            files: remove.len(),
+            disk_bytes: remove.iter().map(|(_, n)| n).sum(),
+            remove: remove.into_iter().map(|(f, _)| f).collect(),
+            folder: path.is_dir().then(|| path.clone()),
+            ..Item::default()
+        });
     }
     Ok((items, busy))
 }
@@ -245,9 +224,4 @@ fn shown(path: &Path) -> String {
         Some(rel) => format!("./{}", rel.display()),
         None => path.display().to_string(),
     }
-}
-
-/// Whether a file name is one of the stage outputs moved aside.
-fn is_stage_aside(name: &str) -> bool {
-    crate::files::aside_original(name).is_some_and(|o| layout::STAGE_OUTPUTS.contains(&o))
 }

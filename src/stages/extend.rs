@@ -293,11 +293,11 @@ fn train_fold(
     let attempts = store.fold_attempts(&crate::ids::fold_run(id, rank, k, 1))?;
     let run_id = crate::ids::fold_run(id, rank, k, attempts + 1);
     let scaler = Scaler::fit(table, fold.train.iter().flat_map(|r| r.clone()));
-    let mut train_set = build_samples(table, &scaler, fold.train[0].clone(), cfg.seq_len);
+    let mut train_set = build_samples(table, &scaler, fold.train[0].clone(), cfg);
     for r in &fold.train[1..] {
-        train_set.append(build_samples(table, &scaler, r.clone(), cfg.seq_len));
+        train_set.append(build_samples(table, &scaler, r.clone(), cfg));
     }
-    let val_set = build_samples(table, &scaler, fold.val.clone(), cfg.seq_len);
+    let val_set = build_samples(table, &scaler, fold.val.clone(), cfg);
     let d = |i: usize| table.dates[i];
     let (a, b) = fold.train_bounds();
     store.begin_run(&NewRun {
@@ -324,7 +324,8 @@ fn train_fold(
             model::train(&net, &train_set, &val_set, &cfg.settings(seed), |m| Ok(store.record_epoch(&run_id, m)?))?;
         let dir = crate::layout::fold_checkpoint_dir(out_dir, rank, id, k);
         let saved = checkpoint::save(&dir, (&run_id, Role::Best, outcome.best_epoch), &outcome.best, &scaler)?;
-        store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, std::slice::from_ref(&saved))?;
+        let outcomes = crate::outcomes::from_logits(table, fold.val.clone(), &outcome.best_val_logits);
+        store.finish_run(&run_id, (outcome.epochs_run, outcome.best_epoch), std::slice::from_ref(&saved), &outcomes)?;
         store.finish_fold(id, rank, k, &saved.record.checkpoint_id)?;
         Ok(store.run(&run_id)?.best_val_accuracy.unwrap_or(f64::NAN))
     })();

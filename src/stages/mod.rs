@@ -12,13 +12,15 @@ pub(crate) mod pull;
 pub(crate) mod report;
 pub mod train;
 pub(crate) mod tune;
+pub(crate) mod verdict;
 
 use std::path::{Path, PathBuf};
 
 use crate::store::Store;
 
-/// Moves an output folder aside (`NAME.YYYYmmdd-HHMMSS`) and points the recorded checkpoint paths
-/// under it to their new place, so that lineage survives; returns where it went.
+/// Moves an output folder (or file) aside (`NAME.YYYYmmdd-HHMMSS`), records that this database
+/// moved it (`hptune clean` sweeps only such), and points the recorded checkpoint paths under it
+/// to their new place, so that lineage survives; returns where it went.
 pub(crate) fn set_aside(store: &Store, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
     let old = std::fs::canonicalize(dir).ok();
     let moved = crate::files::move_aside(dir).map_err(|e| match e.kind() {
@@ -28,7 +30,9 @@ pub(crate) fn set_aside(store: &Store, dir: &Path) -> anyhow::Result<Option<Path
         _ => anyhow::Error::new(e).context(format!("moving {} aside", dir.display())),
     })?;
     if let (Some(old), Some(new)) = (old, &moved) {
-        store.relocate_checkpoints(&old.to_string_lossy(), &std::fs::canonicalize(new)?.to_string_lossy())?;
+        let new = std::fs::canonicalize(new)?;
+        store.record_moved_aside(&old.to_string_lossy(), &new.to_string_lossy())?;
+        store.relocate_checkpoints(&old.to_string_lossy(), &new.to_string_lossy())?;
     }
     Ok(moved)
 }
@@ -106,7 +110,9 @@ pub(crate) fn renew_runs(store: &Store) -> impl Fn() -> crate::store::Result<()>
 /// Refuses training whose samples (every window of `seq_len` days over `table`, as f32) would need
 /// more memory than the machine has available, before anything is recorded.
 pub(crate) fn check_memory(table: &crate::features::FeatureTable, seq_len: usize, what: &str) -> anyhow::Result<()> {
-    let needed = (table.dates.len() as u64) * (seq_len as u64) * (table.width() as u64) * 4;
+    // The pooled layout's samples carry the market's features beside each ticker's: twice the
+    // joint layout's, and what is checked.
+    let needed = (table.dates.len() as u64) * (seq_len as u64) * (2 * table.width() as u64) * 4;
     let Some(available) = available_memory() else { return Ok(()) };
     if needed > available {
         anyhow::bail!(
@@ -114,7 +120,7 @@ pub(crate) fn check_memory(table: &crate::features::FeatureTable, seq_len: usize
              available: use a shorter seq_len, fewer tickers or a shorter dataset",
             needed as f64 / 1e9,
             table.dates.len(),
-            table.width(),
+            2 * table.width(),
             available as f64 / 1e9
         );
     }

@@ -142,6 +142,12 @@ fn extend_stage(store: &Store, req: &Request, study: String) -> anyhow::Result<(
 fn analyze_stage(store: &Store, req: &Request, extended: String) -> anyhow::Result<(Selection, Made)> {
     let an = analyze::Request { extended_run: Some(extended), ..req.analyze.clone() };
     let analysis = analyze::run(store, &an)?;
+    for line in analysis.verdict.sentences() {
+        println!("{line}");
+    }
+    for warning in analysis.verdict.warnings() {
+        eprintln!("{warning}");
+    }
     let best = &analysis.best;
     let made = Made {
         id: analysis.selection.selection_id.clone(),

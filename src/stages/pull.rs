@@ -46,6 +46,12 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<Pulled>> {
 fn pull_study(store: &Store, server: &Server, name: &str, out_dir: &Path) -> anyhow::Result<Pulled> {
     let study = server.study(name)?.with_context(|| format!("{} has no study {name}", server.name()))?;
     ensure_dataset(store, server, &study)?;
+    // Another study's export in the folder is kept aside, and while this process writes into it
+    // no other moves it (as `tune` does); a running study's folder is refused.
+    if let Some(moved) = super::set_aside_unless_owned(store, out_dir, super::export::TUNING_OWNER, name)? {
+        eprintln!("kept another study's {} as {}", out_dir.display(), moved.display());
+    }
+    let _claim = crate::files::claim(out_dir)?;
     store.import_study(&study, &server.name())?;
     let here: std::collections::HashSet<usize> = store.trials(name)?.into_iter().map(|t| t.number).collect();
     let trials = server.trials(&study)?;

@@ -59,8 +59,8 @@ fn train(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     crate::files::check_writable(&req.out_dir)?;
     // The scaler sees the feature rows of training decision dates only.
     let scaler = Scaler::fit(&table, features::WARMUP..split.train.end);
-    let train_set = build_samples(&table, &scaler, split.train.clone(), cfg.seq_len);
-    let val_set = build_samples(&table, &scaler, split.val.clone(), cfg.seq_len);
+    let train_set = build_samples(&table, &scaler, split.train.clone(), cfg);
+    let val_set = build_samples(&table, &scaler, split.val.clone(), cfg);
 
     let run_id = crate::ids::new("train");
     let d = |i: usize| table.dates[i];
@@ -104,7 +104,8 @@ fn train(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
             let dir = crate::layout::final_checkpoint_dir(&req.out_dir, role);
             records.push(checkpoint::save(&dir, (&run_id, role, epoch), weights, &scaler)?);
         }
-        store.finish_run(&run_id, outcome.epochs_run, outcome.best_epoch, &records)?;
+        let outcomes = crate::outcomes::from_logits(&table, split.val.clone(), &outcome.best_val_logits);
+        store.finish_run(&run_id, (outcome.epochs_run, outcome.best_epoch), &records, &outcomes)?;
         super::export::final_model(store, &run_id, &req.out_dir)?;
         Ok(Outcome {
             run_id: run_id.clone(),
@@ -222,12 +223,12 @@ pub fn evaluate_checkpoint(store: &Store, path: &std::path::Path) -> anyhow::Res
         .map(|d| d.name)
         .context("the run's dataset is no longer in the database")?;
     let (_, panel) = store.load_panel(&name)?;
-    let table = features::compute(&panel);
+    let table = features::compute(&panel).for_model(loaded.scaler.mean.len());
     let first =
         table.dates.iter().position(|d| *d == loaded.run.run.val_span.0).context("validation start not in data")?;
     let last =
         table.dates.iter().position(|d| *d == loaded.run.run.val_span.1).context("validation end not in data")?;
-    let val = build_samples(&table, &loaded.scaler, first..last + 1, loaded.config.seq_len);
+    let val = build_samples(&table, &loaded.scaler, first..last + 1, &loaded.config);
     let logits = loaded.net.predict(&val.x, val.n, 256)?;
     let loss = model::bce_mean(&logits, &val.y);
     Ok((loss, model::accuracy(&logits, &val.y)))

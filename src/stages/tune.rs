@@ -82,15 +82,29 @@ pub fn trial_config(params: &Params, epochs: usize) -> Result<ModelConfig, Strin
     ModelConfig::from_map(&map)
 }
 
-/// Checks that every parameter of a space is a model hyperparameter.
+/// Checks that every parameter of a space is a model hyperparameter whose every value (both
+/// ends of a range, each choice) is a valid configuration, so that a study never records trials
+/// that fail on sizes refused up front.
 pub fn check_space(space: &Space) -> Result<(), String> {
+    use search::space::Distribution;
     for p in &space.params {
         if !CONFIG_KEYS.contains(&p.name.as_str()) || p.name == "epochs" || p.name == "patience" {
             return Err(format!(
-                "parameter '{}' is not a tunable hyperparameter (tunable: model_type, hidden_size, num_layers, dropout, \
-                 learning_rate, weight_decay, batch_size, seq_len)",
+                "parameter '{}' is not a tunable hyperparameter (tunable: model_type, layout, hidden_size, num_layers, \
+                 dropout, learning_rate, weight_decay, batch_size, seq_len)",
                 p.name
             ));
+        }
+        let values: Vec<Json> = match &p.dist {
+            Distribution::Float { low, high, .. } => vec![json!(low), json!(high)],
+            Distribution::Int { low, high, .. } => vec![json!(low), json!(high)],
+            Distribution::Categorical { choices } => choices.clone(),
+        };
+        for v in values {
+            let params: Params = [(p.name.clone(), v.clone())].into_iter().collect();
+            if let Err(e) = trial_config(&params, 1) {
+                return Err(format!("parameter '{}': the value {v} is out of range: {e}", p.name));
+            }
         }
     }
     Ok(())
@@ -256,6 +270,9 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
     };
     let (_, panel) = store.load_panel(&dataset_name)?;
     let table = costs::time(Cost::Features, || features::compute(&panel));
+    if server.is_none() {
+        record_baselines(store, &study, &space, &table)?;
+    }
     // While this process writes into the folder, no other moves it aside.
     let _claim = crate::files::claim(&req.out_dir)?;
     std::fs::create_dir_all(crate::layout::study_checkpoints_dir(&req.out_dir, &study.study_name))?;
@@ -263,24 +280,29 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
     let worker = crate::workers::name();
     let progress = Progress::new(format!("tune {}", study.study_name), study.n_trials.max(req.trials));
     let jobs = req.jobs.max(1);
-    // The heartbeat covers this worker's RUNNING trials and their training runs.
-    let renew = || -> crate::store::Result<()> {
-        home.heartbeat(&study.study_name, &worker)?;
-        if server.is_some() {
-            store.heartbeat_runs(&worker)?;
-        }
-        Ok(())
-    };
+    // The heartbeat covers this worker's RUNNING trials and their training runs. With a study
+    // server the two beat apart: the server's never waits on the local file (which a reader may
+    // hold for minutes), so no other machine fails this one's live trials.
+    let beat_trials = || home.heartbeat(&study.study_name, &worker);
+    let beat_runs = || store.heartbeat_runs(&worker);
     let trial = Trial { home, study: &study, table: &table, device: &device, req };
-    let every_s = if server.is_some() { req.heartbeat_s.max(1) } else { crate::workers::HEARTBEAT_EVERY_S };
-    let every = std::time::Duration::from_secs(every_s);
-    let result = super::with_heartbeat_every(every, renew, || {
+    let local_every = std::time::Duration::from_secs(crate::workers::HEARTBEAT_EVERY_S);
+    let work = || {
         std::thread::scope(|scope| -> anyhow::Result<()> {
             let handles: Vec<_> =
                 (0..jobs).map(|_| scope.spawn(|| worker_loop(&trial, &space, &worker, &progress))).collect();
             handles.into_iter().try_for_each(|h| h.join().expect("worker thread panicked"))
         })
-    });
+    };
+    let result = match &server {
+        Some(_) => {
+            let server_every = std::time::Duration::from_secs(req.heartbeat_s.max(1));
+            super::with_heartbeat_every(server_every, beat_trials, || {
+                super::with_heartbeat_every(local_every, beat_runs, work)
+            })
+        }
+        None => super::with_heartbeat_every(local_every, beat_trials, work),
+    };
     progress.finish();
     result?;
     if let Some(server) = &server {
@@ -294,6 +316,33 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
         costs::time(Cost::Export, || super::export::tuning(store, &study.study_name, &req.out_dir))?;
     }
     Ok(Summary { study: study.study_name.clone(), orphans_failed, trials: home.trials(&study)? })
+}
+
+/// Scores the baselines on the study's widest validation span (that of the shortest window its
+/// space allows; every trial's validation dates lie inside it) and records them, once per study.
+fn record_baselines(store: &Store, study: &StudyRecord, space: &Space, table: &FeatureTable) -> anyhow::Result<()> {
+    if !store.baselines(&study.study_name)?.is_empty() {
+        return Ok(());
+    }
+    let (shortest, _) = seq_len_range(space);
+    let split = Split::new(table, shortest, study.holdout).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scored = costs::time(Cost::Features, || crate::baselines::score(table, split.train.clone(), split.val.clone()));
+    let span = (table.dates[split.val.start], table.dates[split.val.end - 1]);
+    let (records, outcomes): (Vec<_>, Vec<_>) = scored
+        .into_iter()
+        .map(|b| {
+            let outcomes = crate::outcomes::per_date(table, split.val.clone(), &b.probs);
+            let record = crate::store::BaselineRecord {
+                name: b.name.to_string(),
+                description: b.description.to_string(),
+                source: crate::ids::baseline(&study.study_name, b.name),
+                val_span: span,
+                summary: crate::outcomes::summary(&outcomes),
+            };
+            (record, outcomes)
+        })
+        .unzip();
+    Ok(store.record_baselines(&study.study_name, &records, &outcomes)?)
 }
 
 /// What every trial of this run shares.
@@ -387,8 +436,8 @@ fn run_trial(trial: &Trial, number: usize, params: &Params) -> anyhow::Result<Tr
     let split = Split::new(table, cfg.seq_len, study.holdout).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (scaler, train_set, val_set) = costs::time(Cost::Features, || {
         let scaler = Scaler::fit(table, features::WARMUP..split.train.end);
-        let train_set = build_samples(table, &scaler, split.train.clone(), cfg.seq_len);
-        let val_set = build_samples(table, &scaler, split.val.clone(), cfg.seq_len);
+        let train_set = build_samples(table, &scaler, split.train.clone(), &cfg);
+        let val_set = build_samples(table, &scaler, split.val.clone(), &cfg);
         (scaler, train_set, val_set)
     });
     let run = trial_run(study, number, table, &split, &cfg, req.device.as_str());
@@ -411,21 +460,22 @@ fn run_trial(trial: &Trial, number: usize, params: &Params) -> anyhow::Result<Tr
         }
         prune(home, study, m.epoch, &epochs)
     });
-    let (end, checkpoints, best_epoch) = match result {
+    let (end, checkpoints, best_epoch, outcomes) = match result {
         Ok(outcome) => {
             let dir = crate::layout::trial_checkpoint_dir(&req.out_dir, &study.study_name, number);
             let saved = costs::time(Cost::Checkpoint, || {
                 checkpoint::save(&dir, (&run_id, Role::Best, outcome.best_epoch), &outcome.best, &scaler)
             })?;
             let best = &epochs[outcome.best_epoch - 1];
-            (ended(TrialState::Complete, best, None), vec![saved], outcome.best_epoch)
+            let outcomes = crate::outcomes::from_logits(table, split.val.clone(), &outcome.best_val_logits);
+            (ended(TrialState::Complete, best, None), vec![saved], outcome.best_epoch, outcomes)
         }
         Err(e) => match e.downcast_ref::<Pruned>() {
             Some(p) => {
                 // The epoch with the lowest validation loss (the first of equals), as training picks it.
                 let best =
                     epochs.iter().reduce(|b, e| if e.val_loss < b.val_loss { e } else { b }).expect("an epoch ran");
-                (ended(TrialState::Pruned, best, Some(p)), Vec::new(), best.epoch)
+                (ended(TrialState::Pruned, best, Some(p)), Vec::new(), best.epoch, Vec::new())
             }
             None => {
                 let _ = home.record_epochs(&study.study_name, number, &run_id, &epochs[recorded..]);
@@ -435,7 +485,7 @@ fn run_trial(trial: &Trial, number: usize, params: &Params) -> anyhow::Result<Tr
         },
     };
     let run = (run_id.as_str(), &epochs[recorded..], epochs.len(), best_epoch, checkpoints.as_slice());
-    if let Finished::AlreadyEnded { state } = home.finish_trial(&study.study_name, number, run, &end)? {
+    if let Finished::AlreadyEnded { state } = home.finish_trial(&study.study_name, number, run, &outcomes, &end)? {
         eprintln!("trial {number} was already marked {state} by another process; its result is kept as a note");
     }
     Ok(end)

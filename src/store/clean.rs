@@ -135,6 +135,26 @@ impl Store {
     }
 
     /// Every recorded checkpoint path.
+    /// Records that a stage moved `original` aside to `path` (both absolute).
+    pub fn record_moved_aside(&self, original: &str, path: &str) -> Result<()> {
+        let conn = self.writer()?;
+        conn.execute(
+            "INSERT OR REPLACE INTO moved_aside VALUES (?, ?, current_timestamp::TIMESTAMP)",
+            duckdb::params![path, original],
+        )?;
+        Ok(())
+    }
+
+    /// The outputs this database's stages moved aside, as recorded (they may be gone since).
+    pub fn moved_aside_paths(&self) -> Result<Vec<String>> {
+        let conn = self.reader()?;
+        let rows = conn
+            .prepare("SELECT path FROM moved_aside ORDER BY path")?
+            .query_map([], |r| r.get(0))?
+            .collect::<duckdb::Result<_>>()?;
+        Ok(rows)
+    }
+
     pub fn checkpoint_paths(&self) -> Result<Vec<String>> {
         let conn = self.reader()?;
         let rows = conn

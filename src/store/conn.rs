@@ -128,7 +128,7 @@ fn holder(message: &str) -> String {
             raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(String::from_utf8_lossy).collect::<Vec<_>>().join(" ")
         })
         .filter(|c| !c.is_empty());
-    match command {
+    match command.map(|c| super::server::redact_text(&c)) {
         Some(c) => format!("held by {rest}: {c}"),
         None => format!("held by {rest}"),
     }

@@ -254,7 +254,8 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a fold finished with the metrics of its training run's best epoch.
+    /// Marks a fold finished with the metrics of its training run's best epoch, if the fold is still
+    /// running and its run finished (one another process marked failed stays failed).
     pub fn finish_fold(&self, id: &str, rank: usize, fold: usize, checkpoint_id: &str) -> Result<()> {
         let conn = self.writer()?;
         conn.execute(
@@ -262,7 +263,7 @@ impl Store {
                  best_epoch = r.best_epoch, val_loss = r.best_val_loss, val_accuracy = r.best_val_accuracy
              FROM training_runs r
              WHERE r.run_id = cv_folds.run_id AND cv_folds.extended_run_id = ? AND cv_folds.config_rank = ?
-               AND cv_folds.fold = ?",
+               AND cv_folds.fold = ? AND cv_folds.status = 'running' AND r.status = 'finished'",
             params![checkpoint_id, id, rank as i32, fold as i32],
         )?;
         Ok(())
@@ -286,7 +287,7 @@ impl Store {
                                THEN 'finished' ELSE 'failed' END,
                  reason = (SELECT string_agg('config ' || config_rank || ' fold ' || fold || ': ' || coalesce(reason, status), '; ')
                            FROM cv_folds WHERE extended_run_id = ? AND status <> 'finished')
-             WHERE extended_run_id = ?",
+             WHERE extended_run_id = ? AND status = 'running'",
             params![id, id, id],
         )?;
         Ok(conn.query_row("SELECT status FROM extended_runs WHERE extended_run_id = ?", [id], |r| r.get(0))?)
@@ -373,9 +374,11 @@ impl Store {
             .optional()?)
     }
 
-    pub fn record_selection(&self, s: &Selection) -> Result<()> {
-        let conn = self.writer()?;
-        conn.execute(
+    /// Records a selection and the verdict on its study, in one transaction.
+    pub fn record_selection(&self, s: &Selection, validity: &super::ValidityRecord) -> Result<()> {
+        let mut conn = self.writer()?;
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO selections VALUES (?, current_timestamp::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 s.selection_id,
@@ -390,6 +393,8 @@ impl Store {
                 crate::VERSION,
             ],
         )?;
+        super::outcomes::insert_validity(&tx, &s.selection_id, &s.study_name, validity)?;
+        tx.commit()?;
         Ok(())
     }
 

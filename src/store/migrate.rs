@@ -31,6 +31,9 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "cleanups", sql: include_str!("../../migrations/0009_cleanups.sql") },
     Migration { version: 10, name: "samplers", sql: include_str!("../../migrations/0010_samplers.sql") },
     Migration { version: 11, name: "pulled_studies", sql: include_str!("../../migrations/0011_pulled_studies.sql") },
+    Migration { version: 12, name: "outcomes", sql: include_str!("../../migrations/0012_outcomes.sql") },
+    Migration { version: 13, name: "moved_aside", sql: include_str!("../../migrations/0013_moved_aside.sql") },
+    Migration { version: 14, name: "linear_models", sql: include_str!("../../migrations/0014_linear_models.sql") },
 ];
 
 impl Migration {

@@ -13,6 +13,7 @@ mod conn;
 mod extended;
 mod migrate;
 pub mod optuna_sqlite;
+mod outcomes;
 mod pull;
 mod report;
 pub mod server;
@@ -36,6 +37,7 @@ pub use backtest::{BacktestRecord, EquityRow, FoldPick, SignalRow, StatRow, Trad
 pub use clean::{CleanReason, Cleanable, Cleanup};
 pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, Selection};
 pub use migrate::{Migration, MIGRATIONS};
+pub use outcomes::{BaselineRecord, OutcomeSeries, ValidityRecord};
 pub use report::{HistoryPoint, TextTable};
 pub use study_home::StudyHome;
 pub use training::{CheckpointRecord, Lineage, NewRun, RunRecord, SavedCheckpoint};

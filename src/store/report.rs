@@ -52,11 +52,12 @@ impl Store {
     pub fn history_table(&self, since: Option<NaiveDate>) -> Result<TextTable> {
         self.text_table(
             "SELECT date, dataset, study_name AS study, round(best_tuning_value, 4) AS best_tuning,
-                    round(cv_mean, 4) AS cv_mean, round(cv_std, 4) AS cv_std, model_type,
+                    best_baseline, round(baseline_accuracy, 4) AS baseline, round(p_chance, 3) AS p_chance,
+                    round(pbo, 2) AS pbo, round(cv_mean, 4) AS cv_mean, round(cv_std, 4) AS cv_std, model_type,
                     round(final_val_accuracy, 4) AS final_val_accuracy,
                     round(backtest_return_pct, 2) AS backtest_return_pct,
                     round(buy_and_hold_return_pct, 2) AS buy_and_hold_return_pct,
-                    selection_id, extended_run_id, final_run_id, backtest_id
+                    selection_id, backtest_id
              FROM pipeline_history WHERE ?::DATE IS NULL OR date >= ?::DATE ORDER BY date DESC, selection_id DESC",
             &[&since, &since],
         )

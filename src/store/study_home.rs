@@ -86,16 +86,18 @@ impl StudyHome<'_> {
     }
 
     /// Finishes a trial and its run: the epochs not yet recorded, the number of epochs run, the
-    /// best epoch, the checkpoints.
+    /// best epoch, the checkpoints, and its per-date outcomes (kept in the local file only: a
+    /// study server's trials have none).
     pub fn finish_trial(
         &self,
         study: &str,
         number: usize,
         run: (&str, &[EpochMetrics], usize, usize, &[SavedCheckpoint]),
+        outcomes: &[crate::outcomes::DateOutcome],
         end: &TrialEnd,
     ) -> Result<Finished> {
         match self {
-            Self::Local(s) => s.finish_trial(study, number, run, end),
+            Self::Local(s) => s.finish_trial(study, number, run, outcomes, end),
             Self::Server(s) => Ok(s.finish_trial(study, number, run.1, run.4, end)?),
         }
     }

@@ -169,17 +169,19 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a run finished and records its checkpoints (and their bytes), in one transaction.
+    /// Marks a run finished and records its checkpoints (and their bytes) and its best epoch's
+    /// per-date validation outcomes, in one transaction.
     pub fn finish_run(
         &self,
         run_id: &str,
-        epochs_run: usize,
-        best_epoch: usize,
+        (epochs_run, best_epoch): (usize, usize),
         checkpoints: &[SavedCheckpoint],
+        outcomes: &[crate::outcomes::DateOutcome],
     ) -> Result<()> {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         mark_finished(&tx, run_id, epochs_run, best_epoch, checkpoints)?;
+        super::outcomes::insert(&tx, run_id, outcomes)?;
         tx.commit()?;
         Ok(())
     }
@@ -418,7 +420,7 @@ pub(super) fn insert_epoch(conn: &Connection, run_id: &str, m: &EpochMetrics) ->
 }
 
 /// Records a run's checkpoints (and their bytes, by content) and marks it finished, with its best
-/// epoch's metrics.
+/// epoch's metrics, if it is still running.
 pub(super) fn mark_finished(
     tx: &Connection,
     run_id: &str,
@@ -432,14 +434,25 @@ pub(super) fn mark_finished(
         tx.prepare_cached("INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, NULL)")?
             .execute(params![c.checkpoint_id, c.run_id, c.role, c.epoch, c.path, c.sha256, c.size_bytes])?;
     }
-    tx.prepare_cached(
-        "UPDATE training_runs SET status = 'finished', epochs_run = ?, best_epoch = ?,
+    // Only a running run finishes: one another process marked failed keeps its state, and its late
+    // end is kept as a note, as a trial's is.
+    let finished = tx
+        .prepare_cached(
+            "UPDATE training_runs SET status = 'finished', epochs_run = ?, best_epoch = ?,
                  best_val_loss = m.val_loss, best_val_accuracy = m.val_accuracy,
                  finished_at = current_timestamp::TIMESTAMP
              FROM (SELECT val_loss, val_accuracy FROM epoch_metrics WHERE run_id = ? AND epoch = ?) m
-             WHERE run_id = ?",
-    )?
-    .execute(params![epochs_run as i32, best_epoch as i32, run_id, best_epoch as i32, run_id])?;
+             WHERE run_id = ? AND status = 'running'",
+        )?
+        .execute(params![epochs_run as i32, best_epoch as i32, run_id, best_epoch as i32, run_id])?;
+    if finished == 0 {
+        tx.prepare_cached(
+            "UPDATE training_runs SET reason = coalesce(reason || '; ', '') || 'finished later (' || ? || ' epochs, best '
+                 || ? || ') after it was marked ' || status
+             WHERE run_id = ? AND status <> 'running'",
+        )?
+        .execute(params![epochs_run as i32, best_epoch as i32, run_id])?;
+    }
     Ok(())
 }
 

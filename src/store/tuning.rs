@@ -8,8 +8,41 @@ use serde_json::Value as Json;
 use super::training::{insert_epoch, insert_run, mark_finished};
 use super::{NewRun, Result, SavedCheckpoint, Store, StoreError};
 use crate::model::EpochMetrics;
+use crate::outcomes::DateOutcome;
 use crate::search::{Params, Phase, PhasePlan, SampledBy, Sampler, Suggestion};
 use crate::states::TrialState;
+
+/// Snapshots a claim samples outside the write transaction before it samples inside it.
+const CLAIM_TRIES: usize = 4;
+
+/// The study's trial budget (its `n_trials`, which a resumed study may have raised) and its trials.
+fn snapshot(conn: &duckdb::Connection, study: &str) -> Result<(usize, Vec<TrialRecord>)> {
+    let n: i32 =
+        conn.prepare_cached("SELECT n_trials FROM studies WHERE study_name = ?")?.query_row([study], |r| r.get(0))?;
+    Ok((n as usize, read_trials(conn, study)?))
+}
+
+/// The number the next trial takes, or None when the budget is met (trials still running
+/// count); too many failures are an error.
+fn next_number(
+    n_trials: usize,
+    trials: &[TrialRecord],
+    study: &StudyRecord,
+    max_failures: usize,
+) -> Result<Option<usize>> {
+    let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
+    if count(TrialState::Complete) + count(TrialState::Pruned) + count(TrialState::Running) >= n_trials {
+        return Ok(None);
+    }
+    if count(TrialState::Fail) > max_failures {
+        return Err(StoreError::TooManyFailures {
+            study: study.study_name.clone(),
+            failed: count(TrialState::Fail),
+            max: max_failures,
+        });
+    }
+    Ok(Some(trials.last().map_or(0, |t| t.number + 1)))
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StudyRecord {
@@ -211,49 +244,64 @@ impl Store {
     }
 
     /// Claims the next trial number and records it RUNNING with the parameters `sample` picks
-    /// from the study's history, all in one transaction. None when the budget is met (counting
-    /// trials still running).
+    /// from the study's history. None when the budget is met (counting trials still running).
+    ///
+    /// The sampler (for a GP, cubic in the trials) runs outside the write transaction, on a
+    /// snapshot of the history, with the file let go meanwhile; the transaction then checks that no
+    /// other worker claimed the number since, and takes it. After `CLAIM_TRIES` snapshots that
+    /// other workers overtook, the sample is drawn inside the transaction, so a claim always
+    /// ends. Numbers never repeat either way.
     pub fn claim_trial(
         &self,
         study: &StudyRecord,
         worker: &str,
         max_failures: usize,
-        sample: impl FnOnce(usize, &[TrialRecord]) -> Suggestion,
+        sample: impl Fn(usize, &[TrialRecord]) -> Suggestion,
     ) -> Result<Option<(usize, Suggestion)>> {
-        let mut conn = self.writer()?;
-        let tx = conn.transaction()?;
-        let n_trials: i32 = tx
-            .prepare_cached("SELECT n_trials FROM studies WHERE study_name = ?")?
-            .query_row([&study.study_name], |r| r.get(0))?;
-        let trials = read_trials(&tx, &study.study_name)?;
-        let count = |s: TrialState| trials.iter().filter(|t| t.state == s).count();
-        if count(TrialState::Complete) + count(TrialState::Pruned) + count(TrialState::Running) >= n_trials as usize {
-            return Ok(None);
-        }
-        if count(TrialState::Fail) > max_failures {
-            return Err(StoreError::TooManyFailures {
-                study: study.study_name.clone(),
-                failed: count(TrialState::Fail),
-                max: max_failures,
-            });
-        }
-        let number = trials.last().map_or(0, |t| t.number + 1);
-        let suggestion = sample(number, &trials);
-        tx.prepare_cached(
-            "INSERT INTO trials (study_name, number, phase, sampler, state, worker, started_at, heartbeat_at)
-             VALUES (?, ?, ?, ?, 'RUNNING', ?, current_timestamp::TIMESTAMP, current_timestamp::TIMESTAMP)",
-        )?
-        .execute(params![study.study_name, number as i32, suggestion.phase, suggestion.sampled_by, worker])?;
-        {
-            // The appender: no SQL to parse per parameter.
-            let mut app = tx.appender("trial_params")?;
-            for (name, value) in &suggestion.params {
-                app.append_row(params![study.study_name, number as i32, name, value.to_string(), value.as_f64()])?;
+        for attempt in 1..=CLAIM_TRIES {
+            let outside = if attempt < CLAIM_TRIES {
+                // The connection (and with it, soon, the file) is let go while the sampler runs.
+                let (n_trials, trials) = {
+                    let conn = self.writer()?;
+                    snapshot(&conn, &study.study_name)?
+                };
+                let Some(number) = next_number(n_trials, &trials, study, max_failures)? else { return Ok(None) };
+                Some((number, sample(number, &trials)))
+            } else {
+                None
+            };
+            let mut conn = self.writer()?;
+            let tx = conn.transaction()?;
+            let (n_trials, trials) = snapshot(&tx, &study.study_name)?;
+            let Some(number) = next_number(n_trials, &trials, study, max_failures)? else { return Ok(None) };
+            let suggestion = match outside {
+                Some((drawn_for, suggestion)) if drawn_for == number => suggestion,
+                Some(_) => continue,
+                None => sample(number, &trials),
+            };
+            tx.prepare_cached(
+                "INSERT INTO trials (study_name, number, phase, sampler, state, worker, started_at, heartbeat_at)
+                 VALUES (?, ?, ?, ?, 'RUNNING', ?, current_timestamp::TIMESTAMP, current_timestamp::TIMESTAMP)",
+            )?
+            .execute(params![
+                study.study_name,
+                number as i32,
+                suggestion.phase,
+                suggestion.sampled_by,
+                worker
+            ])?;
+            {
+                // The appender: no SQL to parse per parameter.
+                let mut app = tx.appender("trial_params")?;
+                for (name, value) in &suggestion.params {
+                    app.append_row(params![study.study_name, number as i32, name, value.to_string(), value.as_f64()])?;
+                }
+                app.flush()?;
             }
-            app.flush()?;
+            tx.commit()?;
+            return Ok(Some((number, suggestion)));
         }
-        tx.commit()?;
-        Ok(Some((number, suggestion)))
+        unreachable!("the last try samples inside the transaction")
     }
 
     /// Records a trial's training run as started and links it to the trial, in one transaction.
@@ -277,6 +325,7 @@ impl Store {
         study: &str,
         number: usize,
         run: (&str, &[EpochMetrics], usize, usize, &[SavedCheckpoint]),
+        outcomes: &[DateOutcome],
         end: &TrialEnd,
     ) -> Result<Finished> {
         let (run_id, pending, epochs_run, best_epoch, checkpoints) = run;
@@ -286,6 +335,7 @@ impl Store {
             insert_epoch(&tx, run_id, m)?;
         }
         mark_finished(&tx, run_id, epochs_run, best_epoch, checkpoints)?;
+        super::outcomes::insert(&tx, run_id, outcomes)?;
         let finished = guarded_end(&tx, study, number, end)?;
         tx.commit()?;
         Ok(finished)

@@ -28,7 +28,7 @@ def main() -> None:
     console, errors, requests = [], [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: console.append({"type": m.type, "text": m.text}))
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url))
@@ -44,12 +44,24 @@ def main() -> None:
         )
         sections = page.evaluate("() => Array.from(document.querySelectorAll('section h2')).map(h => h.textContent)")
         tables = page.evaluate("() => document.querySelectorAll('table').length")
+        # What runs past the page's width: the page itself, or a table wider than its box.
+        overflow = page.evaluate(
+            """() => {
+                 const out = [];
+                 if (document.documentElement.scrollWidth > window.innerWidth) out.push('page');
+                 document.querySelectorAll('table').forEach((t, i) => {
+                   const box = t.parentElement.getBoundingClientRect().width;
+                   if (t.scrollWidth > box + 1) out.push('table ' + i + ': ' + t.scrollWidth + ' px in ' + box);
+                 });
+                 return out;
+               }"""
+        )
         if shot:
             page.screenshot(path=shot, full_page=True)
         browser.close()
     others = [u for u in requests if u != page_path.as_uri()]
     print(json.dumps({"console": console, "errors": errors, "requests": others, "charts": charts,
-                      "sections": sections, "tables": tables}))
+                      "sections": sections, "tables": tables, "overflow": overflow}))
 
 
 if __name__ == "__main__":

@@ -330,3 +330,51 @@ fn a_final_model_from_another_database_is_checked_imported_and_backtested() {
         .unwrap();
     assert!(source.contains(&format!("run {id}/config-1/fold-2 of another database")), "{source}");
 }
+
+/// A model of either layout, exported and backtested from another database, decides exactly as
+/// the recorded one does: the same trades, from the same probabilities.
+#[test]
+fn checkpoints_of_each_layout_load_and_predict_identically_after_export() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "400", "--seed", "4", "--signal", "0.3", "--name", "s"]);
+    let other = env.path("other.db");
+    let in_other = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hptune"))
+            .current_dir(env.dir.path())
+            .env_remove("HPTUNE_DB")
+            .arg("--db")
+            .arg(&other)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    in_other(&["data", "synth", "--tickers", "3", "--days", "400", "--seed", "4", "--signal", "0.3", "--name", "s"]);
+    for (model, layout) in [("mlp", "pooled"), ("gru", "joint"), ("linear", "pooled"), ("lstm", "pooled")] {
+        let config = env.write(
+            &format!("{model}-{layout}.json"),
+            &format!(
+                r#"{{"model_type": "{model}", "layout": "{layout}", "hidden_size": 8, "num_layers": 1, "dropout": 0.0,
+                    "learning_rate": 0.003, "weight_decay": 0.0, "batch_size": 64, "seq_len": 5, "epochs": 2}}"#
+            ),
+        );
+        let fm = format!("fm-{model}-{layout}");
+        env.ok(&["train", "--config", config.to_str().unwrap(), "--dataset", "s", "--out", &fm]);
+        let exported: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(env.path(&fm).join("config.json")).unwrap()).unwrap();
+        assert_eq!(exported["config"]["layout"], layout, "{exported}");
+        let (here, there) = (format!("bt-{model}-{layout}-here"), format!("bt-{model}-{layout}-there"));
+        env.ok(&["backtest", "--out", &here]);
+        in_other(&["backtest", "--model-path", &fm, "--out", &there]);
+        for file in ["trades.csv", "equity_curve.csv"] {
+            let a = std::fs::read_to_string(env.path(&here).join(file)).unwrap();
+            let b = std::fs::read_to_string(env.path(&there).join(file)).unwrap();
+            assert_eq!(a, b, "{model} {layout}: {file} differs after export");
+        }
+        let stats = |dir: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(env.path(dir).join("stats.json")).unwrap()).unwrap()
+        };
+        assert_eq!(stats(&here)["predictions"], stats(&there)["predictions"]);
+        assert!(stats(&here)["repeat_today_rule"]["Return [%]"].is_number(), "{}", stats(&here));
+    }
+}

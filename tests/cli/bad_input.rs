@@ -368,6 +368,31 @@ fn fifty_bad_inputs_are_named_refused_and_change_nothing() {
             ],
             vec!["colour"],
         ),
+        (
+            vec![
+                s("tune"),
+                s("--dataset"),
+                s("s"),
+                s("--space"),
+                space(&env, "huge.toml", "[hidden_size]\ntype = \"int\"\nlow = 16\nhigh = 100000000\n"),
+                s("--study"),
+                s("x"),
+            ],
+            vec!["hidden_size", "100000000", "[1, 4096]"],
+        ),
+        (
+            vec![
+                s("data"),
+                s("synth"),
+                s("--tickers"),
+                s("100000000"),
+                s("--days"),
+                s("100000000"),
+                s("--seed"),
+                s("1"),
+            ],
+            vec!["--tickers 100000000 --days 100000000", "rows", "fewer tickers or days"],
+        ),
         // Flags
         (vec![s("tune"), s("--holdout"), s("0.95")], vec!["--holdout", "0.95"]),
         (vec![s("tune"), s("--trials"), s("0")], vec!["--trials", "'0'"]),
@@ -540,4 +565,99 @@ fn an_unreachable_study_server_is_named_with_its_cause_once() {
     assert!(err.contains(&format!("{url}: error connecting to server: Connection refused")), "{err}");
     assert_eq!(err.matches("error connecting").count(), 1, "{err}");
     assert_eq!(env.dump(), before);
+}
+
+/// No output can overwrite the database: every output file or folder that is the database, its
+/// log or another name for it (and every stage folder that holds it) is refused before anything
+/// is opened, one case per command, and the file stays byte for byte.
+#[test]
+fn outputs_that_name_the_database_are_refused() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "2", "--days", "300", "--seed", "1", "--name", "s"]);
+    std::os::unix::fs::symlink(&env.db, env.path("link.db")).unwrap();
+    std::fs::hard_link(&env.db, env.path("hard.db")).unwrap();
+    let bytes = std::fs::read(&env.db).unwrap();
+    let db = env.db.to_str().unwrap();
+    let wal = format!("{db}.wal");
+    let same = ["destroy the record"];
+    let holds = ["holds the database"];
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (vec!["query", "SELECT 1", "--output", db], &same),
+        (vec!["query", "SELECT 1", "--output", "experiments.db"], &same),
+        (vec!["query", "SELECT 1", "--output", "link.db"], &same),
+        (vec!["query", "SELECT 1", "--output", "hard.db"], &same),
+        (vec!["query", "SELECT 1", "--output", &wal], &same),
+        (vec!["query", "SELECT 1", "--format", "parquet", "--output", db], &same),
+        (vec!["query", "best-config", "--format", "json", "-o", db], &same),
+        (vec!["report", "--out", db], &same),
+        (vec!["data", "synth", "--tickers", "2", "--days", "100", "--seed", "2", "--csv", db], &same),
+        (vec!["tune", "--dataset", "s", "--out", db], &same),
+        (vec!["tune", "--dataset", "s", "--out", "."], &holds),
+        (vec!["extend", "--out", db], &same),
+        (vec!["train", "--dataset", "s", "--out", db], &same),
+        (vec!["backtest", "--out", db], &same),
+        (vec!["backtest", "--out", "."], &holds),
+        (vec!["pull", "--storage", "postgresql://u@127.0.0.1:1/x", "--out", db], &same),
+        (vec!["analyze", "--out", db], &same),
+        (vec!["export", "--to", db], &same),
+        (vec!["pipeline", "--dataset", "s", "--out", db], &same),
+    ];
+    let mut problems = Vec::new();
+    for (args, expect) in &cases {
+        problems.extend(refused(env.cmd().args(args), &args.join(" "), expect));
+        if std::fs::read(&env.db).unwrap() != bytes {
+            problems.push(format!("{}: the database changed", args.join(" ")));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    env.ok(&["data", "list"]);
+}
+
+/// No password in messages or the database: a storage URL's password (userinfo or `password=`)
+/// and a lock holder's command line with one are shown redacted, and the file never holds them.
+#[test]
+fn passwords_never_reach_messages_or_the_database() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "2", "--days", "300", "--seed", "1", "--name", "s"]);
+    let mut seen = String::new();
+    for url in ["postgresql://u:SECRETONE@127.0.0.1:1/x", "postgresql://u@127.0.0.1:1/x?password=SECRETTWO"] {
+        for args in [
+            vec!["tune", "--dataset", "s", "--storage", url, "--trials", "1"],
+            vec!["pull", "--storage", url],
+            vec!["pipeline", "--dataset", "s", "--storage", url],
+        ] {
+            let out = env.cmd().args(&args).output().unwrap();
+            assert!(!out.status.success(), "{args:?} reached a server on port 1");
+            seen.push_str(&String::from_utf8_lossy(&out.stdout));
+            seen.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let out = env.cmd().args(["tune", "--storage", "mysql://u:SECRETTHREE@h/x"]).output().unwrap();
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    // A process that holds the file, with a password in its command line.
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let mut holder = std::process::Command::new(python)
+        .arg("-c")
+        .arg("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)")
+        .arg(&env.db)
+        .arg("--storage=postgresql://u:SECRETFOUR@h/x")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+    let out = env.cmd().args(["--lock-timeout", "1", "query", "SELECT 1"]).output().unwrap();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("held by") && err.contains("***"), "{err}");
+    seen.push_str(&err);
+    for secret in ["SECRETONE", "SECRETTWO", "SECRETTHREE", "SECRETFOUR"] {
+        assert!(!seen.contains(secret), "{secret} was shown:\n{seen}");
+    }
+    let bytes = std::fs::read(&env.db).unwrap();
+    for secret in ["SECRETONE", "SECRETTWO", "SECRETTHREE", "SECRETFOUR"] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} is in the database file");
+    }
 }

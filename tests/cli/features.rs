@@ -58,3 +58,25 @@ fn features_are_finite_after_the_warmup_and_ordered_by_ticker() {
     let expected = (close(30) / close(29)).ln() as f32;
     assert_eq!(table.values[30 * w + 2 * table.names.len()], expected);
 }
+
+/// `dir_1` is today's direction; a model trained before it existed (one feature fewer per
+/// ticker) reads the table without it, every other value in place.
+#[test]
+fn today_s_direction_is_last_and_older_models_read_the_table_without_it() {
+    let panel = generate(&SynthSpec { tickers: 3, days: 60, seed: 1, signal: 0.3 }).unwrap();
+    let table = compute(&panel);
+    let f = table.names.len();
+    assert_eq!(table.names[f - 1], "dir_1");
+    for t in WARMUP..60 {
+        for k in 0..3 {
+            let row = &table.values[t * 3 * f + k * f..][..f];
+            assert_eq!(row[f - 1], row[0].signum() * f32::from(u8::from(row[0] != 0.0)), "date {t} ticker {k}");
+        }
+    }
+    let old = table.clone().for_model(3 * (f - 1));
+    assert_eq!(old.names, &table.names[..f - 1]);
+    for (o, n) in old.values.chunks_exact(f - 1).zip(table.values.chunks_exact(f)) {
+        assert!(o.iter().zip(n).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+    assert_eq!(table.clone().for_model(3 * f).values.len(), table.values.len());
+}

@@ -153,6 +153,9 @@ fn on_a_random_walk_nothing_survives_and_a_planted_signal_beats_buy_and_hold() {
     let noise = stat(&walk, "model", "Volatility (Ann.) [%]") * (days / 252.0).sqrt();
     let ret = stat(&walk, "model", "Return [%]");
     assert!(ret < 2.0 * noise, "return {ret}% on a random walk, noise {noise}%");
+    // The selection says so: chance explains its best.
+    let p_chance: f64 = walk.sql_one("SELECT p_chance FROM study_validity");
+    assert!(p_chance >= 0.05, "a random walk's best looks significant: p = {p_chance}");
 
     // Planted signal (the next direction repeats today's with probability 0.69): the model
     // finds it out of sample and beats buy and hold after costs.
@@ -176,6 +179,22 @@ fn on_a_random_walk_nothing_survives_and_a_planted_signal_beats_buy_and_hold() {
     assert!(accuracy > 0.6, "accuracy {accuracy}");
     let (ret, hold) = (stat(&signal, "model", "Return [%]"), stat(&signal, "buy_and_hold", "Return [%]"));
     assert!(ret > hold, "return {ret}% vs buy and hold {hold}%");
+    // Significant, not overfit, and PBO as an independent numpy computation from the paper gets it.
+    let (p_chance, pbo, study): (f64, f64, String) = {
+        let conn = crate::common::read_only(&signal.db);
+        conn.query_row("SELECT p_chance, pbo, study_name FROM study_validity", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap()
+    };
+    assert!(p_chance < 0.05, "p = {p_chance}");
+    assert!(pbo < 0.5, "PBO {pbo}");
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pbo_check.py");
+    let out = std::process::Command::new(python).arg(script).arg(&signal.db).arg(&study).arg("16").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let numpy: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(numpy, pbo, "numpy's PBO {numpy}, hptune's {pbo}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ fn open_in_browser(page: &std::path::Path, shot: &std::path::Path) -> serde_json
 }
 
 fn assert_clean(seen: &serde_json::Value) {
-    for key in ["console", "errors", "requests"] {
+    for key in ["console", "errors", "requests", "overflow"] {
         assert_eq!(seen[key], serde_json::json!([]), "{key}: {seen}");
     }
     let sections: Vec<&str> = seen["sections"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
@@ -60,7 +60,7 @@ fn the_report_renders_in_a_browser_with_every_chart_and_the_ids_of_each_run() {
     let seen = open_in_browser(&env.path("r/report.html"), &env.path("r/report.png"));
     assert_clean(&seen);
     let charts = seen["charts"].as_array().unwrap();
-    assert_eq!(charts.len(), 7, "{seen}");
+    assert_eq!(charts.len(), 8, "{seen}");
     for c in charts {
         let (w, h) = (c["width"].as_f64().unwrap(), c["height"].as_f64().unwrap());
         assert!(w >= 300.0 && h >= 200.0, "{c}");

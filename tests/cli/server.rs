@@ -449,3 +449,47 @@ fn the_pipeline_tunes_on_the_server_and_runs_the_later_stages_here() {
     let backtests: i64 = env.sql_one("SELECT count(*) FROM backtests");
     assert_eq!(backtests, 1);
 }
+
+/// A claim whose COMMIT acknowledgement is lost (the session ends right after it, injected) is
+/// retried and finds the trial it made: no second trial, no RUNNING row left, the budget exact.
+/// An enqueued trial outside the space (64.0 for an int, a value past the range) fails alone,
+/// with a reason naming the parameter and the space, and the worker goes on.
+#[test]
+fn a_lost_claim_acknowledgement_and_a_bad_enqueued_trial_cost_nothing_else() {
+    let pg = PgServer::start();
+    let url = pg.database("acks");
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "600", "--seed", "9", "--signal", "0.4", "--name", "s"]);
+    let space = env.write("space.toml", SPACE).to_string_lossy().into_owned();
+    let args = |trials: &'static str| {
+        ["tune", "--storage", url.as_str(), "--study", "a", "--epochs", "2", "--dataset", "s", "--space", &space]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--trials".to_string(), trials.to_string()])
+            .collect::<Vec<_>>()
+    };
+    let out = env.cmd().args(args("3")).env("HPTUNE_INJECT", "lost-claim-ack").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("trying again"), "no acknowledgement was lost: {stderr}");
+    let trials = server_trials(&pg, "acks", "a");
+    assert_eq!(trials, (0..3).map(|n| (n, "COMPLETE".to_string())).collect::<Vec<_>>());
+
+    let enqueue = r#"
+import sys, optuna
+s = optuna.load_study(study_name="a", storage=sys.argv[1].replace("postgresql://", "postgresql+psycopg2://"))
+s.enqueue_trial({"hidden_size": 64.0}, skip_if_exists=False)
+s.enqueue_trial({"seq_len": 99})
+"#;
+    let out = std::process::Command::new(python()).args(["-c", enqueue, url.as_str()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env.cmd().args(args("5")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the worker stopped: {stderr}");
+    let trials = trials_with_params(&pg, "acks", "a");
+    let failed: Vec<_> = trials.values().filter(|t| t.0 == "FAIL").collect();
+    assert_eq!(failed.len(), 2, "{trials:?}");
+    assert!(stderr.contains("enqueued parameter hidden_size = 64.0") && stderr.contains("seq_len = 99"), "{stderr}");
+    assert_eq!(trials.values().filter(|t| t.0 == "COMPLETE" || t.0 == "PRUNED").count(), 5, "{trials:?}");
+    assert_eq!(trials.values().filter(|t| t.0 == "RUNNING").count(), 0, "{trials:?}");
+}

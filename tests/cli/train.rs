@@ -216,7 +216,7 @@ fn a_bad_configuration_names_the_key_and_writes_nothing() {
         ("{\"model_type\": ".into(), "not valid JSON"),
         (with("learning_rate", json!(-0.1)), "key 'learning_rate' must be a number in (0, 1], got -0.1"),
         (with("hidden_size", json!("big")), "key 'hidden_size' must be an integer in [1, 4096], got \"big\""),
-        (with("model_type", json!("transformer")), "key 'model_type' must be one of mlp, lstm, gru"),
+        (with("model_type", json!("transformer")), "key 'model_type' must be one of linear, mlp, lstm, gru"),
         (with("dropuot", json!(0.1)), "unknown key 'dropuot'"),
         (no_lr.to_string(), "missing key 'learning_rate'"),
         (with("seq_len", json!(300)), "seq_len 300 leaves"),

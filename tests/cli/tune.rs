@@ -1,7 +1,7 @@
 //! `hptune tune`: phases, records, exports (checked with the real optuna), workers, resume.
 
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::Env;
 
@@ -196,50 +196,62 @@ fn two_processes_share_a_study_without_duplicate_numbers() {
 #[test]
 fn a_killed_run_resumes_without_losing_finished_trials() {
     let env = Env::new();
-    // Trials of a second or so, so that a kill lands while one is running.
     env.ok(&["data", "synth", "--tickers", "10", "--days", "1500", "--seed", "9", "--name", "s"]);
     let space = env.write("space.toml", "[model_type]\ntype = \"categorical\"\nchoices = [\"gru\"]\n\n[hidden_size]\ntype = \"int\"\nlow = 16\nhigh = 32\n");
     let space = space.to_string_lossy().into_owned();
-    let args =
-        ["tune", "--dataset", "s", "--space", &space, "--study", "k", "--trials", "6", "--epochs", "4", "--no-pruning"];
+    let args = |trials: usize| {
+        let trials = trials.to_string();
+        let base = ["tune", "--dataset", "s", "--space", &space, "--study", "k", "--epochs", "4", "--no-pruning"];
+        [&base[..], &["--trials", &trials]].concat().into_iter().map(String::from).collect::<Vec<_>>()
+    };
     let count = |sql: &str| -> usize {
         let out = env.ok(&["query", sql, "--format", "csv"]);
         out.lines().nth(1).unwrap_or("0").parse().unwrap_or(0)
     };
     let complete = "SELECT number, value FROM trials WHERE study_name = 'k' AND state = 'COMPLETE' ORDER BY number";
-    // Kill (SIGKILL) at several points: during the first trial, after one finished, after three.
-    let mut kills_during_a_trial = 0;
-    for wait_for in [0usize, 1, 3] {
-        let mut child = spawn(&env, &args);
-        let start = Instant::now();
-        loop {
-            std::thread::sleep(Duration::from_millis(100));
-            let done = count("SELECT count(*) FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE','PRUNED')");
-            let running = count("SELECT count(*) FROM trials WHERE study_name = 'k' AND state = 'RUNNING'");
-            if (done >= wait_for && running > 0)
-                || start.elapsed() > Duration::from_secs(60)
-                || child.try_wait().unwrap().is_some()
-            {
-                kills_during_a_trial += usize::from(running > 0);
-                break;
-            }
+    // Kill (SIGKILL) during a trial at three states: the first trial, after one finished, after
+    // three (the budget grows with each run). While the pause file exists, training holds at the
+    // end of each epoch, so the trial is RUNNING when the kill lands however fast the machine is.
+    let pause = env.path("pause");
+    for finished in [0, 1, 3] {
+        if finished > 0 {
+            env.ok(&args(finished).iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        std::fs::write(&pause, "").unwrap();
+        let args = args(finished + 1);
+        let mut child = env
+            .cmd()
+            .args(&args)
+            .env("HPTUNE_PAUSE_FILE", &pause)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut running = 0;
+        while running == 0 {
+            assert!(child.try_wait().unwrap().is_none(), "tune ended while paused");
+            std::thread::sleep(Duration::from_millis(50));
+            running = count("SELECT count(*) FROM trials WHERE study_name = 'k' AND state = 'RUNNING'");
         }
         let before = env.ok(&["query", complete, "--format", "csv"]);
+        assert_eq!(before.lines().count() - 1, finished, "{before}");
         child.kill().unwrap();
         child.wait().unwrap();
+        std::fs::remove_file(&pause).unwrap();
         let after = env.ok(&["query", complete, "--format", "csv"]);
-        assert!(after.starts_with(before.trim_end()), "finished trials changed:\n{before}\n{after}");
+        assert_eq!(after, before, "finished trials changed");
     }
-    assert!(kills_during_a_trial > 0, "no kill landed during a trial");
-    let out = env.ok(&args);
+    let args = args(6);
+    let out = env.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let finished: i64 =
         env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state IN ('COMPLETE', 'PRUNED')");
     assert_eq!(finished, 6, "{out}");
     let running: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state = 'RUNNING'");
     assert_eq!(running, 0);
+    // Each kill left its running trial behind; the next run marked it.
     let orphans: i64 = env
         .sql_one("SELECT count(*) FROM trials WHERE study_name = 'k' AND state = 'FAIL' AND reason LIKE 'orphaned%'");
-    assert!(orphans >= 1, "a killed run leaves at least one orphaned trial");
+    assert_eq!(orphans, 3, "one orphaned trial per kill");
 }
 
 #[test]
@@ -385,4 +397,66 @@ fn flags_and_tickers_are_checked_before_anything_is_written() {
     assert!(err.contains("bad.csv") && err.contains("line 2") && err.contains("no commas"), "{err}");
     assert_eq!(before, env.dump());
     assert!(!env.path("hyperparameter_tuning_results").exists());
+}
+
+/// A planted signal ("tomorrow repeats today" with probability Phi(0.5) = 69%): the pooled linear
+/// model finds it, within 2 points of the repeat-today rule scored on the same validation dates,
+/// and the study records its baselines (each fitted on the training span only) and says how the
+/// best compares with them and with chance.
+#[test]
+fn a_pooled_linear_model_finds_a_planted_signal_and_the_baselines_say_so() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "6", "--days", "1500", "--seed", "11", "--signal", "0.5", "--name", "s"]);
+    let space = env.write(
+        "space.toml",
+        "[model_type]\ntype = \"categorical\"\nchoices = [\"linear\"]\n\n[layout]\ntype = \"categorical\"\n\
+         choices = [\"pooled\"]\n\n[seq_len]\ntype = \"categorical\"\nchoices = [5]\n",
+    );
+    let out = env.ok(&[
+        "tune",
+        "--dataset",
+        "s",
+        "--space",
+        space.to_str().unwrap(),
+        "--study",
+        "p",
+        "--trials",
+        "2",
+        "--epochs",
+        "20",
+    ]);
+    let baselines = env.ok(&["query", "SELECT name, accuracy FROM baselines ORDER BY name", "--format", "csv"]);
+    let acc = |name: &str| -> f64 {
+        let line =
+            baselines.lines().find(|l| l.starts_with(&format!("{name},"))).unwrap_or_else(|| panic!("{baselines}"));
+        line.split(',').nth(1).unwrap().parse().unwrap()
+    };
+    assert_eq!(baselines.lines().count(), 5, "{baselines}");
+    let rule = acc("repeat_today");
+    assert!(rule > 0.64, "the rule should find the planted 69%: {baselines}");
+    assert!(acc("always_up") < 0.57, "{baselines}");
+    let best: f64 = env.sql_one("SELECT max(value) FROM trials WHERE study_name = 'p' AND state = 'COMPLETE'");
+    assert!(best > rule - 0.02, "the pooled linear model scored {best}, the rule {rule}");
+    // The same dates: the space's only window is the baselines' span.
+    let same: i64 = env.sql_one(
+        "SELECT count(*) FROM baseline_comparison WHERE study_name = 'p' AND dates = \
+         (SELECT count(*) FROM outcomes o JOIN baselines b ON o.source = b.source AND b.name = 'repeat_today')",
+    );
+    assert_eq!(same, 4);
+    assert!(out.contains("best baseline") && out.contains("configurations tried"), "{out}");
+    assert!(out.contains("unlikely to be chance"), "{out}");
+    // Per-date outcomes of every complete trial: one row per validation date, its mean hit the
+    // trial's value.
+    let (rows, mean_hit): (i64, f64) = {
+        let c = crate::common::read_only(&env.path("experiments.db"));
+        c.query_row(
+            "SELECT count(*), avg(hit) FROM trial_outcomes WHERE study_name = 'p' AND number = \
+             (SELECT arg_max(number, value) FROM trials WHERE study_name = 'p')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert!(rows > 100, "{rows}");
+    assert!((mean_hit - best).abs() < 1e-6, "{mean_hit} vs {best}");
 }

@@ -44,6 +44,7 @@ pub fn backtest(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
                          "slippage_bps": b.slippage_bps, "initial_cash": b.initial_cash, "allocation": "equal weight per ticker"},
             "strategy": portfolio["model"],
             "benchmark": portfolio["buy_and_hold"],
+            "repeat_today_rule": portfolio["repeat_today"],
             "per_ticker": b.tickers.iter().map(|t| (t.clone(), scopes.get(t).cloned().unwrap_or(json!({}))))
                 .collect::<serde_json::Map<_, _>>(),
             "hptune_version": crate::VERSION,

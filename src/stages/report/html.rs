@@ -26,9 +26,10 @@ figure.chart { margin: 0; border: 1px solid var(--line); padding: 6px; backgroun
 figure.chart svg { display: block; max-width: 100%; height: auto; }
 .scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; font-size: 13px; margin: 6px 0; }
-th, td { padding: 4px 9px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+th, td { padding: 4px 9px; border-bottom: 1px solid var(--line); text-align: left; }
 th { background: var(--band); position: sticky; top: 0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.id { overflow-wrap: anywhere; min-width: 7em; }
 td.long { white-space: normal; min-width: 28em; overflow-wrap: anywhere; font-size: 12px; }
 tr.gap td { text-align: center; color: var(--muted); }
 p.why { background: #fff8e6; border-left: 4px solid #ff7f0e; padding: 8px 12px; margin: 10px 0; }
@@ -112,8 +113,10 @@ impl Page {
             return;
         }
         self.body.push_str("<div class=\"scroll\"><table>\n<thead><tr>");
+        // Headers may break after an underscore, and long ids anywhere (`td.id`), so that a wide
+        // table fits the page instead of running past it.
         for c in &t.columns {
-            let _ = write!(self.body, "<th>{}</th>", escape(c));
+            let _ = write!(self.body, "<th>{}</th>", escape(c).replace('_', "_<wbr>"));
         }
         self.body.push_str("</tr></thead>\n<tbody>\n");
         for (i, row) in t.rows.iter().enumerate() {
@@ -133,6 +136,8 @@ impl Page {
                     " class=\"num\""
                 } else if cell.len() > 60 {
                     " class=\"long\""
+                } else if cell.len() > 16 && !cell.contains(' ') {
+                    " class=\"id\""
                 } else {
                     ""
                 };

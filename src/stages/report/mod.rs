@@ -172,6 +172,13 @@ fn study(store: &Store, page: &mut Page, name: Option<&str>) -> anyhow::Result<(
     ]);
     let space = Space::from_toml(&study.space_toml).map_err(|e| anyhow::anyhow!("study {name}: {e}"))?;
     page.charts(&[history_chart(name, &trials), slices_chart(&space, &trials)])?;
+    page.heading("Is the best real? (`baseline_comparison`, `study_validity`)");
+    let verdict = super::verdict::study(store, name, super::verdict::PBO_BLOCKS)?;
+    for line in verdict.sentences() {
+        page.paragraph("", &line);
+    }
+    let values: Vec<f64> = trials.iter().filter(|t| t.state == TrialState::Complete).filter_map(|t| t.value).collect();
+    page.charts(&[verdict.chart(&values)])?;
     page.heading(&format!("Leaderboard (best {LEADERBOARD}; `tuning_leaderboard`)"));
     page.table(&store.leaderboard_table(name, LEADERBOARD)?, None);
     Ok(())

@@ -30,6 +30,29 @@ pub const STUDY_ATTR: &str = "hptune:study";
 const PHASE_ATTR: &str = "hptune:phase";
 const SAMPLER_ATTR: &str = "hptune:sampler";
 const WORKER_ATTR: &str = "hptune:worker";
+/// The key of the claim that made a trial (`worker/n`), so that a retried claim finds it.
+const CLAIM_ATTR: &str = "hptune:claim";
+
+/// What one claim came to.
+enum Claim {
+    Taken(usize, Suggestion),
+    BudgetMet,
+    /// The trial it took was failed (an enqueued parameter outside the space): why.
+    Refused(String),
+}
+
+/// A key unique to one claim of this process.
+fn claim_key(worker: &str) -> String {
+    static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{worker}/{}", CLAIMS.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+}
+
+/// `HPTUNE_INJECT=lost-claim-ack`: the first claim of each call drops its connection right after
+/// its COMMIT, as a lost acknowledgement would (the tests' way to prove that a retried claim makes
+/// no second trial).
+fn inject_lost_ack() -> bool {
+    std::env::var("HPTUNE_INJECT").is_ok_and(|v| v == "lost-claim-ack")
+}
 const END_ATTR: &str = "hptune:end";
 const RUN_ATTR: &str = "hptune:run";
 /// How many times a series of stale trials is queued again (Optuna's `max_retry`).
@@ -103,18 +126,47 @@ pub fn is_url(storage: &str) -> bool {
         || storage.starts_with("postgresql+") && storage.contains("://")
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages and records: the userinfo's password and any
+/// `password=` query parameter become `***`.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
+            let userinfo = &base[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
-                None => url.to_string(),
+                Some(colon) => format!("{}{}:***{}", &base[..scheme + 3], &userinfo[..colon], &base[at..]),
+                None => base.to_string(),
             }
         }
-        _ => url.to_string(),
-    }
+        _ => base.to_string(),
+    };
+    let Some(query) = query else { return base };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
+}
+
+/// `text` (a command line, an error message) with every URL in it redacted.
+pub fn redact_text(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.find("://") {
+            Some(i) => {
+                let start =
+                    word[..i].rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c))).map_or(0, |j| j + 1);
+                format!("{}{}", &word[..start], redact(&word[start..]))
+            }
+            None => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Server {
@@ -302,6 +354,24 @@ impl Server {
         sample: impl Fn(usize, &[TrialRecord]) -> Suggestion,
     ) -> Result<Option<(usize, Suggestion)>> {
         let space = parse_space(study)?;
+        loop {
+            match self.claim_once(study, worker, max_failures, &space, &sample)? {
+                Claim::Taken(number, suggestion) => return Ok(Some((number, suggestion))),
+                Claim::BudgetMet => return Ok(None),
+                // That trial failed with its reason; the worker goes on with the next.
+                Claim::Refused(reason) => eprintln!("{reason}"),
+            }
+        }
+    }
+
+    fn claim_once(
+        &self,
+        study: &StudyRecord,
+        worker: &str,
+        max_failures: usize,
+        space: &Space,
+        sample: &impl Fn(usize, &[TrialRecord]) -> Suggestion,
+    ) -> Result<Claim> {
         // As an Optuna worker does before each trial: stale trials are failed and queued again.
         for number in self.fail_stale(&study.study_name)? {
             eprintln!(
@@ -309,9 +379,21 @@ impl Server {
                 study.study_name
             );
         }
+        // The claim's key, recorded with the trial: a retry after a lost COMMIT acknowledgement
+        // finds the trial it made instead of making a second one.
+        let key = json!(claim_key(worker)).to_string();
+        let injected = std::sync::atomic::AtomicBool::new(false);
         let claimed = self.with_retry(|c| {
             let mut tx = c.transaction()?;
             let id = lock_study(&mut tx, &study.study_name)?;
+            if let Some(r) = tx.query_opt(
+                "SELECT t.trial_id, t.number FROM trials t JOIN trial_system_attributes a ON a.trial_id = t.trial_id
+                 WHERE t.study_id = $1 AND a.key = $2 AND a.value_json = $3",
+                &[&id, &CLAIM_ATTR, &key],
+            )? {
+                tx.commit()?;
+                return Ok(Some((id, r.get::<_, i32>(0), r.get::<_, i32>(1) as usize)));
+            }
             let n_trials = parse_study(&study.study_name, &study_attr(&mut tx, id)?)?.n_trials;
             let count = |rows: &[postgres::Row], s: &str| -> usize {
                 rows.iter().filter(|r| r.get::<_, &str>(0) == s).map(|r| r.get::<_, i64>(1) as usize).sum()
@@ -351,11 +433,23 @@ impl Server {
                 &[&trial_id],
             )?;
             set_attr(&mut tx, trial_id, WORKER_ATTR, &json!(worker))?;
+            tx.execute(
+                "INSERT INTO trial_system_attributes (trial_id, key, value_json) VALUES ($1, $2, $3)",
+                &[&trial_id, &CLAIM_ATTR, &key],
+            )?;
             tx.commit()?;
+            if inject_lost_ack() && !injected.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // The test hook: the session ends right after the COMMIT, as if its
+                // acknowledgement was lost; the error is the server's own.
+                match c.simple_query("SELECT pg_terminate_backend(pg_backend_pid())") {
+                    Err(e) => return Err(ServerError::Sql(e)),
+                    Ok(_) => return Err(ServerError::Invalid("the injected disconnect did not happen".into())),
+                }
+            }
             Ok(Some((id, trial_id, number as usize)))
         })?;
-        let Some((id, trial_id, number)) = claimed else { return Ok(None) };
-        let history = self.with_retry(|c| read_trials(c, id, study, &space))?;
+        let Some((id, trial_id, number)) = claimed else { return Ok(Claim::BudgetMet) };
+        let history = self.with_retry(|c| read_trials(c, id, study, space))?;
         let mut mine = None;
         // Trials just claimed by other workers, whose parameters are not written yet, are left out.
         let mut others = Vec::with_capacity(history.len());
@@ -374,21 +468,21 @@ impl Server {
             suggestion = Suggestion { phase: mine.phase, sampled_by: mine.sampled_by, params: mine.params };
         }
         for (name, value) in fixed {
-            let legal = space.params.iter().find(|p| p.name == name).is_some_and(|p| p.dist.contains(&value));
-            if !legal {
+            let param = space.params.iter().find(|p| p.name == name);
+            if !param.is_some_and(|p| p.dist.contains(&value)) {
+                let allowed = param.map_or("not a parameter of the space".to_string(), |p| format!("{:?}", p.dist));
+                let reason = format!(
+                    "enqueued parameter {name} = {value} is not in the study's search space ({name}: {allowed})"
+                );
                 let end = TrialEnd {
                     state: TrialState::Fail,
                     value: None,
                     val_loss: None,
                     pruned_epoch: None,
-                    reason: Some(format!("enqueued parameter {name} = {value} is not in the study's search space")),
+                    reason: Some(reason.clone()),
                 };
                 self.end_trial(&study.study_name, number, &end)?;
-                return Err(ServerError::Invalid(format!(
-                    "trial {number} of study {}: {}",
-                    study.study_name,
-                    end.reason.unwrap_or_default()
-                )));
+                return Ok(Claim::Refused(format!("trial {number} of study {}: {reason}", study.study_name)));
             }
             suggestion.params.insert(name, value);
         }
@@ -410,7 +504,7 @@ impl Server {
             tx.commit()?;
             Ok(())
         })?;
-        Ok(Some((number, suggestion)))
+        Ok(Claim::Taken(number, suggestion))
     }
 
     /// The names of the studies hptune created on the server, oldest first.
@@ -996,4 +1090,28 @@ fn read_trials(
         trials.push((trial_id, record));
     }
     Ok(trials)
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::{redact, redact_text};
+
+    #[test]
+    fn passwords_leave_urls_and_command_lines() {
+        assert_eq!(redact("postgresql://u:secret@h:5432/db"), "postgresql://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgresql://u@h/db?password=secret&sslmode=off"),
+            "postgresql://u@h/db?password=***&sslmode=off"
+        );
+        assert_eq!(
+            redact("postgresql://h/db?sslmode=off&PASSWORD=secret"),
+            "postgresql://h/db?sslmode=off&PASSWORD=***"
+        );
+        assert_eq!(redact("postgresql://u@h/db"), "postgresql://u@h/db");
+        let line =
+            "hptune tune --storage=postgresql://u:secret@h/db --study s HPTUNE_STORAGE=postgres://h/x?password=pw";
+        let red = redact_text(line);
+        assert!(!red.contains("secret") && !red.contains("pw"), "{red}");
+        assert!(red.contains("--storage=postgresql://u:***@h/db") && red.contains("--study s"), "{red}");
+    }
 }
