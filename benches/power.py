@@ -44,16 +44,27 @@ def one(hptune, signal, tickers, days, seed, extra):
         run("pipeline", "--dataset", "p", "--seed", str(seed), *extra)
         wall = time.perf_counter() - start
         c = duckdb.connect(db, read_only=True)
-        cv, final, p_chance, pbo, backtest_id = c.execute(
-            "SELECT cv_mean, final_val_accuracy, p_chance, pbo, backtest_id FROM pipeline_history LIMIT 1").fetchone()
-        acc = lambda strategy: c.execute(
-            "SELECT value / 100 FROM backtest_stats WHERE backtest_id = ? AND scope = 'portfolio' AND strategy = ? "
-            "AND name = 'Direction Accuracy [%]'", [backtest_id, strategy]).fetchone()[0]
-        model, rule = acc("model"), acc("repeat_today")
-        model_type = c.execute("SELECT model_type || '/' || (config_json::JSON->>'layout') FROM training_runs "
-                               "WHERE stage = 'train' ORDER BY started_at DESC LIMIT 1").fetchone()[0]
+        cv, final, backtest_id = c.execute(
+            "SELECT cv_mean, final_val_accuracy, backtest_id FROM pipeline_history LIMIT 1").fetchone()
+        model, start, end, dataset_id = c.execute(
+            "SELECT accuracy, start_date, end_date, dataset_id FROM backtests WHERE backtest_id = ?",
+            [backtest_id]).fetchone()
+        # The repeat-today rule on the backtest's own decision days, from the prices (an older
+        # hptune, measured for the "before" table, does not simulate it).
+        rule = c.execute(
+            "WITH p AS (SELECT date, close, lag(close) OVER w AS prev, lead(close) OVER w AS next FROM prices "
+            "WHERE dataset_id = ? WINDOW w AS (PARTITION BY ticker ORDER BY date)) "
+            "SELECT avg(CASE WHEN (close > prev) = (next > close) THEN 1.0 ELSE 0.0 END) FROM p "
+            "WHERE date >= ? AND date < ? AND prev IS NOT NULL AND next IS NOT NULL",
+            [dataset_id, start, end]).fetchone()[0]
+        try:
+            p_chance, pbo = c.execute("SELECT p_chance, pbo FROM study_validity LIMIT 1").fetchone()
+        except duckdb.Error:
+            p_chance, pbo = None, None
+        model_type = c.execute("SELECT model_type || '/' || coalesce(config_json::JSON->>'layout', 'joint') "
+                               "FROM training_runs WHERE stage = 'train' ORDER BY started_at DESC LIMIT 1").fetchone()[0]
         c.close()
-        return dict(cv=cv, final=final, backtest=model, rule=rule, p_chance=p_chance, pbo=pbo, wall=wall,
+        return dict(cv=cv, final=final, backtest=model, rule=float(rule), p_chance=p_chance, pbo=pbo, wall=wall,
                     model=model_type)
 
 

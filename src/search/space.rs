@@ -39,7 +39,7 @@ choices = ["linear", "mlp", "lstm", "gru"]
 
 [layout]
 type = "categorical"
-choices = ["pooled", "joint"]
+choices = ["pooled"]
 
 [hidden_size]
 type = "int"
@@ -76,7 +76,7 @@ choices = [32, 64, 128]
 [seq_len]
 type = "int"
 low = 5
-high = 40
+high = 20
 step = 5
 "#;
 
