@@ -54,5 +54,6 @@ CREATE TABLE selection_validity (
     sharpe_annual     DOUBLE,
     psr               DOUBLE,
     dsr               DOUBLE,
+    sr0               DOUBLE,             -- per day: the expected best Sharpe of the study's skill-less trials
     summary           VARCHAR NOT NULL
 );

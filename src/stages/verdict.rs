@@ -151,6 +151,7 @@ impl Verdict {
             sharpe_annual: self.sharpe.map(|s| s.sharpe_annual),
             psr: self.sharpe.map(|s| s.psr),
             dsr: self.sharpe.map(|s| s.dsr),
+            sr0: self.sharpe.map(|s| s.sr0),
             summary: self.sentences().join("; "),
         }
     }

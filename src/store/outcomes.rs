@@ -46,6 +46,7 @@ pub struct ValidityRecord {
     pub sharpe_annual: Option<f64>,
     pub psr: Option<f64>,
     pub dsr: Option<f64>,
+    pub sr0: Option<f64>,
     pub summary: String,
 }
 
@@ -59,7 +60,7 @@ pub(super) fn insert_validity(
     let f0 = |x: f64| Some(x).filter(|x| x.is_finite());
     tx.execute(
         "INSERT INTO selection_validity VALUES
-         (?, ?, current_timestamp::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         (?, ?, current_timestamp::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params![
             selection_id,
             study,
@@ -80,6 +81,7 @@ pub(super) fn insert_validity(
             f(v.sharpe_annual),
             f(v.psr),
             f(v.dsr),
+            f(v.sr0),
             v.summary,
         ],
     )?;

@@ -28,6 +28,7 @@ pub const VIEWS: &[View] = &[
     View { name: "optimization_history", sql: include_str!("../../sql/optimization_history.sql") },
     View { name: "run_outcomes", sql: include_str!("../../sql/run_outcomes.sql") },
     View { name: "trial_outcomes", sql: include_str!("../../sql/trial_outcomes.sql") },
+    View { name: "trial_sharpe", sql: include_str!("../../sql/trial_sharpe.sql") },
     View { name: "baseline_comparison", sql: include_str!("../../sql/baseline_comparison.sql") },
     View { name: "study_validity", sql: include_str!("../../sql/study_validity.sql") },
     View { name: "cv_summary", sql: include_str!("../../sql/cv_summary.sql") },

@@ -195,6 +195,12 @@ fn on_a_random_walk_nothing_survives_and_a_planted_signal_beats_buy_and_hold() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let numpy: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert_eq!(numpy, pbo, "numpy's PBO {numpy}, hptune's {pbo}");
+    // Each trial's PSR and DSR in SQL (`trial_sharpe`) are the selection's for its best trial.
+    let gap: f64 = signal.sql_one(
+        "SELECT max(greatest(abs(t.psr - v.psr), abs(t.dsr - v.dsr))) FROM trial_sharpe t
+         JOIN study_validity v ON v.study_name = t.study_name AND v.best_trial = t.number",
+    );
+    assert!(gap < 1e-6, "trial_sharpe and study_validity differ by {gap}");
 }
 
 #[test]
