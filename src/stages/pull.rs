@@ -46,8 +46,15 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Vec<Pulled>> {
 fn pull_study(store: &Store, server: &Server, name: &str, out_dir: &Path) -> anyhow::Result<Pulled> {
     let study = server.study(name)?.with_context(|| format!("{} has no study {name}", server.name()))?;
     ensure_dataset(store, server, &study)?;
-    // Another study's export in the folder is kept aside, and while this process writes into it
-    // no other moves it (as `tune` does); a running study's folder is refused.
+    // A folder another process writes into (a running study) is refused; another study's export
+    // in it is kept aside, and while this process writes into it no other moves it (as `tune`).
+    if crate::files::claimed(out_dir) {
+        bail!(
+            "{} is in use by a running process (a study writing its outputs there): pull into another folder with \
+             --out DIR, or wait until it finishes",
+            out_dir.display()
+        );
+    }
     if let Some(moved) = super::set_aside_unless_owned(store, out_dir, super::export::TUNING_OWNER, name)? {
         eprintln!("kept another study's {} as {}", out_dir.display(), moved.display());
     }

@@ -493,3 +493,57 @@ s.enqueue_trial({"seq_len": 99})
     assert_eq!(trials.values().filter(|t| t.0 == "COMPLETE" || t.0 == "PRUNED").count(), 5, "{trials:?}");
     assert_eq!(trials.values().filter(|t| t.0 == "RUNNING").count(), 0, "{trials:?}");
 }
+
+/// `pull` never writes among a running study's files: into the folder a local study is writing,
+/// it is refused, and that study's files stay as they were; into its own folder it goes on.
+#[test]
+fn pull_beside_a_running_study_leaves_its_files_alone() {
+    let pg = PgServer::start();
+    let url = pg.database("beside");
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "600", "--seed", "9", "--signal", "0.4", "--name", "s"]);
+    let space = env.write("space.toml", SPACE).to_string_lossy().into_owned();
+    let remote = ["tune", "--storage", url.as_str(), "--study", "r", "--trials", "2", "--epochs", "2"];
+    env.ok(&[&remote[..], &["--dataset", "s", "--space", &space, "--out", "elsewhere"]].concat());
+    // A local study, paused in its first trial, writing into the default folder.
+    let pause = env.path("pause");
+    std::fs::write(&pause, "").unwrap();
+    let mut local = env
+        .cmd()
+        .args(["tune", "--dataset", "s", "--space", &space, "--study", "l", "--trials", "2", "--epochs", "2"])
+        .env("HPTUNE_PAUSE_FILE", &pause)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while env.ok(&["query", "SELECT count(*) FROM trials WHERE state = 'RUNNING'", "--format", "csv"]).lines().nth(1)
+        != Some("1")
+    {
+        assert!(start.elapsed().as_secs() < 60, "the local study never started a trial");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let folder = env.path("hyperparameter_tuning_results");
+    let listing = |dir: &std::path::Path| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(p) = stack.pop() {
+            match std::fs::read_dir(&p) {
+                Ok(entries) => stack.extend(entries.map(|e| e.unwrap().path())),
+                Err(_) => out.push(p.display().to_string()),
+            }
+        }
+        out.sort();
+        out
+    };
+    let before = listing(&folder);
+    let err = env.fails(&["pull", "--storage", url.as_str(), "--study", "r"]);
+    assert!(err.contains("in use by a running process") && err.contains("--out"), "{err}");
+    assert_eq!(listing(&folder), before, "pull wrote among the running study's files");
+    env.ok(&["pull", "--storage", url.as_str(), "--study", "r", "--out", "pulled"]);
+    std::fs::remove_file(&pause).unwrap();
+    let out = local.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let studies: i64 = env.sql_one("SELECT count(*) FROM studies");
+    assert_eq!(studies, 2);
+}
