@@ -374,7 +374,11 @@ fn worker_loop(trial: &Trial, space: &Space, worker: &str, progress: &Progress) 
                 search::suggest(space, &study.plan, (study.seed, study.sampler), number, true, &past)
             })
         })?;
-        let Some((number, search::Suggestion { phase, params, .. })) = claim else { return Ok(()) };
+        let Some((number, search::Suggestion { phase, params, .. })) = claim else {
+            // No more trials to claim, or a signal arrived while waiting for others' to end.
+            crate::interrupt::check()?;
+            return Ok(());
+        };
         let end = match run_trial(trial, number, &params) {
             Ok(end) => end,
             Err(e) => {

@@ -547,3 +547,54 @@ fn pull_beside_a_running_study_leaves_its_files_alone() {
     let studies: i64 = env.sql_one("SELECT count(*) FROM studies");
     assert_eq!(studies, 2);
 }
+
+/// When a worker dies with a trial RUNNING, the worker that remains does not stop short of the
+/// budget: it waits, and once the dead worker's trial goes stale (six heartbeat intervals) it takes
+/// the trial queued again and meets the budget, leaving nothing RUNNING.
+#[test]
+fn a_survivor_meets_the_budget_a_dead_worker_left_short() {
+    let pg = PgServer::start();
+    let url = pg.database("survive");
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "600", "--seed", "9", "--signal", "0.4", "--name", "s"]);
+    let space = env.write("space.toml", SPACE).to_string_lossy().into_owned();
+    let args = [
+        "tune",
+        "--storage",
+        url.as_str(),
+        "--study",
+        "v",
+        "--trials",
+        "4",
+        "--epochs",
+        "2",
+        "--heartbeat-interval",
+        "1",
+        "--dataset",
+        "s",
+        "--space",
+        space.as_str(),
+    ];
+    let pause = env.path("pause");
+    std::fs::write(&pause, "").unwrap();
+    let mut dying = env
+        .cmd()
+        .args(args)
+        .env("HPTUNE_PAUSE_FILE", &pause)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !trials_with_params(&pg, "survive", "v").values().any(|t| t.0 == "RUNNING" && !t.1.is_empty()) {
+        assert!(start.elapsed().as_secs() < 60, "the first worker never started a trial");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    dying.kill().unwrap();
+    dying.wait().unwrap();
+    let out = env.cmd().args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let trials = trials_with_params(&pg, "survive", "v");
+    let count = |s: &str| trials.values().filter(|t| t.0 == s).count();
+    assert_eq!((count("COMPLETE") + count("PRUNED"), count("RUNNING"), count("FAIL")), (4, 0, 1), "{trials:?}");
+}

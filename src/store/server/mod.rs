@@ -37,6 +37,8 @@ const CLAIM_ATTR: &str = "hptune:claim";
 enum Claim {
     Taken(usize, Suggestion),
     BudgetMet,
+    /// The budget is met only if trials running elsewhere finish.
+    Wait,
     /// The trial it took was failed (an enqueued parameter outside the space): why.
     Refused(String),
 }
@@ -358,6 +360,19 @@ impl Server {
             match self.claim_once(study, worker, max_failures, &space, &sample)? {
                 Claim::Taken(number, suggestion) => return Ok(Some((number, suggestion))),
                 Claim::BudgetMet => return Ok(None),
+                // Until the running trials end, or a dead worker's goes stale and is queued again
+                // for this one to take: the workers that remain meet the budget.
+                Claim::Wait => {
+                    let pause = std::time::Duration::from_secs_f64((self.grace_s / 6.0).clamp(0.5, 20.0));
+                    let until = std::time::Instant::now() + pause;
+                    while std::time::Instant::now() < until {
+                        // Ctrl-C: no more claims (the caller reports the interruption).
+                        if crate::interrupt::received().is_some() {
+                            return Ok(None);
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
                 // That trial failed with its reason; the worker goes on with the next.
                 Claim::Refused(reason) => eprintln!("{reason}"),
             }
@@ -392,15 +407,18 @@ impl Server {
                 &[&id, &CLAIM_ATTR, &key],
             )? {
                 tx.commit()?;
-                return Ok(Some((id, r.get::<_, i32>(0), r.get::<_, i32>(1) as usize)));
+                return Ok(Ok((id, r.get::<_, i32>(0), r.get::<_, i32>(1) as usize)));
             }
             let n_trials = parse_study(&study.study_name, &study_attr(&mut tx, id)?)?.n_trials;
             let count = |rows: &[postgres::Row], s: &str| -> usize {
                 rows.iter().filter(|r| r.get::<_, &str>(0) == s).map(|r| r.get::<_, i64>(1) as usize).sum()
             };
             let rows = tx.query("SELECT state::text, count(*) FROM trials WHERE study_id = $1 GROUP BY 1", &[&id])?;
-            if count(&rows, "COMPLETE") + count(&rows, "PRUNED") + count(&rows, "RUNNING") >= n_trials {
-                return Ok(None);
+            let (finished, running) = (count(&rows, "COMPLETE") + count(&rows, "PRUNED"), count(&rows, "RUNNING"));
+            if finished + running >= n_trials {
+                // Running trials may still fail (a worker that died goes stale after the grace):
+                // wait for them while they could leave the budget unmet.
+                return Ok(Err(finished < n_trials && running > 0));
             }
             let failed = count(&rows, "FAIL");
             if failed > max_failures {
@@ -446,9 +464,13 @@ impl Server {
                     Ok(_) => return Err(ServerError::Invalid("the injected disconnect did not happen".into())),
                 }
             }
-            Ok(Some((id, trial_id, number as usize)))
+            Ok(Ok((id, trial_id, number as usize)))
         })?;
-        let Some((id, trial_id, number)) = claimed else { return Ok(Claim::BudgetMet) };
+        let (id, trial_id, number) = match claimed {
+            Ok(claimed) => claimed,
+            Err(true) => return Ok(Claim::Wait),
+            Err(false) => return Ok(Claim::BudgetMet),
+        };
         let history = self.with_retry(|c| read_trials(c, id, study, space))?;
         let mut mine = None;
         // Trials just claimed by other workers, whose parameters are not written yet, are left out.
