@@ -508,7 +508,7 @@ fn pull_beside_a_running_study_leaves_its_files_alone() {
     // A local study, paused in its first trial, writing into the default folder.
     let pause = env.path("pause");
     std::fs::write(&pause, "").unwrap();
-    let mut local = env
+    let local = env
         .cmd()
         .args(["tune", "--dataset", "s", "--space", &space, "--study", "l", "--trials", "2", "--epochs", "2"])
         .env("HPTUNE_PAUSE_FILE", &pause)
