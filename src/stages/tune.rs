@@ -246,8 +246,22 @@ fn create_study(store: &Store, home: StudyHome, req: &Request) -> anyhow::Result
 }
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
-    let grace_s = (STALE_INTERVALS * req.heartbeat_s.max(1)) as f64;
-    let server = req.storage.as_deref().map(|url| Server::connect(url, grace_s)).transpose()?;
+    let mut heartbeat_s = req.heartbeat_s.max(1);
+    let mut server =
+        req.storage.as_deref().map(|url| Server::connect(url, (STALE_INTERVALS * heartbeat_s) as f64)).transpose()?;
+    // One study, one heartbeat: a study that exists keeps the interval it was created with, so
+    // that no worker judges another's live trial stale by a shorter grace.
+    if let (Some(s), Some(url), Some(name)) = (&server, req.storage.as_deref(), req.study.as_deref()) {
+        let grace = s.study_grace(name)?.filter(|&g| g != (STALE_INTERVALS * heartbeat_s) as f64);
+        if let Some(grace) = grace {
+            let interval = ((grace / STALE_INTERVALS as f64).round() as u64).max(1);
+            eprintln!(
+                "note: study {name} keeps its heartbeat interval of {interval} s (grace {grace} s), not --heartbeat-interval {heartbeat_s}"
+            );
+            heartbeat_s = interval;
+            server = Some(Server::connect(url, grace)?);
+        }
+    }
     let home = match &server {
         Some(server) => StudyHome::Server(server),
         None => StudyHome::Local(store),
@@ -296,7 +310,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
     };
     let result = match &server {
         Some(_) => {
-            let server_every = std::time::Duration::from_secs(req.heartbeat_s.max(1));
+            let server_every = std::time::Duration::from_secs(heartbeat_s);
             super::with_heartbeat_every(server_every, beat_trials, || {
                 super::with_heartbeat_every(local_every, beat_runs, work)
             })

@@ -319,10 +319,13 @@ fn a_killed_worker_s_trial_goes_stale_and_is_failed_and_retried_with_its_paramet
     let finished_before: Vec<i32> =
         trials_with_params(&pg, "kills", "k").into_iter().filter(|(_, t)| t.0 == "COMPLETE").map(|(n, _)| n).collect();
     // Six heartbeat intervals later the trial is stale: the next worker fails it and runs it again.
+    // It is started without --heartbeat-interval (20 s, a grace of 120 s): the study keeps the
+    // interval it was created with, so one study has one grace.
     std::thread::sleep(std::time::Duration::from_secs(7));
-    let second = env.cmd().args(args).output().unwrap();
+    let second = env.cmd().args(&args[..args.len() - 2]).output().unwrap();
     let log = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "{log}");
+    assert!(log.contains("keeps its heartbeat interval of 1 s (grace 6 s), not --heartbeat-interval 20"), "{log}");
     let said = String::from_utf8_lossy(&second.stdout);
     assert!(said.contains(&format!("marked orphaned RUNNING trials [{}]", running.0)), "{said}\n{log}");
     let trials = trials_with_params(&pg, "kills", "k");

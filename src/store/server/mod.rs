@@ -30,6 +30,8 @@ pub const STUDY_ATTR: &str = "hptune:study";
 const PHASE_ATTR: &str = "hptune:phase";
 const SAMPLER_ATTR: &str = "hptune:sampler";
 const WORKER_ATTR: &str = "hptune:worker";
+/// The heartbeat grace a study was created with, in seconds (every worker of it uses it).
+const GRACE_ATTR: &str = "hptune:heartbeat_grace_s";
 /// The key of the claim that made a trial (`worker/n`), so that a retried claim finds it.
 const CLAIM_ATTR: &str = "hptune:claim";
 
@@ -279,6 +281,7 @@ impl Server {
                 for (key, value) in [
                     (STUDY_ATTR, study_json(s).to_string()),
                     (SAMPLER_ATTR, json!(s.sampler).to_string()),
+                    (GRACE_ATTR, json!(self.grace_s).to_string()),
                 ] {
                     tx.execute(
                         "INSERT INTO study_system_attributes (study_id, key, value_json) VALUES ($1, $2, $3)",
@@ -527,6 +530,19 @@ impl Server {
             Ok(())
         })?;
         Ok(Claim::Taken(number, suggestion))
+    }
+
+    /// The heartbeat grace `study` was created with, in seconds (None for a study of an older
+    /// hptune, or none of that name).
+    pub fn study_grace(&self, study: &str) -> Result<Option<f64>> {
+        self.with_retry(|c| {
+            let row = c.query_opt(
+                "SELECT a.value_json FROM study_system_attributes a JOIN studies s USING (study_id)
+                 WHERE s.study_name = $1 AND a.key = $2",
+                &[&study, &GRACE_ATTR],
+            )?;
+            Ok(row.and_then(|r| r.get::<_, String>(0).parse::<f64>().ok()).filter(|&g| g > 0.0))
+        })
     }
 
     /// The names of the studies hptune created on the server, oldest first.
