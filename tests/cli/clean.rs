@@ -176,7 +176,7 @@ fn clean_sweeps_only_what_this_database_moved_aside() {
     colleague.write("exports/final_model.20240101-000000/notes.txt", "a colleague's older model\n");
     colleague.write("exports/backtesting_results.20240101-000000/stats.json", "{}\n");
     let exports = colleague.path("exports");
-    let before = tree(&exports);
+    let before = crate::common::tree(&exports);
 
     let env = Env::new();
     env.ok(&["data", "synth", "--tickers", "3", "--days", "400", "--seed", "4", "--name", "mine"]);
@@ -187,23 +187,9 @@ fn clean_sweeps_only_what_this_database_moved_aside() {
     assert_eq!(ours, 1, "the second backtest moved the first one's folder aside");
     let applied = json(&env.ok(&["clean", "--keep-top", "0", "--apply", "--format", "json"]));
     assert!(applied["applied"]["files_removed"].as_u64().unwrap() > 0, "{applied}");
-    assert_eq!(tree(&exports), before, "clean touched the colleague's folder");
+    assert_eq!(crate::common::tree(&exports), before, "clean touched the colleague's folder");
     let left = std::fs::read_dir(env.dir.path())
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("backtesting_results."));
     assert_eq!(left.count(), 0, "our own moved-aside backtest folder was not swept");
-}
-
-/// Every file under `dir` with its bytes.
-fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        if p.is_dir() {
-            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
-        } else {
-            out.insert(p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap());
-        }
-    }
-    out
 }

@@ -1,7 +1,8 @@
 //! A fresh temporary folder and database per test, and the real hptune binary to run in it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -32,6 +33,26 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hptune"));
         c.current_dir(self.dir.path()).arg("--db").arg(&self.db).env_remove("HPTUNE_DB").env_remove("HPTUNE_STORAGE");
         c
+    }
+
+    /// Starts hptune with its training held at the end of each epoch (`HPTUNE_PAUSE_FILE`, created
+    /// here) until `resume`: a test acts on a running trial at a state, whatever the machine's
+    /// speed.
+    pub fn spawn_paused(&self, args: &[&str]) -> Child {
+        let pause = self.path("pause");
+        std::fs::write(&pause, "").unwrap();
+        self.cmd()
+            .args(args)
+            .env("HPTUNE_PAUSE_FILE", &pause)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Lets paused training go on.
+    pub fn resume(&self) {
+        std::fs::remove_file(self.path("pause")).unwrap();
     }
 
     fn output(&self, args: &[&str]) -> Output {
@@ -200,4 +221,18 @@ fn postgres_command(dir: &Path, args: &[&str]) -> Command {
 fn is_root() -> bool {
     // SAFETY: getuid has no preconditions.
     unsafe { libc::getuid() == 0 }
+}
+
+/// Every file under `dir` (by its path below it) with its bytes; none when it is gone.
+pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if p.exists() {
+            out.insert(p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+        }
+    }
+    out
 }

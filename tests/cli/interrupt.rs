@@ -184,17 +184,8 @@ fn a_late_result_does_not_overwrite_the_state_another_process_recorded() {
 #[test]
 fn a_live_worker_with_an_old_heartbeat_loses_no_trial_or_run() {
     let (env, space) = setup(SLOW, "4", "600");
-    let pause = env.path("pause");
-    std::fs::write(&pause, "").unwrap();
     let args = [tune_args(&space, "h", "3", "2"), vec!["--no-pruning"]].concat();
-    let mut first = env
-        .cmd()
-        .args(&args)
-        .env("HPTUNE_PAUSE_FILE", &pause)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut first = env.spawn_paused(&args);
     assert!(wait_for(&env, &mut first, "SELECT count(*) FROM trials WHERE state = 'RUNNING'", 1), "no trial started");
     {
         let c = hold(&env.db);
@@ -215,7 +206,7 @@ fn a_live_worker_with_an_old_heartbeat_loses_no_trial_or_run() {
     env.ok(&["train", "--config", config.to_str().unwrap(), "--dataset", "s", "--out", "fm"]);
     assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state = 'FAIL'"), 0);
     assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state = 'RUNNING'"), 1);
-    std::fs::remove_file(&pause).unwrap();
+    env.resume();
     let out = first.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state = 'COMPLETE'"), 3);

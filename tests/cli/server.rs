@@ -509,16 +509,19 @@ fn pull_beside_a_running_study_leaves_its_files_alone() {
     let remote = ["tune", "--storage", url.as_str(), "--study", "r", "--trials", "2", "--epochs", "2"];
     env.ok(&[&remote[..], &["--dataset", "s", "--space", &space, "--out", "elsewhere"]].concat());
     // A local study, paused in its first trial, writing into the default folder.
-    let pause = env.path("pause");
-    std::fs::write(&pause, "").unwrap();
-    let local = env
-        .cmd()
-        .args(["tune", "--dataset", "s", "--space", &space, "--study", "l", "--trials", "2", "--epochs", "2"])
-        .env("HPTUNE_PAUSE_FILE", &pause)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let local = env.spawn_paused(&[
+        "tune",
+        "--dataset",
+        "s",
+        "--space",
+        &space,
+        "--study",
+        "l",
+        "--trials",
+        "2",
+        "--epochs",
+        "2",
+    ]);
     let start = std::time::Instant::now();
     while env.ok(&["query", "SELECT count(*) FROM trials WHERE state = 'RUNNING'", "--format", "csv"]).lines().nth(1)
         != Some("1")
@@ -527,24 +530,13 @@ fn pull_beside_a_running_study_leaves_its_files_alone() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let folder = env.path("hyperparameter_tuning_results");
-    let listing = |dir: &std::path::Path| -> Vec<String> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(p) = stack.pop() {
-            match std::fs::read_dir(&p) {
-                Ok(entries) => stack.extend(entries.map(|e| e.unwrap().path())),
-                Err(_) => out.push(p.display().to_string()),
-            }
-        }
-        out.sort();
-        out
-    };
-    let before = listing(&folder);
+    let files = || crate::common::tree(&folder).into_keys().collect::<Vec<_>>();
+    let before = files();
     let err = env.fails(&["pull", "--storage", url.as_str(), "--study", "r"]);
     assert!(err.contains("in use by a running process") && err.contains("--out"), "{err}");
-    assert_eq!(listing(&folder), before, "pull wrote among the running study's files");
+    assert_eq!(files(), before, "pull wrote among the running study's files");
     env.ok(&["pull", "--storage", url.as_str(), "--study", "r", "--out", "pulled"]);
-    std::fs::remove_file(&pause).unwrap();
+    env.resume();
     let out = local.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let studies: i64 = env.sql_one("SELECT count(*) FROM studies");
@@ -578,16 +570,7 @@ fn a_survivor_meets_the_budget_a_dead_worker_left_short() {
         "--space",
         space.as_str(),
     ];
-    let pause = env.path("pause");
-    std::fs::write(&pause, "").unwrap();
-    let mut dying = env
-        .cmd()
-        .args(args)
-        .env("HPTUNE_PAUSE_FILE", &pause)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut dying = env.spawn_paused(&args);
     let start = std::time::Instant::now();
     while !trials_with_params(&pg, "survive", "v").values().any(|t| t.0 == "RUNNING" && !t.1.is_empty()) {
         assert!(start.elapsed().as_secs() < 60, "the first worker never started a trial");

@@ -212,21 +212,12 @@ fn a_killed_run_resumes_without_losing_finished_trials() {
     // Kill (SIGKILL) during a trial at three states: the first trial, after one finished, after
     // three (the budget grows with each run). While the pause file exists, training holds at the
     // end of each epoch, so the trial is RUNNING when the kill lands however fast the machine is.
-    let pause = env.path("pause");
     for finished in [0, 1, 3] {
         if finished > 0 {
             env.ok(&args(finished).iter().map(String::as_str).collect::<Vec<_>>());
         }
-        std::fs::write(&pause, "").unwrap();
         let args = args(finished + 1);
-        let mut child = env
-            .cmd()
-            .args(&args)
-            .env("HPTUNE_PAUSE_FILE", &pause)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = env.spawn_paused(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let mut running = 0;
         while running == 0 {
             assert!(child.try_wait().unwrap().is_none(), "tune ended while paused");
@@ -237,7 +228,7 @@ fn a_killed_run_resumes_without_losing_finished_trials() {
         assert_eq!(before.lines().count() - 1, finished, "{before}");
         child.kill().unwrap();
         child.wait().unwrap();
-        std::fs::remove_file(&pause).unwrap();
+        env.resume();
         let after = env.ok(&["query", complete, "--format", "csv"]);
         assert_eq!(after, before, "finished trials changed");
     }
