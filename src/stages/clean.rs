@@ -116,6 +116,9 @@ pub fn plan(store: &Store, req: &Request) -> anyhow::Result<Plan> {
 /// deletes their stored bytes), then the files go, then the file is compacted, unless a worker is
 /// running on it.
 pub fn apply(store: &Store, req: &Request, plan: &Plan) -> anyhow::Result<Applied> {
+    // The size the file had when the clean began: the cleanup's own writes and checkpoint may
+    // grow or shrink it by a block before the compaction starts.
+    let size_at_start = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
     let mut applied = Applied::default();
     if !plan.cleaning.is_empty() || plan.items.iter().any(|i| i.files > 0) {
         let cleanup = Cleanup {
@@ -156,7 +159,7 @@ pub fn apply(store: &Store, req: &Request, plan: &Plan) -> anyhow::Result<Applie
         .map(|(w, _)| w)
         .collect();
     if live.is_empty() {
-        applied.compacted = Some(store.compact()?);
+        applied.compacted = Some((size_at_start, store.compact()?));
     } else {
         applied.not_compacted = Some(format!(
             "{} is in use by running workers ({}); run `hptune clean --apply` again when they finish to compact it",

@@ -247,12 +247,11 @@ impl Store {
     /// Rewrites the file without the space deleted rows left behind (DuckDB reuses freed blocks
     /// but never shrinks a file): every table, view and constraint is copied into a new file
     /// beside it, which then takes its name, all while this process holds the file, so that no
-    /// other process writes in between. Returns the file's size before and after.
-    pub fn compact(&self) -> Result<(u64, u64)> {
+    /// other process writes in between. Returns the new file's size.
+    pub fn compact(&self) -> Result<u64> {
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let conn = self.writer()?;
         conn.execute_batch("CHECKPOINT")?;
-        let before = size(&self.path);
         let partial = crate::files::partial_path(&self.path);
         let _ = std::fs::remove_file(&partial);
         let name: String = conn.query_row("SELECT current_database()", [], |r| r.get(0))?;
@@ -268,6 +267,6 @@ impl Store {
         // The connection still reads the old file: close it, so the next use opens the new one.
         conn.discard();
         moved.map_err(|source| super::StoreError::Compact { path: self.path.clone(), source })?;
-        Ok((before, size(&self.path)))
+        Ok(size(&self.path))
     }
 }
