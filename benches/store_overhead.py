@@ -14,6 +14,11 @@ Optuna: the same parameters, a trivial objective that reports one intermediate v
 storage, n_jobs 1 and 2, and two processes on one study; its figure is the optimize() wall time per
 trial.
 
+It also reports the per-date outcomes table (issue 29) of the --jobs 1 study: its rows, the dates
+per trial, its size in isolation (its rows copied into a fresh DuckDB file with the same table
+definition and primary key, checkpointed, less an empty file's size) and the time its appends
+take per trial (`store: per-date outcomes`, part of the store calls).
+
 --pipeline also runs the default `hptune pipeline` and reports its time outside training.
 """
 
@@ -104,6 +109,27 @@ def span_and_training(db, study):
     return span, n, train, dict(states)
 
 
+def outcome_table(db, study, workdir):
+    """Rows, dates per trial, and bytes of the study's outcomes in a file of their own."""
+    ddl = open(os.path.join(HERE, "..", "migrations", "0012_outcomes.sql")).read()
+    ddl = ddl[ddl.index("CREATE TABLE outcomes"):ddl.index(");", ddl.index("CREATE TABLE outcomes")) + 2]
+    sizes = []
+    for fill in (False, True):
+        path = os.path.join(workdir, f"outcomes-{fill}.db")
+        con = duckdb.connect(path)
+        con.execute(ddl)
+        if fill:
+            con.execute(f"ATTACH '{db}' AS src (READ_ONLY)")
+            con.execute("INSERT INTO outcomes SELECT o.* FROM src.outcomes o JOIN src.trials t ON o.source = t.run_id "
+                        "WHERE t.study_name = ? ORDER BY o.source, o.date", [study])
+            rows, trials = con.execute("SELECT count(*), count(DISTINCT source) FROM outcomes").fetchone()
+            con.execute("DETACH src")
+        con.execute("CHECKPOINT")
+        con.close()
+        sizes.append(os.path.getsize(path))
+    return rows, trials, sizes[1] - sizes[0]
+
+
 def hptune_run(exe, workdir, trials, jobs, processes, probe=False):
     db = os.path.join(workdir, "experiments.db")
     study = f"bench-j{jobs}-p{processes}"
@@ -176,6 +202,8 @@ def main():
         for jobs, procs in [(1, 1), (2, 1), (1, 2)]:
             rows.append(hptune_run(exe, work, a.trials, jobs, procs, probe=(jobs == 2)))
             rows.append(optuna_run(work, a.trials, jobs, procs))
+        n_rows, n_trials, size = outcome_table(db, "bench-j1-p1", work)
+        n, s = rows[0]["costs"].get("store: per-date outcomes (part of calls)", (0, 0.0))
         print(f"{a.trials} one-epoch trials, per trial outside training (ms):")
         for r in rows:
             line = f"  {r['label']:<34} {1000 * r['per_trial']:7.1f} ms"
@@ -183,6 +211,9 @@ def main():
                 line += (f"   (trials span {r['span']:.2f} s, training {r['train']:.2f} s, process wall {r['wall']:.2f} s,"
                          f" states {r['states']})")
             print(line)
+        print(f"per-date outcomes of the --jobs 1 study: {n_rows} rows, {n_rows / max(n_trials, 1):.0f} dates a trial"
+              f" over {n_trials} trials, {size / 1e6:.2f} MB in a file of their own ({size / max(n_rows, 1):.1f} bytes a row,"
+              f" {size / max(n_trials, 1) / 1e3:.1f} kB a trial); appended {n} times in {1000 * s / max(n, 1):.2f} ms each")
         for r in rows:
             if "costs" not in r:
                 continue

@@ -16,6 +16,8 @@ pub enum Cost {
     StoreUse,
     /// Closing the database file (DuckDB checkpoints its WAL then).
     StoreClose,
+    /// Appending per-date outcomes (inside a store call's transaction, so also in StoreUse).
+    Outcomes,
     /// Suggesting a trial's parameters.
     Sampler,
     /// Computing features and building samples.
@@ -32,11 +34,12 @@ pub enum Cost {
     ServerLockWait,
 }
 
-const ALL: [(Cost, &str); 11] = [
+const ALL: [(Cost, &str); 12] = [
     (Cost::StoreOpen, "store: open"),
     (Cost::StoreWait, "store: wait for another process"),
     (Cost::StoreUse, "store: calls (incl. sampler in claims)"),
     (Cost::StoreClose, "store: close (checkpoint)"),
+    (Cost::Outcomes, "store: per-date outcomes (part of calls)"),
     (Cost::Sampler, "sampler"),
     (Cost::Features, "features and samples"),
     (Cost::Training, "training epochs"),

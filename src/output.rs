@@ -32,12 +32,12 @@ pub fn write(format: Format, schema: SchemaRef, batches: Batches, out: &mut dyn 
         Format::Csv => {
             let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
             // An empty first batch writes the header even when the result has no rows.
-            w.write(&RecordBatch::new_empty(schema))?;
+            w.write(&nested_as_text(&RecordBatch::new_empty(schema))?)?;
             let mut rows = 0;
             for batch in batches {
                 let batch = batch.context("reading the query result")?;
                 rows += batch.num_rows() as u64;
-                w.write(&batch)?;
+                w.write(&nested_as_text(&batch)?)?;
             }
             Ok(rows)
         }
@@ -60,6 +60,32 @@ pub fn write(format: Format, schema: SchemaRef, batches: Batches, out: &mut dyn 
         }
         Format::Parquet => anyhow::bail!("parquet is written to a file by the store, not to a stream"),
     }
+}
+
+/// CSV has no lists, structs or maps: such a column is written as its text, `[1, 2]` as DuckDB's
+/// own CLI writes it.
+fn nested_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
+    use duckdb::arrow::array::{ArrayRef, StringArray};
+    use duckdb::arrow::datatypes::{DataType, Field, Schema};
+    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let options = FormatOptions::default();
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if field.data_type().is_nested() {
+            let f = ArrayFormatter::try_new(column.as_ref(), &options)?;
+            let text: StringArray =
+                (0..column.len()).map(|r| column.is_valid(r).then(|| f.value(r).to_string())).collect();
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(std::sync::Arc::new(text));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)?)
 }
 
 fn format_rows(batch: &RecordBatch, rows: impl Iterator<Item = usize>) -> anyhow::Result<Vec<Vec<String>>> {

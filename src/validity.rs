@@ -296,7 +296,7 @@ pub fn pbo(perf: &[Vec<f64>], blocks: usize, loss_below: f64) -> Option<Pbo> {
     let mut losses = 0usize;
     let half = blocks / 2;
     let mut oos = vec![0.0; n];
-    for combo in Combinations::new(blocks, half) {
+    for combo in itertools::Itertools::combinations(0..blocks, half) {
         let is_size: f64 = combo.iter().map(|&b| size[b]).sum();
         let oos_size = t as f64 - is_size;
         let mut best = (f64::NEG_INFINITY, 0usize);
@@ -331,42 +331,6 @@ pub fn pbo(perf: &[Vec<f64>], blocks: usize, loss_below: f64) -> Option<Pbo> {
         blocks,
         combinations,
     })
-}
-
-/// The k-subsets of 0..n in lexicographic order.
-struct Combinations {
-    idx: Vec<usize>,
-    n: usize,
-    done: bool,
-}
-
-impl Combinations {
-    fn new(n: usize, k: usize) -> Self {
-        Self { idx: (0..k).collect(), n, done: k > n }
-    }
-}
-
-impl Iterator for Combinations {
-    type Item = Vec<usize>;
-
-    fn next(&mut self) -> Option<Vec<usize>> {
-        if self.done {
-            return None;
-        }
-        let out = self.idx.clone();
-        let k = self.idx.len();
-        // The rightmost index that can still move right.
-        match (0..k).rev().find(|&i| self.idx[i] < self.n - k + i) {
-            Some(i) => {
-                self.idx[i] += 1;
-                for j in i + 1..k {
-                    self.idx[j] = self.idx[j - 1] + 1;
-                }
-            }
-            None => self.done = true,
-        }
-        Some(out)
-    }
 }
 
 #[cfg(test)]
@@ -472,15 +436,6 @@ mod tests {
         assert!(psr(0.1, 0.0, 1000, 0.0, 3.0) > psr(0.1, 0.0, 100, 0.0, 3.0));
         // Negative skew and fat tails lower the confidence in a positive Sharpe ratio.
         assert!(psr(0.1, 0.0, 250, -3.0, 10.0) < psr(0.1, 0.0, 250, 0.0, 3.0));
-    }
-
-    #[test]
-    fn combinations_are_all_the_k_subsets() {
-        let all: Vec<Vec<usize>> = Combinations::new(6, 3).collect();
-        assert_eq!(all.len(), 20);
-        assert_eq!(all[0], [0, 1, 2]);
-        assert_eq!(all[19], [3, 4, 5]);
-        assert_eq!(Combinations::new(16, 8).count(), 12_870);
     }
 
     /// Noise trials overfit (PBO near 0.5 or above); one trial with a real edge among them is

@@ -20,14 +20,19 @@ pub struct Args {
     /// Most epochs per fold (early stopping after 10 epochs without a better validation loss).
     #[arg(long, allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 150)]
     pub epochs: usize,
-    /// Number of folds.
+    /// Number of folds (with cpcv: of groups).
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
     /// walk-forward: expanding training window, validation after it; purged-kfold: every block
-    /// validates once, with label-overlapping samples purged and an embargo after the block.
+    /// validates once, with label-overlapping samples purged and an embargo after the block;
+    /// cpcv: every choice of --test-groups of the --folds groups validates once, purged and
+    /// embargoed the same way, and the splits are rebuilt into C(folds-1, test-groups-1) paths.
     #[arg(long, value_enum, default_value_t = Scheme::WalkForward)]
     pub scheme: Scheme,
-    /// Trading days dropped from training right after each validation block (purged-kfold).
+    /// Groups each cpcv split validates (cpcv only; default 2).
+    #[arg(long, value_name = "K")]
+    pub test_groups: Option<usize>,
+    /// Trading days dropped from training right after each validation block (purged-kfold, cpcv).
     #[arg(long, default_value_t = 5, value_name = "DAYS")]
     pub embargo: usize,
     /// Seed of every fold's weights, shuffles and dropout.
@@ -58,6 +63,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         epochs: args.epochs,
         folds: args.folds,
         scheme: args.scheme,
+        test_groups: super::test_groups(args.scheme, args.test_groups)?,
         embargo: args.embargo,
         seed: args.seed,
         jobs: args.jobs,
@@ -71,8 +77,12 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     }
     let run = store.extended_run(&outcome.extended_run_id)?;
     println!(
-        "extended run {} ({} x {} {} folds, study {}): {}",
-        run.extended_run_id, run.top_n, run.n_folds, run.scheme, run.study_name, run.status
+        "extended run {} ({} x {}, study {}): {}",
+        run.extended_run_id,
+        run.top_n,
+        run.cv().describe(),
+        run.study_name,
+        run.status
     );
     store.cv_comparison(&run.extended_run_id, |schema, batches| {
         crate::output::write(crate::output::Format::Table, schema, batches, &mut std::io::stdout().lock())

@@ -111,6 +111,15 @@ pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `--test-groups`: CPCV's k, 2 unless given; refused with another scheme, where it would mean nothing.
+pub(crate) fn test_groups(scheme: crate::cv::Scheme, given: Option<usize>) -> anyhow::Result<usize> {
+    match (scheme, given) {
+        (crate::cv::Scheme::Cpcv, k) => Ok(k.unwrap_or(2)),
+        (_, None) => Ok(1),
+        (other, Some(_)) => anyhow::bail!("--test-groups applies to --scheme cpcv, not {other}"),
+    }
+}
+
 /// A study server's URL: PostgreSQL (`postgresql://`, `postgres://`, or SQLAlchemy's
 /// `postgresql+DRIVER://`). A bad one is refused with its password redacted, which clap's own
 /// message for a value parser (it repeats the value) would not do.

@@ -40,6 +40,9 @@ pub struct Args {
     pub folds: usize,
     #[arg(long, value_enum, default_value_t = Scheme::WalkForward)]
     pub scheme: Scheme,
+    /// Groups each cpcv split validates (cpcv only; default 2).
+    #[arg(long, value_name = "K")]
+    pub test_groups: Option<usize>,
     #[arg(long, default_value_t = 5, value_name = "DAYS")]
     pub embargo: usize,
     /// Most epochs per fold.
@@ -119,6 +122,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             epochs: args.extend_epochs,
             folds: args.folds,
             scheme: args.scheme,
+            test_groups: super::test_groups(args.scheme, args.test_groups)?,
             embargo: args.embargo,
             seed: args.seed,
             jobs: args.jobs,

@@ -51,23 +51,33 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
     let verdict = super::verdict::study(store, &best.study_name, req.pbo_blocks)?;
     let selection_id = crate::ids::new("selection");
     let config: serde_json::Value = serde_json::from_str(&best.config_json)?;
+    let mut metrics = json!({
+        "score": best.score,
+        "cv_mean_accuracy": best.cv_mean,
+        "cv_std_accuracy": best.cv_std,
+        "cv_worst_accuracy": best.cv_worst,
+        "tuning_value": best.tuning_value,
+        "accuracy_improvement": best.improvement,
+        "folds": best.folds,
+    });
+    if let Some(p) = best.paths {
+        metrics["cpcv_paths"] = json!(p.paths);
+        metrics["path_mean_accuracy"] = json!(p.mean);
+        metrics["path_std_accuracy"] = json!(p.std);
+        metrics["path_worst_accuracy"] = json!(p.worst);
+    }
+    metrics["validity"] = verdict.to_json();
     let file = json!({
         "config": config,
         "selection": {
             "selection_id": selection_id,
-            "rule": "best_config view: highest cv mean - cv std (ties: higher cv mean, then better tuning rank)",
+            "rule": match best.paths {
+                Some(_) => "best_config view: highest cpcv path mean - path std (ties: higher cv mean, then better tuning rank)",
+                None => "best_config view: highest cv mean - cv std (ties: higher cv mean, then better tuning rank)",
+            },
             "why": best.why,
         },
-        "metrics": {
-            "score": best.score,
-            "cv_mean_accuracy": best.cv_mean,
-            "cv_std_accuracy": best.cv_std,
-            "cv_worst_accuracy": best.cv_worst,
-            "tuning_value": best.tuning_value,
-            "accuracy_improvement": best.improvement,
-            "folds": best.folds,
-            "validity": verdict.to_json(),
-        },
+        "metrics": metrics,
         "tickers": dataset.tickers,
         "dataset": {"name": dataset.name, "dataset_id": dataset.dataset_id, "content_hash": dataset.content_hash},
         "source": {

@@ -129,7 +129,7 @@ fn extended_check(store: &Store) -> anyhow::Result<Check> {
         Some(id) => {
             let run = store.extended_run(id)?;
             if run.status == RunStatus::Finished {
-                check("analyze", "extended run", Status::Ok, format!("{id} ({} x {} folds)", run.top_n, run.n_folds))
+                check("analyze", "extended run", Status::Ok, format!("{id} ({} x {})", run.top_n, run.cv().describe()))
             } else {
                 check(
                     "analyze",

@@ -1,6 +1,6 @@
 //! Stage 2, extended training: the top configurations of a study, each trained on every fold of
-//! a date-based cross-validation (walk-forward or purged k-fold) with its own scaler, on the dates
-//! before the study's holdout.
+//! a date-based cross-validation (walk-forward, purged k-fold or CPCV) with its own scaler, on the
+//! dates before the study's holdout.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,14 +11,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint;
-use crate::cv::{self, Fold, Scheme};
+use crate::cv::{self, Cv, Fold, Scheme};
 use crate::features::{self, FeatureTable, Scaler};
 use crate::model::Device;
 use crate::model::{self, build_samples, ModelConfig, Net};
 use crate::progress::Progress;
 use crate::split;
 use crate::states::{FoldStatus, Role, RunStage, RunStatus, TrialState};
-use crate::store::{ExtendedConfig, ExtendedRun, FoldRecord, Lineage, NewRun, Store};
+use crate::store::{ExtendedConfig, ExtendedRun, FoldRecord, Lineage, NewRun, PathRecord, Store};
 
 /// Early-stopping patience of each fold.
 pub const EXTEND_PATIENCE: usize = 10;
@@ -30,6 +30,8 @@ pub struct Request {
     pub epochs: usize,
     pub folds: usize,
     pub scheme: Scheme,
+    /// Groups each cpcv split tests.
+    pub test_groups: usize,
     pub embargo: usize,
     pub seed: u64,
     pub jobs: usize,
@@ -47,17 +49,11 @@ pub struct Outcome {
 
 /// The folds every configuration of a run shares: over the samples all of them can make (the
 /// longest seq_len decides the first) that end before the holdout.
-pub fn plan_folds(
-    configs: &[ModelConfig],
-    holdout_start: usize,
-    scheme: Scheme,
-    k: usize,
-    embargo: usize,
-) -> Result<Vec<Fold>, String> {
+pub fn plan_folds(configs: &[ModelConfig], holdout_start: usize, cv: &Cv) -> Result<Vec<Fold>, String> {
     let seq_len = configs.iter().map(|c| c.seq_len).max().unwrap_or(1);
     let first = features::WARMUP + seq_len - 1;
     let end = holdout_start.saturating_sub(cv::LABEL_HORIZON).max(first);
-    cv::folds(first..end, k, scheme, embargo, cv::LABEL_HORIZON)
+    cv.folds(first..end)
 }
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
@@ -93,9 +89,8 @@ fn extend(store: &Store, req: &Request) -> anyhow::Result<Outcome> {
         .collect::<anyhow::Result<_>>()?;
     let (_, table) = load_table(store, &run.dataset_id)?;
     let hs = holdout_index(&table, run.holdout_start);
-    let scheme = run.scheme;
     let models: Vec<ModelConfig> = configs.iter().map(|c| c.1.clone()).collect();
-    let folds = plan_folds(&models, hs, scheme, run.n_folds, run.embargo).map_err(|e| anyhow::anyhow!(e))?;
+    let folds = plan_folds(&models, hs, &run.cv()).map_err(|e| anyhow::anyhow!(e))?;
     let todo: Vec<FoldRecord> = store.cv_folds(&id)?.into_iter().filter(|f| f.status != FoldStatus::Finished).collect();
 
     std::fs::create_dir_all(&req.out_dir).with_context(|| format!("cannot create {}", req.out_dir.display()))?;
@@ -162,11 +157,18 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
     let (configs, models) = top_configurations(store, &study_name, req.top_n, req.epochs)?;
     let (_, table) = load_table(store, &study.dataset_id)?;
     let hs = split::holdout_start(table.dates.len(), study.holdout);
-    let folds = plan_folds(&models, hs, req.scheme, req.folds, req.embargo)
-        .map_err(|e| anyhow::anyhow!("study '{study_name}': {e}"))?;
+    let cv = Cv {
+        scheme: req.scheme,
+        folds: req.folds,
+        test_groups: if req.scheme == Scheme::Cpcv { req.test_groups } else { 1 },
+        embargo: req.embargo,
+        horizon: cv::LABEL_HORIZON,
+    };
+    let folds = plan_folds(&models, hs, &cv).map_err(|e| anyhow::anyhow!("study '{study_name}': {e}"))?;
     let longest = models.iter().map(|m| m.seq_len).max().unwrap_or(1);
     super::check_memory(&table, longest, &format!("a fold with seq_len {longest}"))?;
-    let fold_rows = fold_rows(&configs, &folds, &table);
+    let fold_rows = fold_rows(&configs, &folds, &table, req.scheme);
+    let path_rows = path_rows(&cv, &folds, &table);
     let d = |i: usize| table.dates[i];
     crate::files::check_writable(&req.out_dir)?;
     let id = crate::ids::new("extended");
@@ -176,10 +178,11 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
             extended_run_id: id.clone(),
             study_name,
             dataset_id: study.dataset_id.clone(),
-            scheme: req.scheme,
-            n_folds: req.folds,
-            embargo: req.embargo,
-            label_horizon: cv::LABEL_HORIZON,
+            scheme: cv.scheme,
+            n_folds: cv.folds,
+            test_groups: cv.test_groups,
+            embargo: cv.embargo,
+            label_horizon: cv.horizon,
             top_n: req.top_n,
             epochs: req.epochs,
             seed: req.seed,
@@ -188,6 +191,7 @@ fn start(store: &Store, req: &Request) -> anyhow::Result<(String, Option<PathBuf
         },
         &configs,
         &fold_rows,
+        &path_rows,
     )?;
     Ok((id, moved_aside))
 }
@@ -232,22 +236,24 @@ fn top_configurations(
 }
 
 /// Every configuration's folds, pending.
-fn fold_rows(configs: &[ExtendedConfig], folds: &[Fold], table: &FeatureTable) -> Vec<FoldRecord> {
+fn fold_rows(configs: &[ExtendedConfig], folds: &[Fold], table: &FeatureTable, scheme: Scheme) -> Vec<FoldRecord> {
     let d = |i: usize| table.dates[i];
     configs
         .iter()
         .flat_map(|c| {
             folds.iter().map(move |f| {
                 let (a, b) = f.train_bounds();
+                let (v0, v1) = f.val_bounds();
                 FoldRecord {
                     config_rank: c.config_rank,
                     fold: f.index,
                     train_span: (d(a), d(b)),
-                    val_span: (d(f.val.start), d(f.val.end - 1)),
+                    val_span: (d(v0), d(v1)),
                     n_train: f.n_train(),
-                    n_val: f.val.len(),
+                    n_val: f.n_val(),
                     n_purged: f.purged,
                     n_embargoed: f.embargoed,
+                    test_groups: if scheme == Scheme::Cpcv { f.groups.clone() } else { Vec::new() },
                     status: FoldStatus::Pending,
                     run_id: None,
                     checkpoint_id: None,
@@ -259,6 +265,24 @@ fn fold_rows(configs: &[ExtendedConfig], folds: &[Fold], table: &FeatureTable) -
             })
         })
         .collect()
+}
+
+/// CPCV's paths as rows: which split each path takes each group from, with the group's dates.
+fn path_rows(cv: &Cv, folds: &[Fold], table: &FeatureTable) -> Vec<PathRecord> {
+    let mut rows = Vec::new();
+    for (j, path) in cv.paths().iter().enumerate() {
+        for (g, &fold) in path.iter().enumerate() {
+            let f = &folds[fold - 1];
+            let block = &f.val[f.groups.iter().position(|&x| x == g + 1).expect("a path's split tests its group")];
+            rows.push(PathRecord {
+                path: j + 1,
+                test_group: g + 1,
+                fold,
+                group_span: (table.dates[block.start], table.dates[block.end - 1]),
+            });
+        }
+    }
+    rows
 }
 
 /// A dataset's feature table, by id.
@@ -293,13 +317,17 @@ fn train_fold(
     let attempts = store.fold_attempts(&crate::ids::fold_run(id, rank, k, 1))?;
     let run_id = crate::ids::fold_run(id, rank, k, attempts + 1);
     let scaler = Scaler::fit(table, fold.train.iter().flat_map(|r| r.clone()));
-    let mut train_set = build_samples(table, &scaler, fold.train[0].clone(), cfg);
-    for r in &fold.train[1..] {
-        train_set.append(build_samples(table, &scaler, r.clone(), cfg));
-    }
-    let val_set = build_samples(table, &scaler, fold.val.clone(), cfg);
+    let samples = |ranges: &[std::ops::Range<usize>]| {
+        let mut set = build_samples(table, &scaler, ranges[0].clone(), cfg);
+        for r in &ranges[1..] {
+            set.append(build_samples(table, &scaler, r.clone(), cfg));
+        }
+        set
+    };
+    let (train_set, val_set) = (samples(&fold.train), samples(&fold.val));
     let d = |i: usize| table.dates[i];
     let (a, b) = fold.train_bounds();
+    let (v0, v1) = fold.val_bounds();
     store.begin_run(&NewRun {
         run_id: run_id.clone(),
         stage: RunStage::Extend,
@@ -312,7 +340,7 @@ fn train_fold(
         device: device_name.into(),
         tickers: table.tickers.clone(),
         train_span: (d(a), d(b)),
-        val_span: (d(fold.val.start), d(fold.val.end - 1)),
+        val_span: (d(v0), d(v1)),
         holdout_start: run.holdout_start,
     })?;
     store.start_fold(id, rank, k, &run_id)?;
@@ -324,7 +352,14 @@ fn train_fold(
             model::train(&net, &train_set, &val_set, &cfg.settings(seed), |m| Ok(store.record_epoch(&run_id, m)?))?;
         let dir = crate::layout::fold_checkpoint_dir(out_dir, rank, id, k);
         let saved = checkpoint::save(&dir, (&run_id, Role::Best, outcome.best_epoch), &outcome.best, &scaler)?;
-        let outcomes = crate::outcomes::from_logits(table, fold.val.clone(), &outcome.best_val_logits);
+        // The logits follow the validation blocks in order, every ticker of a date together.
+        let mut logits = outcome.best_val_logits.as_slice();
+        let mut outcomes = Vec::new();
+        for block in &fold.val {
+            let (these, rest) = logits.split_at(block.len() * table.tickers.len());
+            outcomes.extend(crate::outcomes::from_logits(table, block.clone(), these));
+            logits = rest;
+        }
         store.finish_run(&run_id, (outcome.epochs_run, outcome.best_epoch), std::slice::from_ref(&saved), &outcomes)?;
         store.finish_fold(id, rank, k, &saved.record.checkpoint_id)?;
         Ok(store.run(&run_id)?.best_val_accuracy.unwrap_or(f64::NAN))

@@ -133,7 +133,7 @@ fn extend_stage(store: &Store, req: &Request, study: String) -> anyhow::Result<(
     let outcome = extend::run(store, &ext)?;
     let made = Made {
         id: outcome.extended_run_id.clone(),
-        result: format!("top {} x {} {} folds", ext.top_n, ext.folds, ext.scheme.as_str()),
+        result: format!("top {} x {}", ext.top_n, store.extended_run(&outcome.extended_run_id)?.cv().describe()),
         output: format!("{}/", ext.out_dir.display()),
     };
     Ok((outcome.extended_run_id, made))

@@ -15,7 +15,10 @@ pub struct ExtendedRun {
     pub study_name: String,
     pub dataset_id: String,
     pub scheme: Scheme,
+    /// Folds, or groups with cpcv.
     pub n_folds: usize,
+    /// Groups each cpcv split tests; 1 for the other schemes.
+    pub test_groups: usize,
     pub embargo: usize,
     pub label_horizon: usize,
     pub top_n: usize,
@@ -23,6 +26,19 @@ pub struct ExtendedRun {
     pub seed: u64,
     pub holdout_start: Option<NaiveDate>,
     pub status: RunStatus,
+}
+
+impl ExtendedRun {
+    /// The cross-validation it records.
+    pub fn cv(&self) -> crate::cv::Cv {
+        crate::cv::Cv {
+            scheme: self.scheme,
+            folds: self.n_folds,
+            test_groups: self.test_groups,
+            embargo: self.embargo,
+            horizon: self.label_horizon,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +61,8 @@ pub struct FoldRecord {
     pub n_val: usize,
     pub n_purged: usize,
     pub n_embargoed: usize,
+    /// cpcv: the 1-based groups the split validates; empty for the other schemes.
+    pub test_groups: Vec<usize>,
     pub status: FoldStatus,
     pub run_id: Option<String>,
     pub checkpoint_id: Option<String>,
@@ -52,6 +70,15 @@ pub struct FoldRecord {
     pub best_epoch: Option<i32>,
     pub val_loss: Option<f64>,
     pub val_accuracy: Option<f64>,
+}
+
+/// cpcv: path `path` takes group `test_group` (its first and last decision date) from split `fold`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathRecord {
+    pub path: usize,
+    pub test_group: usize,
+    pub fold: usize,
+    pub group_span: (NaiveDate, NaiveDate),
 }
 
 /// The row `best_config` selects for an extended run.
@@ -68,8 +95,29 @@ pub struct BestConfig {
     pub tuning_value: f64,
     pub improvement: f64,
     pub folds: usize,
+    /// cpcv: the configuration's out-of-sample paths, their mean, standard deviation and worst accuracy.
+    pub paths: Option<PathStats>,
     pub why: String,
     pub config_json: String,
+}
+
+/// One configuration's result on one cpcv path (the `cpcv_path_results` view).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathResult {
+    pub config_rank: usize,
+    pub path: usize,
+    pub dates: usize,
+    pub accuracy: Option<f64>,
+    pub log_loss: Option<f64>,
+    pub sharpe: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PathStats {
+    pub paths: usize,
+    pub mean: f64,
+    pub std: f64,
+    pub worst: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,20 +134,23 @@ pub struct Selection {
 }
 
 impl Store {
-    /// Records a new extended run with its configurations and planned folds, in one transaction.
+    /// Records a new extended run with its configurations, planned folds and (cpcv) paths, in one
+    /// transaction.
     pub fn create_extended_run(
         &self,
         run: &ExtendedRun,
         configs: &[ExtendedConfig],
         folds: &[FoldRecord],
+        paths: &[PathRecord],
     ) -> Result<()> {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO extended_runs (extended_run_id, study_name, dataset_id, scheme, n_folds, embargo_days,
-                 label_horizon, top_n, epochs, seed, holdout_start, status, started_at, hptune_version, worker, heartbeat_at)
+                 label_horizon, top_n, epochs, seed, holdout_start, status, started_at, hptune_version, worker, heartbeat_at,
+                 test_groups)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp::TIMESTAMP, ?, ?,
-                     current_timestamp::TIMESTAMP)",
+                     current_timestamp::TIMESTAMP, ?)",
             params![
                 run.extended_run_id,
                 run.study_name,
@@ -114,6 +165,7 @@ impl Store {
                 run.holdout_start,
                 crate::VERSION,
                 crate::workers::name(),
+                (run.scheme == Scheme::Cpcv).then_some(run.test_groups as i32),
             ],
         )?;
         for c in configs {
@@ -132,8 +184,8 @@ impl Store {
         for f in folds {
             tx.execute(
                 "INSERT INTO cv_folds (extended_run_id, config_rank, fold, train_start, train_end, val_start, val_end,
-                     n_train, n_val, n_purged, n_embargoed, status)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                     n_train, n_val, n_purged, n_embargoed, status, test_groups)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?::INTEGER[])",
                 params![
                     run.extended_run_id,
                     f.config_rank as i32,
@@ -146,6 +198,20 @@ impl Store {
                     f.n_val as i32,
                     f.n_purged as i32,
                     f.n_embargoed as i32,
+                    (!f.test_groups.is_empty()).then(|| format!("{:?}", f.test_groups)),
+                ],
+            )?;
+        }
+        for p in paths {
+            tx.execute(
+                "INSERT INTO cpcv_paths VALUES (?, ?, ?, ?, ?, ?)",
+                params![
+                    run.extended_run_id,
+                    p.path as i32,
+                    p.test_group as i32,
+                    p.fold as i32,
+                    p.group_span.0,
+                    p.group_span.1
                 ],
             )?;
         }
@@ -157,7 +223,7 @@ impl Store {
         let conn = self.reader()?;
         conn.query_row(
             "SELECT extended_run_id, study_name, dataset_id, scheme, n_folds, embargo_days, label_horizon, top_n, epochs,
-                    seed, holdout_start, status FROM extended_runs WHERE extended_run_id = ?",
+                    seed, holdout_start, status, coalesce(test_groups, 1) FROM extended_runs WHERE extended_run_id = ?",
             [id],
             |r| {
                 Ok(ExtendedRun {
@@ -173,6 +239,7 @@ impl Store {
                     seed: r.get::<_, i64>(9)? as u64,
                     holdout_start: r.get(10)?,
                     status: r.get(11)?,
+                    test_groups: r.get::<_, i32>(12)? as usize,
                 })
             },
         )
@@ -218,7 +285,8 @@ impl Store {
         let rows = conn
             .prepare(
                 "SELECT config_rank, fold, train_start, train_end, val_start, val_end, n_train, n_val, n_purged,
-                        n_embargoed, status, run_id, checkpoint_id, epochs_run, best_epoch, val_loss, val_accuracy
+                        n_embargoed, status, run_id, checkpoint_id, epochs_run, best_epoch, val_loss, val_accuracy,
+                        coalesce(array_to_string(test_groups, ','), '')
                  FROM cv_folds WHERE extended_run_id = ? ORDER BY config_rank, fold",
             )?
             .query_map([id], |r| {
@@ -238,6 +306,12 @@ impl Store {
                     best_epoch: r.get(14)?,
                     val_loss: r.get(15)?,
                     val_accuracy: r.get(16)?,
+                    test_groups: r
+                        .get::<_, String>(17)?
+                        .split(',')
+                        .filter(|g| !g.is_empty())
+                        .map(|g| g.parse().unwrap_or(0))
+                        .collect(),
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -326,22 +400,52 @@ impl Store {
         Ok(n as usize)
     }
 
+    /// An extended run's cpcv path results (none for the other schemes).
+    pub fn path_results(&self, id: &str) -> Result<Vec<PathResult>> {
+        let conn = self.reader()?;
+        let rows = conn
+            .prepare(
+                "SELECT config_rank, path, dates, accuracy, log_loss, sharpe FROM cpcv_path_results
+                 WHERE extended_run_id = ? ORDER BY config_rank, path",
+            )?
+            .query_map([id], |r| {
+                Ok(PathResult {
+                    config_rank: r.get::<_, i32>(0)? as usize,
+                    path: r.get::<_, i32>(1)? as usize,
+                    dates: r.get::<_, i64>(2)? as usize,
+                    accuracy: r.get(3)?,
+                    log_loss: r.get(4)?,
+                    sharpe: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// The `cv_vs_tuning` rows of an extended run, for printing.
     pub fn cv_comparison<T>(
         &self,
         id: &str,
         f: impl FnOnce(SchemaRef, &mut dyn Iterator<Item = duckdb::Result<RecordBatch>>) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        self.query_arrow(
-            &format!(
-                "SELECT cv_rank, tuning_rank, trial_number AS trial, model_type, round(tuning_value, 4) AS tuning_value,
-                        round(cv_mean, 4) AS cv_mean, round(cv_std, 4) AS cv_std, round(cv_worst, 4) AS cv_worst,
-                        round(improvement, 4) AS improvement, round(score, 4) AS score, folds_finished || '/' || folds AS folds
-                 FROM cv_vs_tuning WHERE extended_run_id = '{}' ORDER BY cv_rank",
-                id.replace('\'', "''")
-            ),
-            f,
-        )
+        self.query_arrow(&self.cv_comparison_sql(id)?, f)
+    }
+
+    /// The query of an extended run's `cv_vs_tuning` rows as printed and in the report (cpcv adds
+    /// its paths).
+    pub(super) fn cv_comparison_sql(&self, id: &str) -> Result<String> {
+        let paths = match self.extended_run(id)?.scheme {
+            Scheme::Cpcv => ", paths, round(path_mean, 4) AS path_mean, round(path_std, 4) AS path_std",
+            _ => "",
+        };
+        Ok(format!(
+            "SELECT cv_rank, tuning_rank, trial_number AS trial, model_type, round(tuning_value, 4) AS tuning_value,
+                    round(cv_mean, 4) AS cv_mean, round(cv_std, 4) AS cv_std, round(cv_worst, 4) AS cv_worst,
+                    round(improvement, 4) AS improvement{paths}, round(score, 4) AS score,
+                    folds_finished || '/' || folds AS folds
+             FROM cv_vs_tuning WHERE extended_run_id = '{}' ORDER BY cv_rank",
+            id.replace('\'', "''")
+        ))
     }
 
     /// What the `best_config` view selects for an extended run.
@@ -350,7 +454,7 @@ impl Store {
         Ok(conn
             .query_row(
                 "SELECT study_name, tuning_rank, trial_number, model_type, score, cv_mean, cv_std, cv_worst, tuning_value,
-                        improvement, folds, why, config_json
+                        improvement, folds, why, config_json, paths, path_mean, path_std, path_worst
                  FROM best_config WHERE extended_run_id = ?",
                 [id],
                 |r| {
@@ -368,6 +472,15 @@ impl Store {
                         folds: r.get::<_, i64>(10)? as usize,
                         why: r.get(11)?,
                         config_json: r.get(12)?,
+                        paths: match r.get::<_, Option<i64>>(13)? {
+                            Some(paths) => Some(PathStats {
+                                paths: paths as usize,
+                                mean: r.get(14)?,
+                                std: r.get(15)?,
+                                worst: r.get(16)?,
+                            }),
+                            None => None,
+                        },
                     })
                 },
             )

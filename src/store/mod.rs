@@ -35,7 +35,7 @@ use duckdb::{params, Connection};
 
 pub use backtest::{BacktestRecord, EquityRow, FoldPick, SignalRow, StatRow, TradeRow};
 pub use clean::{CleanReason, Cleanable, Cleanup};
-pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, Selection};
+pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, PathRecord, PathResult, PathStats, Selection};
 pub use migrate::{Migration, MIGRATIONS};
 pub use outcomes::{BaselineRecord, OutcomeSeries, ValidityRecord};
 pub use report::{HistoryPoint, TextTable};

@@ -90,12 +90,14 @@ pub(super) fn insert_validity(
 
 /// Appends `outcomes` of `source` (inside the caller's transaction).
 pub(super) fn insert(tx: &duckdb::Transaction, source: &str, outcomes: &[DateOutcome]) -> Result<()> {
-    let mut app = tx.appender("outcomes")?;
-    for o in outcomes {
-        app.append_row(params![source, o.date, o.hit as f32, o.log_loss as f32, o.ret as f32])?;
-    }
-    app.flush()?;
-    Ok(())
+    crate::costs::time(crate::costs::Cost::Outcomes, || {
+        let mut app = tx.appender("outcomes")?;
+        for o in outcomes {
+            app.append_row(params![source, o.date, o.hit as f32, o.log_loss as f32, o.ret as f32])?;
+        }
+        app.flush()?;
+        Ok(())
+    })
 }
 
 impl Store {

@@ -75,14 +75,7 @@ impl Store {
 
     /// An extended run's configurations against their tuning values (`cv_vs_tuning`).
     pub fn cv_table(&self, extended_run_id: &str) -> Result<TextTable> {
-        self.text_table(
-            "SELECT cv_rank, tuning_rank, trial_number AS trial, model_type, round(tuning_value, 4) AS tuning_value,
-                    round(cv_mean, 4) AS cv_mean, round(cv_std, 4) AS cv_std, round(cv_worst, 4) AS cv_worst,
-                    round(improvement, 4) AS improvement, round(score, 4) AS score,
-                    folds_finished || '/' || folds AS folds
-             FROM cv_vs_tuning WHERE extended_run_id = ? ORDER BY cv_rank",
-            &[&extended_run_id],
-        )
+        self.text_table(&self.cv_comparison_sql(extended_run_id)?, &[])
     }
 
     /// A backtest's portfolio statistics, the model beside buy and hold, in backtesting.py's order.

@@ -37,6 +37,7 @@ mod tests {
 
     /// Newest first: the migrations that define CHECK constraints (later ones redefine some).
     const CHECKS: &[&str] = &[
+        include_str!("../../migrations/0015_cpcv.sql"),
         include_str!("../../migrations/0014_linear_models.sql"),
         include_str!("../../migrations/0010_samplers.sql"),
         include_str!("../../migrations/0008_imported_models.sql"),
@@ -79,10 +80,10 @@ mod tests {
         assert_eq!(allowed("side"), names(Side::ALL, Side::as_str));
         // cv_folds.status is the status CHECK after its table in 0007; trials.sampler the second
         // sampler CHECK in 0010.
-        let folds = &CHECKS[3][CHECKS[3].find("CREATE TABLE cv_folds").unwrap()..];
+        let folds = &CHECKS[4][CHECKS[4].find("CREATE TABLE cv_folds").unwrap()..];
         assert_eq!(lists(folds, "status")[0], names(FoldStatus::ALL, FoldStatus::as_str));
         assert_eq!(allowed("sampler"), names(Sampler::ALL, Sampler::as_str));
-        assert_eq!(lists(CHECKS[1], "sampler")[1], names(SampledBy::ALL, SampledBy::as_str));
+        assert_eq!(lists(CHECKS[2], "sampler")[1], names(SampledBy::ALL, SampledBy::as_str));
         let model_types = [ModelType::Linear, ModelType::Mlp, ModelType::Lstm, ModelType::Gru];
         assert_eq!(allowed("model_type"), names(&model_types, ModelType::name));
     }

@@ -31,6 +31,7 @@ pub const VIEWS: &[View] = &[
     View { name: "trial_sharpe", sql: include_str!("../../sql/trial_sharpe.sql") },
     View { name: "baseline_comparison", sql: include_str!("../../sql/baseline_comparison.sql") },
     View { name: "study_validity", sql: include_str!("../../sql/study_validity.sql") },
+    View { name: "cpcv_path_results", sql: include_str!("../../sql/cpcv_path_results.sql") },
     View { name: "cv_summary", sql: include_str!("../../sql/cv_summary.sql") },
     View { name: "cv_vs_tuning", sql: include_str!("../../sql/cv_vs_tuning.sql") },
     View { name: "best_config", sql: include_str!("../../sql/best_config.sql") },

@@ -196,6 +196,85 @@ fn purged_kfold_validates_every_block_and_purges_and_embargoes_around_it() {
 }
 
 #[test]
+fn cpcv_tests_every_group_in_as_many_splits_and_selects_on_paths_that_cover_every_date_once() {
+    let env = tuned();
+    let before = env.dump();
+    let err = env.fails(&["extend", "--scheme", "walk-forward", "--test-groups", "2"]);
+    assert!(err.contains("--test-groups") && err.contains("cpcv"), "{err}");
+    let err = env.fails(&["extend", "--scheme", "cpcv", "--folds", "4", "--test-groups", "4"]);
+    assert!(err.contains("--test-groups") && err.contains("4 groups"), "{err}");
+    assert_eq!(env.dump(), before);
+
+    let out = env.ok(&[
+        "extend",
+        "--top-n",
+        "2",
+        "--folds",
+        "4",
+        "--scheme",
+        "cpcv",
+        "--test-groups",
+        "2",
+        "--epochs",
+        "2",
+        "--embargo",
+        "3",
+    ]);
+    assert!(out.contains("6 cpcv splits (4 groups, 2 tested; 3 paths)") && out.contains("path_mean"), "{out}");
+    // C(4, 2) = 6 splits per configuration, each testing 2 groups; each group in C(3, 1) = 3.
+    let per_group: String = env.sql_one(
+        "SELECT string_agg(g || ':' || n, ',' ORDER BY g) FROM
+         (SELECT unnest(test_groups) AS g, count(*) AS n FROM cv_folds WHERE config_rank = 1 GROUP BY g)",
+    );
+    assert_eq!(per_group, "1:3,2:3,3:3,4:3");
+    // Every split accounts for every sample date once: trained, validated, purged or embargoed.
+    let sizes: i64 = env.sql_one("SELECT count(DISTINCT n_train + n_val + n_purged + n_embargoed) FROM cv_folds");
+    assert_eq!(sizes, 1);
+    // Each of the 3 paths rebuilds every validated date exactly once from the splits' outcomes,
+    // each group from a split that tests it.
+    let dates: i64 = env.sql_one(
+        "SELECT count(DISTINCT o.date) FROM outcomes o JOIN cv_folds f ON o.source = f.run_id WHERE f.config_rank = 1",
+    );
+    let paths: String = env.sql_one(
+        "SELECT string_agg(DISTINCT n || '/' || u, ',') FROM
+         (SELECT f.config_rank, p.path, count(o.date) AS n, count(DISTINCT o.date) AS u
+          FROM cpcv_paths p JOIN cv_folds f ON f.extended_run_id = p.extended_run_id AND f.fold = p.fold
+                                           AND list_contains(f.test_groups, p.test_group)
+          JOIN outcomes o ON o.source = f.run_id AND o.date BETWEEN p.group_start AND p.group_end
+          GROUP BY ALL)",
+    );
+    assert_eq!(paths, format!("{dates}/{dates}"));
+    let view: String = env.sql_one("SELECT string_agg(DISTINCT dates || ' ' || complete, ',') FROM cpcv_path_results");
+    assert_eq!(view, format!("{dates} true"));
+    let n_paths: i64 = env.sql_one("SELECT count(*) FROM cpcv_path_results");
+    assert_eq!(n_paths, 6);
+
+    // The selection: the highest path mean - path std, recomputed here from the outcomes.
+    env.ok(&["analyze"]);
+    let expected: i64 = env.sql_one(
+        "WITH per_path AS (
+             SELECT f.config_rank, p.path, avg(o.hit) AS acc
+             FROM cpcv_paths p JOIN cv_folds f ON f.extended_run_id = p.extended_run_id AND f.fold = p.fold
+             JOIN outcomes o ON o.source = f.run_id AND o.date BETWEEN p.group_start AND p.group_end
+             GROUP BY ALL)
+         SELECT arg_max(config_rank, m) FROM (SELECT config_rank, avg(acc) - stddev_samp(acc) AS m FROM per_path GROUP BY 1)",
+    );
+    let chosen: i64 = env.sql_one("SELECT config_rank FROM selections");
+    assert_eq!(chosen, expected);
+    let best = json(&env.path("best_config.json"));
+    assert_eq!(best["metrics"]["cpcv_paths"], 3, "{best}");
+    assert!(best["selection"]["why"].as_str().unwrap().contains("over 3 cpcv paths (6 splits)"), "{best}");
+    let results = json(&env.path("extended_training_results/extended_training_results.json"));
+    assert_eq!(results["test_groups"], 2);
+    assert_eq!(results["results"][0]["paths"].as_array().unwrap().len(), 3, "{results}");
+    assert_eq!(results["results"][0]["folds"][0]["test_groups"], serde_json::json!([1, 2]));
+    // A list column reads in CSV as DuckDB's CLI writes it.
+    let csv =
+        env.ok(&["query", "SELECT test_groups FROM cv_folds ORDER BY config_rank, fold LIMIT 1", "--format", "csv"]);
+    assert_eq!(csv, "test_groups\n\"[1, 2]\"\n");
+}
+
+#[test]
 fn order_mistakes_are_explained_and_change_nothing() {
     let env = Env::new();
     env.ok(&["data", "list"]);

@@ -17,12 +17,20 @@ pub fn extended(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
     let run = store.extended_run(id)?;
     let configs = store.extended_configs(id)?;
     let folds = store.cv_folds(id)?;
+    let paths = store.path_results(id)?;
     let dataset = store.dataset_by_id(&run.dataset_id)?;
     let tickers = dataset.as_ref().map(|d| d.tickers.clone()).unwrap_or_default();
     create_dir(dir)?;
     let mut results = Vec::new();
     for c in &configs {
-        let entry = config_entry(store, id, c, &folds, dir)?;
+        let mut entry = config_entry(store, id, c, &folds, dir)?;
+        if run.scheme == crate::cv::Scheme::Cpcv {
+            entry["paths"] = paths
+                .iter()
+                .filter(|p| p.config_rank == c.config_rank)
+                .map(|p| json!({"path": p.path, "dates": p.dates, "accuracy": p.accuracy, "log_loss": p.log_loss, "sharpe": p.sharpe}))
+                .collect();
+        }
         let model_dir = layout::extended_model_dir(dir, c.config_rank);
         create_dir(&model_dir)?;
         write_json(
@@ -40,6 +48,7 @@ pub fn extended(store: &Store, id: &str, dir: &Path) -> anyhow::Result<()> {
             "status": run.status,
             "scheme": run.scheme,
             "n_folds": run.n_folds,
+            "test_groups": (run.scheme == crate::cv::Scheme::Cpcv).then_some(run.test_groups),
             "embargo_days": run.embargo,
             "label_horizon": run.label_horizon,
             "epochs": run.epochs,
@@ -86,6 +95,9 @@ fn config_entry(
             "run_id": f.run_id,
             "checkpoint": ckpt,
         }));
+        if !f.test_groups.is_empty() {
+            fold_json.last_mut().unwrap()["test_groups"] = json!(f.test_groups);
+        }
     }
     Ok(json!({
         "config_rank": c.config_rank,

@@ -202,7 +202,7 @@ fn cross_validation(store: &Store, page: &mut Page, id: Option<&str>, selection:
         ("extended run", run.extended_run_id.clone()),
         ("study", run.study_name.clone()),
         ("status", run.status.to_string()),
-        ("folds", format!("{} x {} ({}, embargo {} days)", run.top_n, run.n_folds, run.scheme, run.embargo)),
+        ("folds", format!("{} x {} (embargo {} days)", run.top_n, run.cv().describe(), run.embargo)),
     ];
     if let Some(s) = &selection {
         ids.push((
