@@ -8,7 +8,8 @@ then `hptune pipeline` with its defaults (plus any flags after `--`). Reports pe
 median over seeds: the ceiling Phi(signal); the repeat-today rule's direction accuracy on the
 backtest's own out-of-sample days; the pipeline's cross-validated accuracy, final validation and
 backtest accuracy; the share of the edge the backtest captured, (accuracy - 50%) / (rule - 50%);
-the selection's probability of chance and PBO; and the wall time of the pipeline.
+the selection's probability of chance and PBO, with the seeds whose selection chance explains
+(p >= 0.05) and whose PBO is 0.5 or more; and the wall time of the pipeline.
 """
 
 import argparse
@@ -79,8 +80,8 @@ def main():
     a = ap.parse_args()
     nums = lambda s, f: [f(x) for x in s.split(",")]
     print("| signal | tickers | days | ceiling | rule | cv | final val | backtest | edge captured | p chance | PBO "
-          "| wall s | models |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| p >= 0.05 | PBO >= 0.5 | wall s | models |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for signal in nums(a.signals, float):
         for tickers in nums(a.tickers, int):
             for days in nums(a.days, int):
@@ -90,9 +91,11 @@ def main():
                 rule, bt = med("rule"), med("backtest")
                 edge = statistics.median((r["backtest"] - 0.5) / (r["rule"] - 0.5) for r in rows) if signal > 0 else float("nan")
                 models = ",".join(sorted(set(r["model"] for r in rows)))
+                share = lambda test: f"{sum(1 for r in rows if r['pbo'] is not None and test(r))}/{len(rows)}"
+                chance, overfit = share(lambda r: r["p_chance"] >= 0.05), share(lambda r: r["pbo"] >= 0.5)
                 print(f"| {signal} | {tickers} | {days} | {phi(signal):.1%} | {rule:.1%} | {med('cv'):.1%} "
                       f"| {med('final'):.1%} | {bt:.1%} | {edge:.0%} | {med('p_chance'):.2f} | {med('pbo'):.2f} "
-                      f"| {med('wall'):.0f} | {models} |", flush=True)
+                      f"| {chance} | {overfit} | {med('wall'):.0f} | {models} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,12 @@ pub fn new(kind: &str) -> String {
     format!("{kind}-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f"))
 }
 
+/// This process, for its provenance: the time it asked, to the millisecond, and its PID
+/// (`process-20261130-153700.123-4711`), so that two processes never share one.
+pub fn process() -> String {
+    format!("{}-{}", new("process"), std::process::id())
+}
+
 /// The suffix of a folder moved aside: the time in UTC to the second.
 pub fn aside_stamp() -> String {
     chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string()

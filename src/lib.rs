@@ -22,6 +22,7 @@ pub mod outcomes;
 pub(crate) mod output;
 pub(crate) mod plot;
 pub(crate) mod progress;
+pub(crate) mod provenance;
 pub mod search;
 pub(crate) mod split;
 pub mod stages;

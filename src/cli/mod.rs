@@ -5,6 +5,7 @@ mod analyze;
 mod backtest;
 mod clean;
 mod data;
+mod diff;
 mod export;
 mod extend;
 mod pipeline;
@@ -75,6 +76,8 @@ pub enum Command {
     Train(train::Args),
     /// Stage 5: backtest a model on its own tickers after its training data, or print its signals.
     Backtest(backtest::Args),
+    /// Two runs of one kind side by side: settings, configuration, data, code and results that differ.
+    Diff(diff::Args),
     /// Write the whole record (history and each stage's newest run) as one HTML page.
     Report(report::Args),
     /// Show what moved-aside outputs and unneeded weights take; --apply removes them.
@@ -211,7 +214,12 @@ impl Cli {
         }
         let interactive = matches!(
             self.command,
-            Command::Data(_) | Command::Query(_) | Command::Check(_) | Command::Export(_) | Command::Clean(_)
+            Command::Data(_)
+                | Command::Query(_)
+                | Command::Diff(_)
+                | Command::Check(_)
+                | Command::Export(_)
+                | Command::Clean(_)
         );
         let store = Store::new(self.db, interactive.then(|| Duration::from_secs_f64(self.lock_timeout)));
         if matches!(self.command, Command::Tune(_) | Command::Extend(_) | Command::Train(_) | Command::Pipeline(_)) {
@@ -220,6 +228,7 @@ impl Cli {
         match self.command {
             Command::Data(args) => data::run(args, &store),
             Command::Query(args) => query::run(args, &store),
+            Command::Diff(args) => diff::run(args, &store),
             Command::Train(args) => train::run(args, &store),
             Command::Analyze(args) => analyze::run(args, &store),
             Command::Backtest(args) => backtest::run(args, &store),

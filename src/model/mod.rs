@@ -31,6 +31,7 @@ crate::states::states! {
 
 /// candle's device for `device`; a build without CUDA refuses `cuda` with what to do.
 pub fn device(device: Device) -> anyhow::Result<candle_core::Device> {
+    crate::provenance::set_device(device.as_str());
     match device {
         Device::Cpu => Ok(candle_core::Device::Cpu),
         Device::Cuda => {

@@ -91,7 +91,7 @@ impl Store {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?)",
+            "INSERT INTO backtests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?, ?)",
             params![
                 b.backtest_id,
                 b.run_id,
@@ -112,6 +112,7 @@ impl Store {
                 b.accuracy,
                 b.n_predictions,
                 crate::VERSION,
+                super::provenance::record(&tx)?,
             ],
         )?;
         {

@@ -148,9 +148,9 @@ impl Store {
         tx.execute(
             "INSERT INTO extended_runs (extended_run_id, study_name, dataset_id, scheme, n_folds, embargo_days,
                  label_horizon, top_n, epochs, seed, holdout_start, status, started_at, hptune_version, worker, heartbeat_at,
-                 test_groups)
+                 test_groups, provenance_id)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp::TIMESTAMP, ?, ?,
-                     current_timestamp::TIMESTAMP, ?)",
+                     current_timestamp::TIMESTAMP, ?, ?)",
             params![
                 run.extended_run_id,
                 run.study_name,
@@ -166,6 +166,7 @@ impl Store {
                 crate::VERSION,
                 crate::workers::name(),
                 (run.scheme == Scheme::Cpcv).then_some(run.test_groups as i32),
+                super::provenance::record(&tx)?,
             ],
         )?;
         for c in configs {
@@ -492,7 +493,7 @@ impl Store {
         let mut conn = self.writer()?;
         let tx = conn.transaction()?;
         tx.execute(
-            "INSERT INTO selections VALUES (?, current_timestamp::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO selections VALUES (?, current_timestamp::TIMESTAMP, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 s.selection_id,
                 s.rule,
@@ -504,6 +505,7 @@ impl Store {
                 s.config_json,
                 s.best_config_json,
                 crate::VERSION,
+                super::provenance::record(&tx)?,
             ],
         )?;
         super::outcomes::insert_validity(&tx, &s.selection_id, &s.study_name, validity)?;

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 13, name: "moved_aside", sql: include_str!("../../migrations/0013_moved_aside.sql") },
     Migration { version: 14, name: "linear_models", sql: include_str!("../../migrations/0014_linear_models.sql") },
     Migration { version: 15, name: "cpcv", sql: include_str!("../../migrations/0015_cpcv.sql") },
+    Migration { version: 16, name: "provenance", sql: include_str!("../../migrations/0016_provenance.sql") },
 ];
 
 impl Migration {

@@ -73,6 +73,38 @@ impl Store {
         )
     }
 
+    /// What differs between a selection and the one before it (`pipeline_diff`), and that one's id.
+    pub fn changes_table(&self, selection_id: &str) -> Result<(Option<String>, TextTable)> {
+        let previous = self.reader()?.query_row(
+            "SELECT max(previous_id) FROM pipeline_diff WHERE selection_id = ?",
+            [selection_id],
+            |r| r.get(0),
+        )?;
+        let table = self.text_table(
+            "SELECT section, key, previous_value AS before, value AS now FROM pipeline_diff WHERE selection_id = ?
+             ORDER BY list_position(['settings', 'config', 'data', 'code', 'results'], section), key",
+            &[&selection_id],
+        )?;
+        Ok((previous, table))
+    }
+
+    /// Where the given runs came from (`run_provenance`), in the order given.
+    pub fn provenance_table(&self, ids: &[&str]) -> Result<TextTable> {
+        let list = ids.iter().map(|i| format!("'{}'", i.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+        self.text_table(
+            &format!(
+                "SELECT kind, id, hptune_version AS version,
+                        CASE WHEN git_commit = 'unknown' THEN git_commit
+                             ELSE git_commit[:12] || CASE WHEN git_commit LIKE '%-dirty' THEN '-dirty' ELSE '' END END AS commit,
+                        kernel_path AS kernels, threads, device, host, cpu_model AS cpu, command_line,
+                        dataset_hash[:12] AS dataset
+                 FROM run_provenance WHERE id IN ({list}) AND kind NOT IN ('trial_run', 'fold_run')
+                 ORDER BY list_position([{list}], id)"
+            ),
+            &[],
+        )
+    }
+
     /// An extended run's configurations against their tuning values (`cv_vs_tuning`).
     pub fn cv_table(&self, extended_run_id: &str) -> Result<TextTable> {
         self.text_table(&self.cv_comparison_sql(extended_run_id)?, &[])

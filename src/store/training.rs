@@ -373,12 +373,14 @@ impl Store {
 /// Records a run as started (status running).
 pub(super) fn insert_run(conn: &Connection, r: &NewRun) -> Result<()> {
     let (study, trial, extended, rank, fold, selection) = r.lineage.columns();
+    let provenance = super::provenance::record(conn)?;
     conn.prepare_cached(
             "INSERT INTO training_runs (run_id, stage, dataset_id, model_type, config_json, config_source, seed, device,
                  tickers_json, train_start, train_end, val_start, val_end, holdout_start, status, started_at, hptune_version,
-                 study_name, trial_number, extended_run_id, config_rank, fold, selection_id, worker, heartbeat_at)
+                 study_name, trial_number, extended_run_id, config_rank, fold, selection_id, worker, heartbeat_at,
+                 provenance_id)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', current_timestamp::TIMESTAMP, ?,
-                     ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP)",
+                     ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?)",
         )?.execute(params![
                 r.run_id,
                 r.stage,
@@ -402,6 +404,7 @@ pub(super) fn insert_run(conn: &Connection, r: &NewRun) -> Result<()> {
                 fold,
                 selection,
                 crate::workers::name(),
+                provenance,
             ])?;
     Ok(())
 }

@@ -178,8 +178,8 @@ impl Store {
             conn.execute(
                 "INSERT INTO studies (study_name, direction, dataset_id, space_toml, n_trials, plan_random, plan_bayesian,
                                       plan_finetune, seed, epochs, holdout, pruning, sampler_json, hptune_version,
-                                      created_at, sampler)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?)
+                                      created_at, sampler, provenance_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp::TIMESTAMP, ?, ?)
                  ON CONFLICT DO NOTHING",
                 params![
                     s.study_name,
@@ -197,6 +197,7 @@ impl Store {
                     s.sampler_json,
                     crate::VERSION,
                     s.sampler,
+                    super::provenance::record(&conn)?,
                 ],
             )?;
         }

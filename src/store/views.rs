@@ -37,6 +37,9 @@ pub const VIEWS: &[View] = &[
     View { name: "best_config", sql: include_str!("../../sql/best_config.sql") },
     View { name: "current_selection", sql: include_str!("../../sql/current_selection.sql") },
     View { name: "pipeline_history", sql: include_str!("../../sql/pipeline_history.sql") },
+    View { name: "run_provenance", sql: include_str!("../../sql/run_provenance.sql") },
+    View { name: "run_facts", sql: include_str!("../../sql/run_facts.sql") },
+    View { name: "pipeline_diff", sql: include_str!("../../sql/pipeline_diff.sql") },
     View { name: "schema_history", sql: include_str!("../../sql/schema_history.sql") },
 ];
 

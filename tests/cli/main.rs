@@ -7,6 +7,7 @@ mod common;
 mod concurrency;
 mod cv;
 mod data;
+mod diff;
 mod engine;
 mod extend;
 mod features;

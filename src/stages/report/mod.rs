@@ -44,6 +44,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<(PathBuf, usize)> {
     let runs = pick(store, req.study.as_deref())?;
     let mut page = Page::new();
     history(store, &mut page, req.since)?;
+    changes(store, &mut page, &runs)?;
     study(store, &mut page, runs.study.as_deref())?;
     cross_validation(store, &mut page, runs.extended.as_deref(), runs.selection.as_deref())?;
     final_model(store, &mut page, runs.final_run.as_deref())?;
@@ -105,6 +106,35 @@ fn history(store: &Store, page: &mut Page, since: Option<NaiveDate>) -> anyhow::
     );
     page.charts(&[selections_chart(&points)])?;
     page.table(&store.history_table(since)?, None);
+    Ok(())
+}
+
+/// What changed since the previous pipeline, and where the runs shown came from.
+fn changes(store: &Store, page: &mut Page, runs: &Runs) -> anyhow::Result<()> {
+    page.section("changes", "What changed since the previous pipeline");
+    match &runs.selection {
+        None => page.paragraph("empty", "No pipeline yet."),
+        Some(id) => match store.changes_table(id)? {
+            (None, _) => page.paragraph("empty", &format!("Selection {id} is the first in this file.")),
+            (Some(previous), table) => {
+                page.paragraph(
+                    "",
+                    &format!(
+                        "Selection {id} against {previous}, the one before it (`pipeline_diff`;                          `hptune diff {previous} {id} --all` shows every fact)."
+                    ),
+                );
+                page.table(&table, None);
+            }
+        },
+    }
+    let ids: Vec<&str> = [&runs.study, &runs.extended, &runs.selection, &runs.final_run, &runs.backtest]
+        .into_iter()
+        .filter_map(|r| r.as_deref())
+        .collect();
+    if !ids.is_empty() {
+        page.heading("Where these runs came from (`run_provenance`)");
+        page.table(&store.provenance_table(&ids)?, None);
+    }
     Ok(())
 }
 
