@@ -1,4 +1,4 @@
--- What `hptune diff` compares, one row per fact: per study, extended run, selection (a pipeline), final model and backtest, its settings, configuration keys, data (dataset hash, span, rows, tickers), code (version, commit, kernel path, threads, device, host, CPU, command line) and results, as text.
+-- What `hptune diff` compares, one row per fact: per study, extended run, selection (a pipeline), final model and backtest, its settings, configuration keys, data (dataset hash, span, rows, tickers), code (version, commit, kernel path, threads, device, host, CPU, command line), results, tags and notes, as text.
 CREATE OR REPLACE VIEW run_facts AS
 WITH kinds AS (
     SELECT * FROM run_provenance WHERE kind IN ('study', 'extended_run', 'selection', 'final_model', 'backtest')
@@ -140,4 +140,6 @@ UNION ALL SELECT 'selection', s.selection_id, 'settings', 'cv ' || e.key, e.valu
           FROM selections s JOIN extended_settings e USING (extended_run_id) WHERE e.key <> 'study'
 UNION ALL SELECT 'selection', s.selection_id, 'settings', 'backtest ' || b.key, b.value
           FROM pipeline_history s JOIN backtest_settings b USING (backtest_id) WHERE b.key <> 'model_run'
-UNION ALL SELECT 'selection', selection_id, 'results', key, value FROM pipeline_results;
+UNION ALL SELECT 'selection', selection_id, 'results', key, value FROM pipeline_results
+UNION ALL SELECT kind, id, 'tags', key, value FROM tags
+UNION ALL SELECT kind, id, 'notes', 'note ' || number, text FROM notes;

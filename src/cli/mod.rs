@@ -2,6 +2,7 @@
 //! run it. One file per command.
 
 mod analyze;
+mod annotate;
 mod backtest;
 mod clean;
 mod data;
@@ -78,6 +79,10 @@ pub enum Command {
     Backtest(backtest::Args),
     /// Two runs of one kind side by side: settings, configuration, data, code and results that differ.
     Diff(diff::Args),
+    /// Tag a study, run, selection or backtest with KEY=VALUE pairs (none: list its tags).
+    Tag(annotate::TagArgs),
+    /// Add a note to a study, run, selection or backtest (none: list its notes).
+    Note(annotate::NoteArgs),
     /// Write the whole record (history and each stage's newest run) as one HTML page.
     Report(report::Args),
     /// Show what moved-aside outputs and unneeded weights take; --apply removes them.
@@ -217,6 +222,8 @@ impl Cli {
             Command::Data(_)
                 | Command::Query(_)
                 | Command::Diff(_)
+                | Command::Tag(_)
+                | Command::Note(_)
                 | Command::Check(_)
                 | Command::Export(_)
                 | Command::Clean(_)
@@ -229,6 +236,8 @@ impl Cli {
             Command::Data(args) => data::run(args, &store),
             Command::Query(args) => query::run(args, &store),
             Command::Diff(args) => diff::run(args, &store),
+            Command::Tag(args) => annotate::tag(args, &store),
+            Command::Note(args) => annotate::note(args, &store),
             Command::Train(args) => train::run(args, &store),
             Command::Analyze(args) => analyze::run(args, &store),
             Command::Backtest(args) => backtest::run(args, &store),

@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 14, name: "linear_models", sql: include_str!("../../migrations/0014_linear_models.sql") },
     Migration { version: 15, name: "cpcv", sql: include_str!("../../migrations/0015_cpcv.sql") },
     Migration { version: 16, name: "provenance", sql: include_str!("../../migrations/0016_provenance.sql") },
+    Migration { version: 17, name: "tags_notes", sql: include_str!("../../migrations/0017_tags_notes.sql") },
 ];
 
 impl Migration {

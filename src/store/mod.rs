@@ -7,6 +7,7 @@
 //! up with a message naming what it waited for. A `hptune query` in a second terminal, or a second
 //! worker, then interleaves with a long-running job instead of failing.
 
+mod annotations;
 mod backtest;
 mod clean;
 mod conn;
@@ -34,6 +35,7 @@ use duckdb::arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, Str
 use duckdb::arrow::datatypes::SchemaRef;
 use duckdb::{params, Connection};
 
+pub use annotations::Note;
 pub use backtest::{BacktestRecord, EquityRow, FoldPick, SignalRow, StatRow, TradeRow};
 pub use clean::{CleanReason, Cleanable, Cleanup};
 pub use extended::{BestConfig, ExtendedConfig, ExtendedRun, FoldRecord, PathRecord, PathResult, PathStats, Selection};

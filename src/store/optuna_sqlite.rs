@@ -78,6 +78,24 @@ pub struct Study<'a> {
     pub system_attrs: Vec<(String, String)>,
 }
 
+/// A note as optuna-dashboard keeps it, in the study's system attributes: its version under
+/// `dashboard:note_ver` (a trial's: `dashboard:TRIAL_ID:note_ver`) and its Markdown body in chunks
+/// of 2,045 characters under `dashboard:note_str:0`, `:1`, ... (optuna_dashboard/_note.py).
+pub fn dashboard_note(trial_id: Option<i64>, body: &str) -> Vec<(String, String)> {
+    const CHUNK: usize = 2045;
+    let prefix = match trial_id {
+        None => "dashboard:".to_string(),
+        Some(id) => format!("dashboard:{id}:"),
+    };
+    let chars: Vec<char> = body.chars().collect();
+    let mut attrs = vec![(format!("{prefix}note_ver"), "1".to_string())];
+    for (i, chunk) in chars.chunks(CHUNK).enumerate() {
+        let text: String = chunk.iter().collect();
+        attrs.push((format!("{prefix}note_str:{i}"), serde_json::Value::String(text).to_string()));
+    }
+    attrs
+}
+
 /// Writes `path` with one study and its trials.
 pub fn write(path: &Path, study: &Study, trials: &[Trial]) -> anyhow::Result<()> {
     let tmp = crate::files::partial_path(path);
@@ -146,4 +164,27 @@ fn insert_trial(tx: &Transaction, trial_id: i64, t: &Trial) -> rusqlite::Result<
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_note_is_cut_into_dashboard_chunks_of_2045_characters() {
+        let body: String = "é🙂x".repeat(2000);
+        let attrs = dashboard_note(Some(3), &body);
+        assert_eq!(attrs[0], ("dashboard:3:note_ver".to_string(), "1".to_string()));
+        assert_eq!(attrs.len(), 1 + 3);
+        let joined: String = attrs[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                assert_eq!(k, &format!("dashboard:3:note_str:{i}"));
+                serde_json::from_str::<String>(v).unwrap()
+            })
+            .collect();
+        assert_eq!(joined, body);
+        assert_eq!(serde_json::from_str::<String>(&attrs[1].1).unwrap().chars().count(), 2045);
+    }
 }

@@ -82,7 +82,7 @@ impl super::Store {
                      SELECT coalesce(a.section, b.section) AS s, coalesce(a.key, b.key) AS k, a.value, b.value
                      FROM a FULL JOIN b ON a.section = b.section AND a.key = b.key
                      WHERE ?4 OR a.value IS DISTINCT FROM b.value)
-                 ORDER BY list_position(['settings', 'config', 'data', 'code', 'results'], s), k",
+                 ORDER BY list_position(['settings', 'config', 'data', 'code', 'results', 'tags', 'notes'], s), k",
             )?
             .query_map(duckdb::params![kind, a, b, all], |r| {
                 Ok(FactPair { section: r.get(0)?, key: r.get(1)?, a: r.get(2)?, b: r.get(3)? })

@@ -82,7 +82,7 @@ impl Store {
         )?;
         let table = self.text_table(
             "SELECT section, key, previous_value AS before, value AS now FROM pipeline_diff WHERE selection_id = ?
-             ORDER BY list_position(['settings', 'config', 'data', 'code', 'results'], section), key",
+             ORDER BY list_position(['settings', 'config', 'data', 'code', 'results', 'tags', 'notes'], section), key",
             &[&selection_id],
         )?;
         Ok((previous, table))
@@ -90,7 +90,7 @@ impl Store {
 
     /// Where the given runs came from (`run_provenance`), in the order given.
     pub fn provenance_table(&self, ids: &[&str]) -> Result<TextTable> {
-        let list = ids.iter().map(|i| format!("'{}'", i.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+        let list = sql_list(ids);
         self.text_table(
             &format!(
                 "SELECT kind, id, hptune_version AS version,
@@ -99,6 +99,18 @@ impl Store {
                         kernel_path AS kernels, threads, device, host, cpu_model AS cpu, command_line,
                         dataset_hash[:12] AS dataset
                  FROM run_provenance WHERE id IN ({list}) AND kind NOT IN ('trial_run', 'fold_run')
+                 ORDER BY list_position([{list}], id)"
+            ),
+            &[],
+        )
+    }
+
+    /// The tags and notes of the given runs (`run_annotations`), in the order given.
+    pub fn annotations_table(&self, ids: &[&str]) -> Result<TextTable> {
+        let list = sql_list(ids);
+        self.text_table(
+            &format!(
+                "SELECT kind, id, tags, note_texts AS notes FROM run_annotations WHERE id IN ({list})
                  ORDER BY list_position([{list}], id)"
             ),
             &[],
@@ -216,4 +228,9 @@ impl Store {
         out.columns = stmt.column_names();
         Ok(out)
     }
+}
+
+/// Ids as a SQL list of quoted strings.
+fn sql_list(ids: &[&str]) -> String {
+    ids.iter().map(|i| format!("'{}'", i.replace('\'', "''"))).collect::<Vec<_>>().join(", ")
 }

@@ -38,6 +38,7 @@ pub const VIEWS: &[View] = &[
     View { name: "current_selection", sql: include_str!("../../sql/current_selection.sql") },
     View { name: "pipeline_history", sql: include_str!("../../sql/pipeline_history.sql") },
     View { name: "run_provenance", sql: include_str!("../../sql/run_provenance.sql") },
+    View { name: "run_annotations", sql: include_str!("../../sql/run_annotations.sql") },
     View { name: "run_facts", sql: include_str!("../../sql/run_facts.sql") },
     View { name: "pipeline_diff", sql: include_str!("../../sql/pipeline_diff.sql") },
     View { name: "schema_history", sql: include_str!("../../sql/schema_history.sql") },

@@ -143,3 +143,80 @@ fn rows_written_before_provenance_read_as_unknown() {
     let version: String = env.sql_one("SELECT hptune_version FROM run_provenance WHERE kind = 'study'");
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
 }
+
+#[test]
+fn tags_and_notes_land_on_any_run_show_in_diff_and_the_report_and_reach_optuna_dashboard() {
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "3", "--days", "500", "--seed", "4", "--signal", "0.3", "--name", "s"]);
+    pipeline(&env, "s", &["--seed", "1"]);
+    pipeline(&env, "s", &["--seed", "2"]);
+    let (older, newer): (String, String) = {
+        let conn = crate::common::read_only(&env.db);
+        conn.query_row("SELECT min(selection_id), max(selection_id) FROM selections", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    };
+    let study: String = env
+        .sql_one("SELECT study_name FROM selections WHERE selection_id = (SELECT max(selection_id) FROM selections)");
+
+    // Tags: set, replace, remove; listed back.
+    env.ok(&["tag", &newer, "market=us", "owner=ana"]);
+    let out = env.ok(&["tag", &newer, "market=eu", "--remove", "owner"]);
+    assert_eq!(out.trim(), format!("{newer}: market=eu"));
+    // Notes: numbered in order, on a study and on a trial's run.
+    assert!(env.ok(&["note", &study, "first week on **new data**"]).contains("note 1"));
+    assert!(env.ok(&["note", &study, "second thought"]).contains("note 2"));
+    env.ok(&["note", &format!("{study}/trial-0"), "this trial ran on a busy machine"]);
+    let listed = env.ok(&["note", &study]);
+    assert!(listed.contains("note 1") && listed.contains("second thought"), "{listed}");
+
+    // Mistakes name the id or the argument and write nothing.
+    let before = env.dump();
+    let err = env.fails(&["tag", "nope", "a=b"]);
+    assert!(err.contains("'nope'") && err.contains("run_provenance"), "{err}");
+    let err = env.fails(&["tag", &newer, "novalue"]);
+    assert!(err.contains("'novalue' is not KEY=VALUE"), "{err}");
+    assert!(env.fails(&["note", "nope", "text"]).contains("'nope'"));
+    assert!(env.fails(&["note", &newer, "  "]).contains("empty"));
+    assert_eq!(env.dump(), before);
+
+    // The view, diff and the report show them.
+    let row: String = env.sql_one(&format!("SELECT kind || ' ' || tags FROM run_annotations WHERE id = '{newer}'"));
+    assert_eq!(row, "selection market=eu");
+    let notes: i64 = env.sql_one(&format!("SELECT notes FROM run_annotations WHERE id = '{study}'"));
+    assert_eq!(notes, 2);
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["diff", &older, &newer, "--format", "json"])).unwrap();
+    let tag = json["facts"].as_array().unwrap().iter().find(|f| f["section"] == "tags").cloned().unwrap();
+    assert_eq!((tag["key"].as_str(), tag["a"].as_str(), tag["b"].as_str()), (Some("market"), None, Some("eu")));
+    env.ok(&["report", "--out", "r.html"]);
+    let html = std::fs::read_to_string(env.path("r.html")).unwrap();
+    assert!(html.contains("Tags and notes") && html.contains("market=eu") && html.contains("second thought"));
+
+    // The study's Optuna export carries the notes as optuna-dashboard reads them.
+    env.ok(&["export", "tune", "--run", &study, "--to", "again"]);
+    let db = env.path("again/hyperparameter_tuning_results/optimization_study.db");
+    let script = r#"
+import json, sys, optuna
+from optuna_dashboard._note import get_note_from_system_attrs
+storage = optuna.storages.RDBStorage("sqlite:///" + sys.argv[1])
+study = optuna.load_study(study_name=sys.argv[2], storage=storage)
+attrs = storage.get_study_system_attrs(study._study_id)
+trial = [t for t in study.trials if t.number == 0][0]
+print(json.dumps({"study": get_note_from_system_attrs(attrs, None)["body"],
+                  "trial": get_note_from_system_attrs(attrs, trial._trial_id)["body"]}))
+"#;
+    let out = std::process::Command::new(crate::interop::python())
+        .arg("-c")
+        .arg(script)
+        .arg(&db)
+        .arg(&study)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let notes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let body = notes["study"].as_str().unwrap();
+    assert!(body.contains("first week on **new data**") && body.contains("second thought"), "{body}");
+    assert!(body.find("first week").unwrap() < body.find("second thought").unwrap());
+    assert!(notes["trial"].as_str().unwrap().contains("busy machine"), "{notes}");
+}

@@ -39,13 +39,34 @@ pub fn tuning(store: &Store, study_name: &str, dir: &Path) -> anyhow::Result<()>
     crate::files::write_atomic(&dir.join(layout::HISTORY_PNG), &history_chart(&study.study_name, &trials).png()?)?;
     crate::files::write_atomic(&dir.join(layout::SLICES_PNG), &slices_chart(&space, &trials).png()?)?;
     let optuna: Vec<optuna_sqlite::Trial> = trials.iter().map(|t| optuna_trial(store, &space, t)).collect();
+    // `hptune note` on the study and on its trials' runs, as optuna-dashboard shows notes; the
+    // export numbers its trials 1, 2, ... in this order.
+    let mut system_attrs = vec![(SAMPLER_ATTR.into(), json!(study.sampler).to_string())];
+    let (study_notes, trial_notes) = store.study_notes(study_name)?;
+    if !study_notes.is_empty() {
+        system_attrs.extend(optuna_sqlite::dashboard_note(None, &note_body(&study_notes)));
+    }
+    for (number, notes) in &trial_notes {
+        if let Some(i) = trials.iter().position(|t| t.number == *number) {
+            system_attrs.extend(optuna_sqlite::dashboard_note(Some(i as i64 + 1), &note_body(notes)));
+        }
+    }
     let optuna_study = optuna_sqlite::Study {
         name: &study.study_name,
         maximize: study.direction == "maximize",
         settings_json: json!({"seed": study.seed, "epochs": study.epochs, "n_trials": study.n_trials}).to_string(),
-        system_attrs: vec![(SAMPLER_ATTR.into(), json!(study.sampler).to_string())],
+        system_attrs,
     };
     optuna_sqlite::write(&dir.join(layout::OPTUNA_DB), &optuna_study, &optuna)
+}
+
+/// Notes as one Markdown body, each under its date.
+fn note_body(notes: &[crate::store::Note]) -> String {
+    notes
+        .iter()
+        .map(|n| format!("**{} UTC**\n\n{}", n.written_at.format("%Y-%m-%d %H:%M"), n.text))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 fn trial_results(

@@ -134,6 +134,11 @@ fn changes(store: &Store, page: &mut Page, runs: &Runs) -> anyhow::Result<()> {
     if !ids.is_empty() {
         page.heading("Where these runs came from (`run_provenance`)");
         page.table(&store.provenance_table(&ids)?, None);
+        let annotations = store.annotations_table(&ids)?;
+        if !annotations.rows.is_empty() {
+            page.heading("Tags and notes (`run_annotations`)");
+            page.table(&annotations, None);
+        }
     }
     Ok(())
 }
