@@ -12,6 +12,9 @@ pub struct Note {
     pub written_at: chrono::NaiveDateTime,
 }
 
+/// A study's own notes, and its trials' (trial number, notes).
+pub type StudyNotes = (Vec<Note>, Vec<(usize, Vec<Note>)>);
+
 impl Store {
     /// The `run_provenance` kind of `id` (any study, training run, extended run, selection or
     /// backtest), or an error naming it.
@@ -79,7 +82,7 @@ impl Store {
     }
 
     /// The notes of a study and of its trials' runs (by trial number), for the Optuna export.
-    pub fn study_notes(&self, study: &str) -> Result<(Vec<Note>, Vec<(usize, Vec<Note>)>)> {
+    pub fn study_notes(&self, study: &str) -> Result<StudyNotes> {
         let own = self.notes(study)?;
         let conn = self.reader()?;
         let runs: Vec<(String, i32)> = conn
