@@ -9,6 +9,7 @@ mod data;
 mod diff;
 mod export;
 mod extend;
+mod merge;
 mod pipeline;
 mod pull;
 mod query;
@@ -79,6 +80,8 @@ pub enum Command {
     Backtest(backtest::Args),
     /// Two runs of one kind side by side: settings, configuration, data, code and results that differ.
     Diff(diff::Args),
+    /// Copy another experiments database's datasets, studies, runs and results into this one.
+    Merge(merge::Args),
     /// Tag a study, run, selection or backtest with KEY=VALUE pairs (none: list its tags).
     Tag(annotate::TagArgs),
     /// Add a note to a study, run, selection or backtest (none: list its notes).
@@ -237,6 +240,7 @@ impl Cli {
             Command::Query(args) => query::run(args, &store),
             Command::Diff(args) => diff::run(args, &store),
             Command::Tag(args) => annotate::tag(args, &store),
+            Command::Merge(args) => merge::run(args, &store),
             Command::Note(args) => annotate::note(args, &store),
             Command::Train(args) => train::run(args, &store),
             Command::Analyze(args) => analyze::run(args, &store),

@@ -115,6 +115,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             out_dir: out.join(crate::layout::TUNING_DIR),
             storage: args.storage.clone(),
             heartbeat_s: args.heartbeat_interval as u64,
+            warm_start: None,
         },
         extend: extend::Request {
             study: None,

@@ -67,6 +67,11 @@ pub struct Args {
     /// for 6 intervals (its worker died) is failed and queued again by the next worker.
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = super::at_least_one, default_value_t = 20)]
     pub heartbeat_interval: usize,
+    /// Seed a new study's sampler with the finished trials of study STUDY, or with the trial rows
+    /// a reading statement returns ("SELECT * FROM trials WHERE ..."); trials that do not fit
+    /// the space are skipped. They count in no --trials budget and no N.
+    #[arg(long, value_name = "STUDY|SQL")]
+    pub warm_start: Option<String>,
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
@@ -104,8 +109,12 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         out_dir: args.out.clone(),
         storage: args.storage.clone(),
         heartbeat_s: args.heartbeat_interval as u64,
+        warm_start: args.warm_start,
     };
     let summary = tune::run(store, &request)?;
+    if let Some(seeded) = &summary.warm_start {
+        println!("{seeded}");
+    }
     if !summary.orphans_failed.is_empty() {
         println!("marked orphaned RUNNING trials {:?} as FAIL (their worker had stopped)", summary.orphans_failed);
     }

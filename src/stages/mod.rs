@@ -13,6 +13,7 @@ pub(crate) mod report;
 pub mod train;
 pub(crate) mod tune;
 pub(crate) mod verdict;
+pub(crate) mod warm_start;
 
 use std::path::{Path, PathBuf};
 

@@ -55,6 +55,9 @@ pub struct Request {
     pub heartbeat_s: u64,
     pub device: Device,
     pub out_dir: PathBuf,
+    /// `--warm-start`: a study, or a reading statement returning trial rows, whose finished
+    /// trials seed a new study's sampler.
+    pub warm_start: Option<String>,
 }
 
 /// A study server's trial is stale after this many heartbeat intervals without one (Optuna's
@@ -66,6 +69,8 @@ pub struct Summary {
     pub study: String,
     pub orphans_failed: Vec<usize>,
     pub trials: Vec<TrialRecord>,
+    /// What seeded a new study's sampler, in words (`--warm-start`).
+    pub warm_start: Option<String>,
 }
 
 /// The model configuration a trial trains: the space's parameters over the defaults.
@@ -185,7 +190,8 @@ fn resume_study(store: &Store, home: StudyHome, req: &Request, s: StudyRecord) -
 /// Creates a new study after checking everything it needs: the space, the phases, the name, and a
 /// dataset that leaves enough samples before the holdout for the shortest window the space allows
 /// (else every trial would fail).
-fn create_study(store: &Store, home: StudyHome, req: &Request) -> anyhow::Result<StudyRecord> {
+/// Returns the study, and what seeded it in words (`--warm-start`).
+fn create_study(store: &Store, home: StudyHome, req: &Request) -> anyhow::Result<(StudyRecord, Option<String>)> {
     if req.trials == 0 {
         bail!("--trials must be at least 1");
     }
@@ -196,6 +202,13 @@ fn create_study(store: &Store, home: StudyHome, req: &Request) -> anyhow::Result
     if let Some(name) = &req.study {
         check_study_name(name)?;
     }
+    let seeds = match (&req.warm_start, home) {
+        (None, _) => None,
+        (Some(_), StudyHome::Server(_)) => {
+            bail!("--warm-start seeds a study in the database file; a study on a study server starts cold")
+        }
+        (Some(spec), StudyHome::Local(_)) => Some((spec, super::warm_start::pick(store, spec, &space)?)),
+    };
     let dataset = store.dataset(&req.dataset)?;
     // Every trial would fail if even the shortest window the space allows left too few
     // samples before the holdout: refused before the study exists.
@@ -218,7 +231,7 @@ fn create_study(store: &Store, home: StudyHome, req: &Request) -> anyhow::Result
         let long_csv = String::from_utf8(long_csv).expect("CSV of UTF-8 names and numbers");
         server.put_dataset(&dataset.dataset_id, &dataset.name, &dataset.source, &long_csv)?;
     }
-    Ok(home.create_study(&StudyRecord {
+    let created = home.create_study(&StudyRecord {
                 study_name: name,
                 direction: "maximize".into(),
                 dataset_id: dataset.dataset_id,
@@ -242,7 +255,11 @@ fn create_study(store: &Store, home: StudyHome, req: &Request) -> anyhow::Result
                                "metric": "val_accuracy", "enabled": req.pruning},
                 })
                 .to_string(),
-            })?)
+            })?;
+    if let Some((_, picked)) = &seeds {
+        store.record_seeds(&created.study_name, &picked.seeds)?;
+    }
+    Ok((created, seeds.map(|(spec, picked)| picked.describe(spec))))
 }
 
 pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
@@ -269,11 +286,15 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
     let device = model::device(req.device)?;
     let study = match &req.study {
         Some(name) => match home.study(name)? {
-            Some(s) => resume_study(store, home, req, s)?,
+            Some(_) if req.warm_start.is_some() => {
+                bail!("--warm-start seeds a new study; study {name} exists (choose a new --study name)")
+            }
+            Some(s) => (resume_study(store, home, req, s)?, None),
             None => create_study(store, home, req)?,
         },
         None => create_study(store, home, req)?,
     };
+    let (study, warm_start) = study;
     super::fail_orphaned_runs(store)?;
     let orphans_failed = home.fail_orphans(&study.study_name)?;
     let space = Space::from_toml(&study.space_toml).map_err(|e| anyhow::anyhow!("stored search space: {e}"))?;
@@ -329,7 +350,7 @@ pub fn run(store: &Store, req: &Request) -> anyhow::Result<Summary> {
     } else {
         costs::time(Cost::Export, || super::export::tuning(store, &study.study_name, &req.out_dir))?;
     }
-    Ok(Summary { study: study.study_name.clone(), orphans_failed, trials: home.trials(&study)? })
+    Ok(Summary { study: study.study_name.clone(), orphans_failed, trials: home.trials(&study)?, warm_start })
 }
 
 /// Scores the baselines on the study's widest validation span (that of the shortest window its
@@ -370,19 +391,30 @@ struct Trial<'a> {
 
 fn worker_loop(trial: &Trial, space: &Space, worker: &str, progress: &Progress) -> anyhow::Result<()> {
     let (home, study) = (trial.home, trial.study);
+    // Seed trials (`--warm-start`): the Bayesian phase's sampler reads them first, as finished
+    // observations (`warm_start` says why that phase only).
+    let seeds: Vec<Past> = match home {
+        StudyHome::Local(store) => store.seeds(&study.study_name)?,
+        StudyHome::Server(_) => Vec::new(),
+    }
+    .into_iter()
+    .map(|s| Past { params: s.params, outcome: Outcome::Value(s.value) })
+    .collect();
     loop {
         crate::interrupt::check()?;
         let claim = home.claim_trial(study, worker, study.n_trials.max(10), |number, trials| {
-            let past: Vec<Past> = trials
+            let seeded = if study.plan.phase_of(number) == search::Phase::Bayesian { seeds.as_slice() } else { &[] };
+            let past: Vec<Past> = seeded
                 .iter()
-                .map(|t| Past {
+                .cloned()
+                .chain(trials.iter().map(|t| Past {
                     params: t.params.clone(),
                     outcome: match (t.state, t.value) {
                         (TrialState::Running, _) => Outcome::Running,
                         (TrialState::Fail, _) | (_, None) => Outcome::Failed,
                         (_, Some(v)) => Outcome::Value(v),
                     },
-                })
+                }))
                 .collect();
             costs::time(Cost::Sampler, || {
                 search::suggest(space, &study.plan, (study.seed, study.sampler), number, true, &past)

@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 15, name: "cpcv", sql: include_str!("../../migrations/0015_cpcv.sql") },
     Migration { version: 16, name: "provenance", sql: include_str!("../../migrations/0016_provenance.sql") },
     Migration { version: 17, name: "tags_notes", sql: include_str!("../../migrations/0017_tags_notes.sql") },
+    Migration { version: 18, name: "warm_start", sql: include_str!("../../migrations/0018_warm_start.sql") },
 ];
 
 impl Migration {

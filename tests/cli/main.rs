@@ -13,6 +13,7 @@ mod extend;
 mod features;
 mod interop;
 mod interrupt;
+mod merge;
 mod pipeline;
 mod query;
 mod report;

@@ -451,3 +451,121 @@ fn a_pooled_linear_model_finds_a_planted_signal_and_the_baselines_say_so() {
     assert!(rows > 100, "{rows}");
     assert!((mean_hit - best).abs() < 1e-6, "{mean_hit} vs {best}");
 }
+
+#[test]
+fn a_warm_start_seeds_the_sampler_with_fitting_finished_trials_outside_the_budget() {
+    let (env, space) = setup();
+    env.ok(&tune_args(&space, "a", "8"));
+    // The new space keeps hidden_size 8..16 only and has no learning_rate.
+    let narrow = env.write(
+        "narrow.toml",
+        "[model_type]\ntype = \"categorical\"\nchoices = [\"mlp\", \"gru\"]\n\n[hidden_size]\ntype = \"int\"\nlow = 8\nhigh = 16\nstep = 8\n\n\
+         [seq_len]\ntype = \"int\"\nlow = 3\nhigh = 8\n",
+    );
+    let narrow = narrow.to_str().unwrap();
+    let fitting: i64 = env.sql_one(
+        "SELECT count(*) FROM trials t JOIN trial_params p USING (study_name, number)
+         WHERE t.study_name = 'a' AND t.state = 'COMPLETE' AND p.name = 'hidden_size' AND p.value_json::INT <= 16",
+    );
+    let complete: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'a' AND state = 'COMPLETE'");
+    assert!(fitting >= 2, "the test needs at least two fitting trials, got {fitting}");
+
+    // Mistakes are refused before the study exists.
+    let before = env.dump();
+    let err = env.fails(&["tune", "--dataset", "s", "--space", narrow, "--study", "b", "--warm-start", "nope"]);
+    assert!(err.contains("no study named 'nope'") && err.contains("SELECT"), "{err}");
+    let err =
+        env.fails(&["tune", "--dataset", "s", "--space", narrow, "--study", "b", "--warm-start", "SELECT 1 AS x"]);
+    assert!(err.contains("study_name and number"), "{err}");
+    let err = env.fails(&[
+        "tune",
+        "--dataset",
+        "s",
+        "--space",
+        narrow,
+        "--study",
+        "b",
+        "--warm-start",
+        "SELECT * FROM trials WHERE study_name = 'a' AND state = 'FAIL'",
+    ]);
+    assert!(err.contains("nothing to seed") && err.contains("was not created"), "{err}");
+    let err =
+        env.fails(&["tune", "--dataset", "s", "--space", &space, "--study", "a", "--warm-start", "a", "--trials", "9"]);
+    assert!(err.contains("study a exists"), "{err}");
+    assert_eq!(env.dump(), before);
+
+    // Warm from study a: the fitting finished trials seed it, the rest is counted and named.
+    let out = env.ok(&[
+        "tune",
+        "--dataset",
+        "s",
+        "--space",
+        narrow,
+        "--study",
+        "b",
+        "--trials",
+        "4",
+        "--epochs",
+        "2",
+        "--warm-start",
+        "a",
+    ]);
+    assert!(out.contains(&format!("{fitting} finished trials of a seed the sampler")), "{out}");
+    assert!(out.contains("learning_rate") && out.contains("dropped"), "{out}");
+    if fitting < complete {
+        assert!(out.contains(&format!("{} skipped with a parameter outside this space", complete - fitting)), "{out}");
+    }
+    let seeds: i64 = env.sql_one("SELECT count(*) FROM study_seeds WHERE study_name = 'b' AND source_study = 'a'");
+    assert_eq!(seeds, fitting);
+    // Its budget is its own trials. The random phase still draws the same quasi-random point
+    // as a cold study of the same seed; the Bayesian phase reads the seeds, so its first trial
+    // is drawn by the model where a cold study, with one finished trial, still draws Halton.
+    assert_eq!(env.sql_one::<i64>("SELECT count(*) FROM trials WHERE study_name = 'b'"), 4);
+    env.ok(&["tune", "--dataset", "s", "--space", narrow, "--study", "cold", "--trials", "4", "--epochs", "2"]);
+    let sampled = |study: &str| -> String {
+        env.sql_one(&format!(
+            "SELECT string_agg(phase || ':' || sampler, ',' ORDER BY number) FROM trials WHERE study_name = '{study}' AND number < 2"
+        ))
+    };
+    assert_eq!(sampled("cold"), "random:halton,bayesian:halton");
+    assert!(
+        sampled("b").starts_with("random:halton,bayesian:") && !sampled("b").ends_with("halton"),
+        "{}",
+        sampled("b")
+    );
+    let first_params = |study: &str| -> String {
+        env.sql_one(&format!(
+            "SELECT string_agg(name || '=' || value_json, ',' ORDER BY name) FROM trial_params WHERE study_name = '{study}' AND number = 0"
+        ))
+    };
+    assert_eq!(first_params("b"), first_params("cold"));
+
+    // A statement picks seeds too: the two best of study a.
+    let out = env.ok(&[
+        "tune",
+        "--dataset",
+        "s",
+        "--space",
+        &space,
+        "--study",
+        "c",
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--warm-start",
+        "SELECT * FROM trials WHERE study_name = 'a' AND state = 'COMPLETE' ORDER BY value DESC LIMIT 2",
+    ]);
+    assert!(out.contains("2 finished trials of a seed"), "{out}");
+
+    // The exports and the report name the seeds.
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.path("hyperparameter_tuning_results/trial_results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(results["study"], "c");
+    assert_eq!(results["warm_start"].as_array().unwrap().len(), 2, "{results}");
+    env.ok(&["report", "--study", "b", "--out", "r.html"]);
+    let html = std::fs::read_to_string(env.path("r.html")).unwrap();
+    assert!(html.contains(&format!("Warm-started: {fitting} finished trials")), "not in the report");
+}

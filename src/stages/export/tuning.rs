@@ -34,7 +34,15 @@ pub fn tuning(store: &Store, study_name: &str, dir: &Path) -> anyhow::Result<()>
             checkpoints.insert(t.number, place_checkpoint(store, &record, &place)?);
         }
     }
-    write_json(&dir.join(layout::TRIAL_RESULTS), &trial_results(&study, &trials, &checkpoints))?;
+    // Seed trials (`--warm-start`) are not trials of the study: the exports name them.
+    let seeds: Vec<serde_json::Value> = store
+        .seeds(study_name)?
+        .iter()
+        .map(|s| json!({"study": s.source_study, "number": s.source_number, "value": s.value, "params": s.params}))
+        .collect();
+    let mut results = trial_results(&study, &trials, &checkpoints);
+    results["warm_start"] = json!(seeds);
+    write_json(&dir.join(layout::TRIAL_RESULTS), &results)?;
     write_json(&dir.join(layout::HISTORY_JSON), &history(&study, &trials))?;
     crate::files::write_atomic(&dir.join(layout::HISTORY_PNG), &history_chart(&study.study_name, &trials).png()?)?;
     crate::files::write_atomic(&dir.join(layout::SLICES_PNG), &slices_chart(&space, &trials).png()?)?;
@@ -54,7 +62,9 @@ pub fn tuning(store: &Store, study_name: &str, dir: &Path) -> anyhow::Result<()>
     let optuna_study = optuna_sqlite::Study {
         name: &study.study_name,
         maximize: study.direction == "maximize",
-        settings_json: json!({"seed": study.seed, "epochs": study.epochs, "n_trials": study.n_trials}).to_string(),
+        settings_json:
+            json!({"seed": study.seed, "epochs": study.epochs, "n_trials": study.n_trials, "warm_start": seeds})
+                .to_string(),
         system_attrs,
     };
     optuna_sqlite::write(&dir.join(layout::OPTUNA_DB), &optuna_study, &optuna)

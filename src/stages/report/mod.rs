@@ -205,6 +205,19 @@ fn study(store: &Store, page: &mut Page, name: Option<&str>) -> anyhow::Result<(
         ),
         ("seed, epochs, holdout", format!("{}, {}, {}", study.seed, study.epochs, study.holdout)),
     ]);
+    let seeds = store.seeds(name)?;
+    if !seeds.is_empty() {
+        let from: Vec<String> = seeds.iter().map(|s| format!("{} #{}", s.source_study, s.source_number)).collect();
+        page.paragraph(
+            "",
+            &format!(
+                "Warm-started: {} finished trials of earlier studies seeded its sampler ({}; `study_seeds`). \
+                 They are not trials of this study and count in no N below.",
+                seeds.len(),
+                from.join(", ")
+            ),
+        );
+    }
     let space = Space::from_toml(&study.space_toml).map_err(|e| anyhow::anyhow!("study {name}: {e}"))?;
     page.charts(&[history_chart(name, &trials), slices_chart(&space, &trials)])?;
     page.heading("Is the best real? (`baseline_comparison`, `study_validity`)");
