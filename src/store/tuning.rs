@@ -175,7 +175,8 @@ impl Store {
     pub fn create_study(&self, s: &StudyRecord) -> Result<StudyRecord> {
         {
             let conn = self.writer()?;
-            conn.execute(
+            let provenance = &crate::provenance::current().id;
+            let created = conn.execute(
                 "INSERT INTO studies (study_name, direction, dataset_id, space_toml, n_trials, plan_random, plan_bayesian,
                                       plan_finetune, seed, epochs, holdout, pruning, sampler_json, hptune_version,
                                       created_at, sampler, provenance_id)
@@ -197,9 +198,13 @@ impl Store {
                     s.sampler_json,
                     crate::VERSION,
                     s.sampler,
-                    super::provenance::record(&conn)?,
+                    provenance,
                 ],
             )?;
+            // The process is recorded when it wrote the study, not when the study was there.
+            if created > 0 {
+                super::provenance::record(&conn)?;
+            }
         }
         self.study(&s.study_name)?.ok_or_else(|| StoreError::NotFound(format!("study {}", s.study_name)))
     }

@@ -21,7 +21,14 @@ fn assert_clean(seen: &serde_json::Value) {
     let sections: Vec<&str> = seen["sections"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert_eq!(
         sections,
-        ["Pipeline history", "Tuning study", "Cross-validation and selection", "Final model", "Backtest"]
+        [
+            "Pipeline history",
+            "What changed since the previous pipeline",
+            "Tuning study",
+            "Cross-validation and selection",
+            "Final model",
+            "Backtest"
+        ]
     );
 }
 
