@@ -5,13 +5,16 @@
 //! tune --trials N` runs them) for seeds 0..SEEDS; prints the median best value with its
 //! quartiles (numpy's linear percentile). On a noisy function the value counted is the true value
 //! of the trial with the best noisy value, the trial a user would pick. Overhead: mean time per
-//! suggestion with 100, 1,000 and 10,000 finished trials (TPE), 100 and 300 (GP).
+//! suggestion with 100, 300, 1,000, 3,000 and 10,000 finished trials (TPE), 100 to 3,000 (GP).
 //!
 //! Run: `cargo bench --bench sampler_quality` (20 seeds; `HPTUNE_BENCH_SEEDS=N`;
-//! `HPTUNE_BENCH_ONLY=hartmann6,ackley` runs those functions; `HPTUNE_BENCH_SAMPLER=tpe,gp,auto` the
-//! samplers, all three by default: `auto` reuses the results of the sampler it stands for).
-//! `HPTUNE_BENCH_DIMS=5,10,20,30` instead runs Styblinski-Tang in those dimensions, 100 trials,
-//! TPE against the GP: median best and mean time per suggestion (what `auto`'s threshold rests on).
+//! `HPTUNE_BENCH_ONLY=hartmann6,ackley` runs those functions, `=none` none (the overhead only);
+//! `HPTUNE_BENCH_SAMPLER=tpe,gp,auto` the samplers, all three by default: `auto` reuses the
+//! results of the sampler it stands for; `HPTUNE_BENCH_BUDGETS=1000` other study sizes;
+//! `HPTUNE_BENCH_NOISY=0` the plain functions only; `HPTUNE_BENCH_OVERHEAD_SIZES=100,1000` other
+//! history sizes for the overhead). `HPTUNE_BENCH_DIMS=5,10,20,30` instead runs Styblinski-Tang in
+//! those dimensions, 100 trials, TPE against the GP: median best and mean time per suggestion (what
+//! `auto`'s threshold rests on).
 
 mod functions;
 
@@ -88,11 +91,17 @@ fn main() {
         return dims(&list, seeds);
     }
     let only = std::env::var("HPTUNE_BENCH_ONLY").ok();
+    let budgets: Vec<usize> = std::env::var("HPTUNE_BENCH_BUDGETS")
+        .map(|l| l.split(',').map(|n| n.trim().parse().expect("HPTUNE_BENCH_BUDGETS: numbers")).collect())
+        .unwrap_or_else(|_| vec![50, 100]);
+    let variants: &[bool] =
+        if std::env::var("HPTUNE_BENCH_NOISY").as_deref() == Ok("0") { &[false] } else { &[false, true] };
     println!("{seeds} seeds; median [q25, q75] of the best value");
-    println!("{:<22} {:<10} {:>34} {:>34}", "function", "sampler", "budget 50", "budget 100");
+    let header: Vec<String> = budgets.iter().map(|b| format!("{:>34}", format!("budget {b}"))).collect();
+    println!("{:<22} {:<10} {}", "function", "sampler", header.join(" "));
     for f in functions::all().into_iter().filter(|f| only.as_deref().is_none_or(|o| o.split(',').any(|n| n == f.name)))
     {
-        for noisy in [false, true] {
+        for &noisy in variants {
             let name = if noisy { format!("{} (noisy)", f.name) } else { f.name.to_string() };
             let mut done: HashMap<Sampler, String> = HashMap::new();
             for &sampler in &samplers {
@@ -100,7 +109,7 @@ fn main() {
                 let row = done
                     .entry(resolved)
                     .or_insert_with(|| {
-                        [50, 100]
+                        budgets
                             .iter()
                             .map(|&budget| {
                                 let mut v: Vec<f64> = (0..seeds)
@@ -131,7 +140,13 @@ fn main() {
         }
     }
     for sampler in resolved {
-        let sizes: &[usize] = if sampler == Sampler::Tpe { &[100, 1_000, 10_000] } else { &[100, 300] };
+        let sizes: &[usize] = match std::env::var("HPTUNE_BENCH_OVERHEAD_SIZES") {
+            Ok(list) => Box::leak(
+                list.split(',').map(|n| n.trim().parse().expect("sizes")).collect::<Vec<usize>>().into_boxed_slice(),
+            ),
+            Err(_) if sampler == Sampler::Tpe => &[100, 300, 1_000, 3_000, 10_000],
+            Err(_) => &[100, 300, 1_000, 3_000],
+        };
         for &n in sizes {
             let history: Vec<Past> = (0..n)
                 .map(|i| {
@@ -141,7 +156,7 @@ fn main() {
                 })
                 .collect();
             let plan = PhasePlan { random: 0, bayesian: n + 100, finetune: 0 };
-            let reps = if n >= 10_000 || sampler != Sampler::Tpe { 5 } else { 20 };
+            let reps = if n >= 1_000 || sampler != Sampler::Tpe { 3 } else { 20 };
             let start = Instant::now();
             for r in 0..reps {
                 std::hint::black_box(suggest(&f.space, &plan, (1, sampler), n + r, false, &history));

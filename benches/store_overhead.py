@@ -24,6 +24,7 @@ take per trial (`store: per-date outcomes`, part of the store calls).
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -85,13 +86,16 @@ def default_hptune():
     return os.path.join(target, "release", "hptune")
 
 
-def costs(stderr):
+def costs(stderr, longest=None):
+    """`hptune --verbose`'s counters: name -> (events, seconds); `longest`, when a dict, gets
+    name -> the longest event in seconds."""
     out = {}
     for line in stderr.splitlines():
-        if line.startswith("costs: "):
-            name, rest = line[len("costs: "):].rsplit(": ", 1)
-            n, s = rest.split(" events, ")
-            out[name] = (int(n), float(s.rstrip(" s")))
+        m = re.match(r"costs: (.*): (\d+) events, ([\d.]+) s, longest ([\d.]+) s$", line)
+        if m:
+            out[m[1]] = (int(m[2]), float(m[3]))
+            if longest is not None:
+                longest[m[1]] = float(m[4])
     return out
 
 

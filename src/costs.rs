@@ -51,6 +51,7 @@ const ALL: [(Cost, &str); 12] = [
 
 static NANOS: [AtomicU64; ALL.len()] = [const { AtomicU64::new(0) }; ALL.len()];
 static COUNTS: [AtomicU64; ALL.len()] = [const { AtomicU64::new(0) }; ALL.len()];
+static LONGEST: [AtomicU64; ALL.len()] = [const { AtomicU64::new(0) }; ALL.len()];
 
 fn index(cost: Cost) -> usize {
     ALL.iter().position(|(c, _)| *c == cost).expect("every cost is listed")
@@ -61,6 +62,7 @@ pub fn add(cost: Cost, d: Duration) {
     let i = index(cost);
     NANOS[i].fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     COUNTS[i].fetch_add(1, Ordering::Relaxed);
+    LONGEST[i].fetch_max(d.as_nanos() as u64, Ordering::Relaxed);
 }
 
 /// Runs `f`, counting its time as `cost`.
@@ -71,21 +73,20 @@ pub fn time<T>(cost: Cost, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Every counter: (name, events, seconds).
-pub fn snapshot() -> Vec<(&'static str, u64, f64)> {
+/// Every counter: (name, events, seconds, longest event in seconds).
+pub fn snapshot() -> Vec<(&'static str, u64, f64, f64)> {
+    let secs = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 * 1e-9;
     ALL.iter()
         .enumerate()
-        .map(|(i, (_, name))| {
-            (*name, COUNTS[i].load(Ordering::Relaxed), NANOS[i].load(Ordering::Relaxed) as f64 * 1e-9)
-        })
+        .map(|(i, (_, name))| (*name, COUNTS[i].load(Ordering::Relaxed), secs(&NANOS[i]), secs(&LONGEST[i])))
         .collect()
 }
 
-/// The counters as lines `costs: NAME: N events, S s`, for standard error.
+/// The counters as lines `costs: NAME: N events, S s, longest L s`, for standard error.
 pub fn report() -> String {
     snapshot()
         .into_iter()
-        .filter(|(_, n, _)| *n > 0)
-        .map(|(name, n, s)| format!("costs: {name}: {n} events, {s:.4} s\n"))
+        .filter(|(_, n, _, _)| *n > 0)
+        .map(|(name, n, s, longest)| format!("costs: {name}: {n} events, {s:.4} s, longest {longest:.4} s\n"))
         .collect()
 }

@@ -236,3 +236,18 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     }
     out
 }
+
+/// Opens the file read-write from this process (retrying while hptune holds it) and keeps it.
+pub fn hold(db: &Path) -> duckdb::Connection {
+    let start = std::time::Instant::now();
+    loop {
+        match duckdb::Connection::open(db) {
+            Ok(c) => return c,
+            Err(e) if start.elapsed() < std::time::Duration::from_secs(30) => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("could not take the file: {e}"),
+        }
+    }
+}

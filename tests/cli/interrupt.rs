@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use crate::common::Env;
+use crate::common::{hold, Env};
 
 /// GRU trials on 8 tickers: epochs of a second or so, so that a signal lands inside a trial (the
 /// fused GRU trains about 3x faster than the step-by-step one this was first sized for, hence the
@@ -52,21 +52,6 @@ fn wait_for(env: &Env, child: &mut Child, sql: &str, n: i64) -> bool {
 fn signal(child: &Child, sig: i32) {
     // SAFETY: kill(2) on our own child's PID.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
-}
-
-/// Opens the file read-write from this process (retrying while hptune holds it) and keeps it.
-fn hold(db: &std::path::Path) -> duckdb::Connection {
-    let start = Instant::now();
-    loop {
-        match duckdb::Connection::open(db) {
-            Ok(c) => return c,
-            Err(e) if start.elapsed() < Duration::from_secs(30) => {
-                assert!(e.to_string().contains("lock"), "{e}");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("could not take the file: {e}"),
-        }
-    }
 }
 
 #[test]
@@ -212,6 +197,43 @@ fn a_live_worker_with_an_old_heartbeat_loses_no_trial_or_run() {
     assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state = 'COMPLETE'"), 3);
     assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state <> 'COMPLETE'"), 0);
     assert_eq!(count(&env, "SELECT count(*) FROM training_runs WHERE status <> 'finished' OR reason IS NOT NULL"), 0);
+}
+
+/// The case as it was met: a reader holds the file for 150 s, past the 120 s heartbeat grace,
+/// while a study trains; a second worker on the study and an `extend` of a finished study start
+/// during the hold and wait for the file. No trial, run or fold fails, and every finish is
+/// recorded once.
+#[test]
+fn a_reader_holding_the_file_past_the_grace_costs_no_trial_run_or_fold() {
+    let (env, space) = setup(SLOW, "4", "600");
+    env.ok(&tune_args(&space, "done", "2", "1"));
+    let args = [tune_args(&space, "h", "3", "2"), vec!["--no-pruning"]].concat();
+    let mut first = env.spawn_paused(&args);
+    assert!(wait_for(&env, &mut first, "SELECT count(*) FROM trials WHERE study_name = 'h' AND state = 'RUNNING'", 1));
+    let holder = hold(&env.db);
+    let held = Instant::now();
+    let second = spawn(&env, &args);
+    let extend = spawn(&env, &["extend", "--study", "done", "--top-n", "1", "--folds", "2", "--epochs", "2"]);
+    while held.elapsed() < Duration::from_secs(150) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(holder);
+    env.resume();
+    for child in [first, second, extend] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE state <> 'COMPLETE'"), 0);
+    assert_eq!(count(&env, "SELECT count(*) FROM trials WHERE study_name = 'h'"), 3);
+    assert_eq!(count(&env, "SELECT count(*) FROM training_runs WHERE status <> 'finished' OR reason IS NOT NULL"), 0);
+    // One run per trial and per fold: nothing was run twice.
+    assert_eq!(count(&env, "SELECT count(*) FROM training_runs WHERE stage = 'tune'"), 5);
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM cv_folds WHERE status = 'finished' AND run_id NOT LIKE '%attempt%'"),
+        2
+    );
+    assert_eq!(count(&env, "SELECT count(*) FROM training_runs WHERE stage = 'extend'"), 2);
+    assert_eq!(count(&env, "SELECT count(*) FROM extended_runs WHERE status = 'finished'"), 1);
 }
 
 /// Chaos: `kill -9` at random moments of `tune --jobs 2` (5 times) and `extend` (2 times), then

@@ -584,3 +584,62 @@ fn a_survivor_meets_the_budget_a_dead_worker_left_short() {
     let count = |s: &str| trials.values().filter(|t| t.0 == s).count();
     assert_eq!((count("COMPLETE") + count("PRUNED"), count("RUNNING"), count("FAIL")), (4, 0, 1), "{trials:?}");
 }
+
+#[test]
+fn the_server_heartbeat_goes_on_while_a_reader_holds_the_local_file() {
+    let pg = PgServer::start();
+    let url = pg.database("held");
+    let env = Env::new();
+    env.ok(&["data", "synth", "--tickers", "4", "--days", "1200", "--seed", "3", "--name", "s"]);
+    let space = env.write("space.toml", "[model_type]\ntype = \"categorical\"\nchoices = [\"gru\"]\n\n[hidden_size]\ntype = \"int\"\nlow = 32\nhigh = 64\nstep = 32\n");
+    // A grace of 6 s (heartbeat every second); training paused, so the trial is running throughout.
+    let worker = env.spawn_paused(&[
+        "tune",
+        "--storage",
+        url.as_str(),
+        "--study",
+        "h",
+        "--trials",
+        "1",
+        "--epochs",
+        "3",
+        "--no-pruning",
+        "--heartbeat-interval",
+        "1",
+        "--dataset",
+        "s",
+        "--space",
+        space.to_str().unwrap(),
+    ]);
+    let mut client = pg.client("held");
+    let age = |c: &mut postgres::Client| -> Option<f64> {
+        c.query_one(
+            "SELECT EXTRACT(EPOCH FROM now()::timestamp - max(h.heartbeat))::float8 FROM trial_heartbeats h
+             JOIN trials t USING (trial_id) WHERE t.state = 'RUNNING'",
+            &[],
+        )
+        .ok()
+        .and_then(|r| r.get::<_, Option<f64>>(0))
+    };
+    let start = std::time::Instant::now();
+    while age(&mut client).is_none() {
+        assert!(start.elapsed().as_secs() < 60, "no trial started on the server");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Another process holds the worker's local file for longer than the grace: the local
+    // heartbeat cannot be written, the server's must go on.
+    let holder = crate::common::hold(&env.db);
+    let held = std::time::Instant::now();
+    let mut worst: f64 = 0.0;
+    while held.elapsed().as_secs() < 9 {
+        worst = worst.max(age(&mut client).expect("the trial is still running"));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(holder);
+    assert!(worst < 3.0, "the server heartbeat stopped for {worst:.1} s while the local file was held");
+    env.resume();
+    let out = worker.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let states = server_trials(&pg, "held", "h");
+    assert_eq!(states, vec![(0, "COMPLETE".to_string())], "{states:?}");
+}
