@@ -60,6 +60,12 @@ fn name(signal: i32) -> &'static str {
 /// instead of at a moment, whatever the machine's speed.
 pub const PAUSE_FILE_ENV: &str = "HPTUNE_PAUSE_FILE";
 
+/// `HPTUNE_INJECT=WHAT`: a fault or delay the tests inject on purpose (`lost-claim-ack`: a study
+/// server claim loses its acknowledgement; `slow-sampler`: every suggestion takes 300 ms more).
+pub fn injected(what: &str) -> bool {
+    std::env::var("HPTUNE_INJECT").is_ok_and(|v| v == what)
+}
+
 /// Waits while the pause file exists; Err once a signal has arrived.
 pub fn wait_while_paused() -> Result<(), Interrupted> {
     if let Some(path) = std::env::var_os(PAUSE_FILE_ENV).filter(|p| !p.is_empty()) {

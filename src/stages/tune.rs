@@ -417,6 +417,9 @@ fn worker_loop(trial: &Trial, space: &Space, worker: &str, progress: &Progress) 
                 }))
                 .collect();
             costs::time(Cost::Sampler, || {
+                if crate::interrupt::injected("slow-sampler") {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
                 search::suggest(space, &study.plan, (study.seed, study.sampler), number, true, &past)
             })
         })?;

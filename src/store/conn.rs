@@ -98,7 +98,9 @@ impl Drop for Conn {
         };
         if expired {
             close(&mut self.state);
-            self.state.quiet_until = Some(now + YIELD);
+            // From when the file is free: the close checkpoints (tens of ms, more than the
+            // pause), and a pause counted from before it left a waiting process no turn.
+            self.state.quiet_until = Some(Instant::now() + YIELD);
         }
     }
 }

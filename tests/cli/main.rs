@@ -73,3 +73,28 @@ fn quiet_silences_progress_verbose_says_where_time_went_and_log_lines_carry_a_ut
     let verbose = run(&["--verbose", "--out", "v"]);
     assert!(verbose.contains("costs: store: calls") && verbose.contains("costs: training epochs"), "{verbose}");
 }
+
+#[test]
+fn every_command_and_flag_of_help_is_in_the_guide() {
+    use clap::CommandFactory;
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/guide.md")).unwrap();
+    fn walk(cmd: &clap::Command, path: &str, guide: &str, missing: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            match arg.get_long() {
+                Some("help" | "version") | None => {}
+                Some(long) if !guide.contains(&format!("--{long}")) => missing.push(format!("{path} --{long}")),
+                Some(_) => {}
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = format!("{path} {}", sub.get_name());
+            if !guide.contains(&format!("`{name}")) {
+                missing.push(name.clone());
+            }
+            walk(sub, &name, guide, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&hptune::cli::Cli::command(), "hptune", &guide, &mut missing);
+    assert!(missing.is_empty(), "not in docs/guide.md: {missing:?}");
+}

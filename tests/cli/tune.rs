@@ -194,6 +194,40 @@ fn two_processes_share_a_study_without_duplicate_numbers() {
 }
 
 #[test]
+fn four_workers_with_a_slow_sampler_claim_unique_dense_trials_and_meet_the_budget() {
+    let (env, space) = setup();
+    env.ok(&tune_args(&space, "slow", "1"));
+    // Each suggestion takes 300 ms more: claims sample outside the write transaction on a
+    // snapshot, so four workers overlap their sampling and must still not share a number.
+    let args = tune_args(&space, "slow", "13");
+    let workers: Vec<Child> = (0..4)
+        .map(|_| {
+            env.cmd()
+                .args(&args)
+                .env("HPTUNE_INJECT", "slow-sampler")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in workers {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let numbers: String =
+        env.sql_one("SELECT string_agg(number::VARCHAR, ',' ORDER BY number) FROM trials WHERE study_name = 'slow'");
+    assert_eq!(numbers, (0..13).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    let finished: i64 =
+        env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'slow' AND state IN ('COMPLETE', 'PRUNED')");
+    assert_eq!(finished, 13);
+    let runs: i64 = env.sql_one("SELECT count(DISTINCT run_id) FROM trials WHERE study_name = 'slow'");
+    assert_eq!(runs, 13, "two trials share a run");
+    let workers: i64 = env.sql_one("SELECT count(DISTINCT worker) FROM trials WHERE study_name = 'slow'");
+    assert!(workers >= 2, "only {workers} worker ran trials");
+}
+
+#[test]
 fn a_killed_run_resumes_without_losing_finished_trials() {
     let env = Env::new();
     env.ok(&["data", "synth", "--tickers", "10", "--days", "1500", "--seed", "9", "--name", "s"]);

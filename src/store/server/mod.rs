@@ -55,7 +55,7 @@ fn claim_key(worker: &str) -> String {
 /// its COMMIT, as a lost acknowledgement would (the tests' way to prove that a retried claim makes
 /// no second trial).
 fn inject_lost_ack() -> bool {
-    std::env::var("HPTUNE_INJECT").is_ok_and(|v| v == "lost-claim-ack")
+    crate::interrupt::injected("lost-claim-ack")
 }
 const END_ATTR: &str = "hptune:end";
 const RUN_ATTR: &str = "hptune:run";
