@@ -20,7 +20,7 @@ for s in "${samplers[@]}"; do
   "$bin" --db "$work/s.db" --verbose tune --study "$s" --trials "$trials" --seed "$seed" --sampler "$s" \
     --out "$work/$s" > /dev/null 2> "$work/$s.log"
   end=$(date +%s.%N)
-  sampler_s=$(sed -nE 's/^costs: sampler: [0-9]+ events, ([0-9.]+) s$/\1/p' "$work/$s.log")
+  sampler_s=$(sed -nE 's/^costs: sampler: [0-9]+ events, ([0-9.]+) s(, longest [0-9.]+ s)?$/\1/p' "$work/$s.log")
   row=$("$bin" --db "$work/s.db" query --format csv \
     "SELECT round(max(value) * 100, 2) || '%', arg_max(number, value) FROM trials WHERE study_name = '$s' AND state = 'COMPLETE'" | tail -1)
   printf '%-6s %8s %12s %10s %10.1f %12s\n' "$s" "$trials" "${row%%,*}" "${row##*,}" "$(echo "$end - $start" | bc -l)" "$sampler_s"

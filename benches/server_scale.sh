@@ -32,8 +32,8 @@ url() { echo "postgresql://postgres@127.0.0.1:$port/$1"; }
 "$bin" --db "$work/seed.db" -q data synth --tickers 3 --days 200 --seed 1 --name tiny > /dev/null
 printf '[model_type]\ntype = "categorical"\nchoices = ["mlp"]\n\n[hidden_size]\ntype = "int"\nlow = 8\nhigh = 16\nstep = 8\n\n[seq_len]\ntype = "int"\nlow = 2\nhigh = 4\n' > "$work/space.toml"
 
-# Sums "costs: NAME: N events, S s" over the logs: prints "events seconds".
-cost() { local name=$1; shift; sed -nE "s/^costs: $name: ([0-9]+) events, ([0-9.]+) s$/\1 \2/p" "$@" |
+# Sums "costs: NAME: N events, S s, longest L s" over the logs: prints "events seconds".
+cost() { local name=$1; shift; sed -nE "s/^costs: $name: ([0-9]+) events, ([0-9.]+) s(, longest [0-9.]+ s)?$/\1 \2/p" "$@" |
   awk '{n += $1; s += $2} END {printf "%d %.4f\n", n, s}'; }
 
 printf '%8s %8s %10s %10s %14s %16s %12s\n' workers trials "wall s" claims/s "lock wait ms" "server ms/claim" connections

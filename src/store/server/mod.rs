@@ -365,8 +365,10 @@ impl Server {
                 Claim::BudgetMet => return Ok(None),
                 // Until the running trials end, or a dead worker's goes stale and is queued again
                 // for this one to take: the workers that remain meet the budget.
+                // A look costs a few milliseconds of the server's; a pause of a heartbeat interval
+                // (20 s) made the last workers of a study outlast its trials by that much.
                 Claim::Wait => {
-                    let pause = std::time::Duration::from_secs_f64((self.grace_s / 6.0).clamp(0.5, 20.0));
+                    let pause = std::time::Duration::from_secs_f64((self.grace_s / 6.0).clamp(0.2, 1.0));
                     let until = std::time::Instant::now() + pause;
                     while std::time::Instant::now() < until {
                         // Ctrl-C: no more claims (the caller reports the interruption).
