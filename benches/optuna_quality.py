@@ -128,7 +128,9 @@ def main():
     ap.add_argument("--sampler", default="tpe")
     ap.add_argument("--jobs", type=int, default=1, help="studies at once (processes of one thread each)")
     ap.add_argument("--only", help="functions, comma-separated")
-    ap.add_argument("--overhead", action="store_true", help="also time suggestions (TPE: 100/1000/10000 trials, GP: 100/300)")
+    ap.add_argument("--overhead", action="store_true",
+                    help="also time suggestions (TPE: 100/300/1000/3000/10000 trials, GP: 100/300/1000)")
+    ap.add_argument("--sizes", help="trial counts for --overhead, comma-separated")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print(f"{args.seeds} seeds; median [q25, q75] of the best value")
@@ -150,11 +152,12 @@ def main():
     if args.overhead:
         one_thread()
         print("\nsampler overhead (mixed space): mean time per suggestion, one thread")
-        for n in ((100, 300) if args.sampler == "gp" else (100, 1000, 10000)):
+        default = (100, 300, 1000) if args.sampler == "gp" else (100, 300, 1000, 3000, 10000)
+        for n in (tuple(int(x) for x in args.sizes.split(",")) if args.sizes else default):
             study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
             study.optimize(mixed, n_trials=n)
             study.sampler = sampler(args.sampler, 1)
-            reps = 5 if n >= 10000 or args.sampler == "gp" else 20
+            reps = 3 if n >= 1000 or args.sampler == "gp" else 20
             start = time.perf_counter()
             for _ in range(reps):
                 t = study.ask()
