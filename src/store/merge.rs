@@ -38,6 +38,18 @@ impl Store {
         if same {
             return Err(StoreError::NotFound(format!("{} is this database: nothing to merge", other.display())));
         }
+        // A DuckDB file says so at byte 8; anything else (a CSV, a SQLite file) gets a plain answer
+        // instead of the error DuckDB's ATTACH gives for it.
+        let mut head = [0u8; 12];
+        let is_duckdb = std::fs::File::open(other)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .is_ok_and(|()| &head[8..12] == b"DUCK");
+        if !is_duckdb {
+            return Err(StoreError::NotFound(format!(
+                "{} is not a DuckDB database file: merge copies another hptune experiments.db",
+                other.display()
+            )));
+        }
         let mut conn = self.writer()?;
         let quoted = other.to_string_lossy().replace('\'', "''");
         conn.execute_batch(&format!("ATTACH '{quoted}' AS merge_src (READ_ONLY)"))

@@ -43,18 +43,12 @@ pub struct FactPair {
 }
 
 impl super::Store {
-    /// The kind `run_facts` gives `id` (one of `DIFF_KINDS`).
+    /// The kind `run_facts` gives `id` (one of `DIFF_KINDS`), or an error naming it.
     pub fn diff_kind(&self, id: &str) -> Result<&'static str> {
-        let conn = self.reader()?;
-        let kinds: Vec<String> = conn
-            .prepare("SELECT DISTINCT kind FROM run_provenance WHERE id = ?")?
-            .query_map([id], |r| r.get(0))?
-            .collect::<duckdb::Result<_>>()?;
-        DIFF_KINDS.iter().find(|(k, _)| kinds.iter().any(|x| x == k)).map(|(k, _)| *k).ok_or_else(|| {
+        let kind = self.run_kind(id)?;
+        DIFF_KINDS.iter().find(|(k, _)| *k == kind).map(|(k, _)| *k).ok_or_else(|| {
             super::StoreError::NotFound(format!(
-                "no study, extended run, selection, final model or backtest '{id}' in {}: \
-                 `hptune query pipeline_history` lists the pipelines, `hptune query run_provenance` every run",
-                self.path.display()
+                "'{id}' is a {kind}: diff compares studies, extended runs, selections, final models and backtests"
             ))
         })
     }

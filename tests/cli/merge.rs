@@ -131,5 +131,7 @@ fn a_conflict_or_a_newer_schema_is_refused_naming_it_with_nothing_written() {
     assert!(a.fails(&["merge", plain.to_str().unwrap()]).contains("not an hptune database"));
     assert!(a.fails(&["merge", a.db.to_str().unwrap()]).contains("is this database"));
     assert!(a.fails(&["merge", "missing.db"]).contains("no such database file"));
+    let csv = a.write("prices.csv", "date,ticker,close\n2020-01-01,A,1.0\n");
+    assert!(a.fails(&["merge", csv.to_str().unwrap()]).contains("is not a DuckDB database file"));
     assert_eq!(a.dump(), before);
 }

@@ -504,46 +504,33 @@ fn a_warm_start_seeds_the_sampler_with_fitting_finished_trials_outside_the_budge
     let complete: i64 = env.sql_one("SELECT count(*) FROM trials WHERE study_name = 'a' AND state = 'COMPLETE'");
     assert!(fitting >= 2, "the test needs at least two fitting trials, got {fitting}");
 
+    // `tune` of `study` in `space`, seeded from `from`.
+    let warm = |space: &str, study: &str, trials: &str, from: &str| -> Vec<String> {
+        [tune_args(space, study, trials), vec!["--warm-start", from]].concat().into_iter().map(String::from).collect()
+    };
+    let run = |args: Vec<String>, ok: bool| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if ok {
+            env.ok(&args)
+        } else {
+            env.fails(&args)
+        }
+    };
+
     // Mistakes are refused before the study exists.
     let before = env.dump();
-    let err = env.fails(&["tune", "--dataset", "s", "--space", narrow, "--study", "b", "--warm-start", "nope"]);
+    let err = run(warm(narrow, "b", "4", "nope"), false);
     assert!(err.contains("no study named 'nope'") && err.contains("SELECT"), "{err}");
-    let err =
-        env.fails(&["tune", "--dataset", "s", "--space", narrow, "--study", "b", "--warm-start", "SELECT 1 AS x"]);
+    let err = run(warm(narrow, "b", "4", "SELECT 1 AS x"), false);
     assert!(err.contains("study_name and number"), "{err}");
-    let err = env.fails(&[
-        "tune",
-        "--dataset",
-        "s",
-        "--space",
-        narrow,
-        "--study",
-        "b",
-        "--warm-start",
-        "SELECT * FROM trials WHERE study_name = 'a' AND state = 'FAIL'",
-    ]);
+    let err = run(warm(narrow, "b", "4", "SELECT * FROM trials WHERE study_name = 'a' AND state = 'FAIL'"), false);
     assert!(err.contains("nothing to seed") && err.contains("was not created"), "{err}");
-    let err =
-        env.fails(&["tune", "--dataset", "s", "--space", &space, "--study", "a", "--warm-start", "a", "--trials", "9"]);
+    let err = run(warm(&space, "a", "9", "a"), false);
     assert!(err.contains("study a exists"), "{err}");
     assert_eq!(env.dump(), before);
 
     // Warm from study a: the fitting finished trials seed it, the rest is counted and named.
-    let out = env.ok(&[
-        "tune",
-        "--dataset",
-        "s",
-        "--space",
-        narrow,
-        "--study",
-        "b",
-        "--trials",
-        "4",
-        "--epochs",
-        "2",
-        "--warm-start",
-        "a",
-    ]);
+    let out = run(warm(narrow, "b", "4", "a"), true);
     assert!(out.contains(&format!("{fitting} finished trials of a seed the sampler")), "{out}");
     assert!(out.contains("learning_rate") && out.contains("dropped"), "{out}");
     if fitting < complete {
@@ -555,7 +542,7 @@ fn a_warm_start_seeds_the_sampler_with_fitting_finished_trials_outside_the_budge
     // as a cold study of the same seed; the Bayesian phase reads the seeds, so its first trial
     // is drawn by the model where a cold study, with one finished trial, still draws Halton.
     assert_eq!(env.sql_one::<i64>("SELECT count(*) FROM trials WHERE study_name = 'b'"), 4);
-    env.ok(&["tune", "--dataset", "s", "--space", narrow, "--study", "cold", "--trials", "4", "--epochs", "2"]);
+    env.ok(&tune_args(narrow, "cold", "4"));
     let sampled = |study: &str| -> String {
         env.sql_one(&format!(
             "SELECT string_agg(phase || ':' || sampler, ',' ORDER BY number) FROM trials WHERE study_name = '{study}' AND number < 2"
@@ -575,21 +562,8 @@ fn a_warm_start_seeds_the_sampler_with_fitting_finished_trials_outside_the_budge
     assert_eq!(first_params("b"), first_params("cold"));
 
     // A statement picks seeds too: the two best of study a.
-    let out = env.ok(&[
-        "tune",
-        "--dataset",
-        "s",
-        "--space",
-        &space,
-        "--study",
-        "c",
-        "--trials",
-        "1",
-        "--epochs",
-        "1",
-        "--warm-start",
-        "SELECT * FROM trials WHERE study_name = 'a' AND state = 'COMPLETE' ORDER BY value DESC LIMIT 2",
-    ]);
+    let best_two = "SELECT * FROM trials WHERE study_name = 'a' AND state = 'COMPLETE' ORDER BY value DESC LIMIT 2";
+    let out = run(warm(&space, "c", "1", best_two), true);
     assert!(out.contains("2 finished trials of a seed"), "{out}");
 
     // The exports and the report name the seeds.

@@ -51,12 +51,6 @@ fn claim_key(worker: &str) -> String {
     format!("{worker}/{}", CLAIMS.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
 }
 
-/// `HPTUNE_INJECT=lost-claim-ack`: the first claim of each call drops its connection right after
-/// its COMMIT, as a lost acknowledgement would (the tests' way to prove that a retried claim makes
-/// no second trial).
-fn inject_lost_ack() -> bool {
-    crate::interrupt::injected("lost-claim-ack")
-}
 const END_ATTR: &str = "hptune:end";
 const RUN_ATTR: &str = "hptune:run";
 /// How many times a series of stale trials is queued again (Optuna's `max_retry`).
@@ -461,9 +455,10 @@ impl Server {
                 &[&trial_id, &CLAIM_ATTR, &key],
             )?;
             tx.commit()?;
-            if inject_lost_ack() && !injected.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                // The test hook: the session ends right after the COMMIT, as if its
-                // acknowledgement was lost; the error is the server's own.
+            if crate::interrupt::injected("lost-claim-ack") && !injected.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // `HPTUNE_INJECT=lost-claim-ack`, the first claim of each call: the session ends right
+                // after the COMMIT, as if its acknowledgement was lost (a retried claim must make no
+                // second trial); the error is the server's own.
                 match c.simple_query("SELECT pg_terminate_backend(pg_backend_pid())") {
                     Err(e) => return Err(ServerError::Sql(e)),
                     Ok(_) => return Err(ServerError::Invalid("the injected disconnect did not happen".into())),
