@@ -1,4 +1,4 @@
--- Per validation date, what each complete trial's calls came to: share of tickers called right, mean log-loss, next-day long-flat return (the series behind every selection statistic).
+-- Per validation date, what each complete trial's calls came to: share of tickers called right, mean log-loss, next-day long-flat return (the series behind every selection statistic). Rows in no set order (a year holds millions): filter by study and ORDER BY date.
 CREATE OR REPLACE VIEW trial_outcomes AS
 SELECT t.study_name,
        t.number,
@@ -9,5 +9,4 @@ SELECT t.study_name,
        o.ret
 FROM trials t
 JOIN outcomes o ON o.source = t.run_id
-WHERE t.state = 'COMPLETE'
-ORDER BY t.study_name, t.number, o.date;
+WHERE t.state = 'COMPLETE';

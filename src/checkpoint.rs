@@ -2,7 +2,7 @@
 //! sha256 and size the database recorded for them.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use candle_core::{Device, Tensor};
@@ -107,29 +107,44 @@ pub fn load_record(store: &Store, record: &CheckpointRecord, device: &Device) ->
 /// Makes `path` hold a recorded checkpoint's bytes: written from the database when the file is
 /// missing or its sha256 differs. Returns whether it wrote.
 pub fn ensure(store: &Store, record: &CheckpointRecord, path: &Path) -> anyhow::Result<bool> {
-    match std::fs::read(path) {
-        Ok(bytes) if sha256_hex(&bytes) == record.sha256 => Ok(false),
-        _ => restore(store, record, path).map(|()| true),
-    }
+    Ok(ensure_all(store, &[(record, path.to_path_buf())])? > 0)
 }
 
-/// Writes a recorded checkpoint's bytes (from the database) to `path`.
-fn restore(store: &Store, record: &CheckpointRecord, path: &Path) -> anyhow::Result<()> {
-    if let Some(cleanup) = &record.cleanup_id {
-        bail!(
-            "the weights of checkpoint {} were removed by `hptune clean` ({cleanup}); its record stays in {}. \
-             Train the configuration again to get weights",
-            record.checkpoint_id,
-            store.path().display()
-        );
+/// [`ensure`] for many checkpoints, with the bytes of all that need writing read from the database
+/// in one pass (DuckDB decompresses a stored block of checkpoints whole, so one read a file would
+/// cost each file the whole block). Returns how many files it wrote.
+pub fn ensure_all(store: &Store, wanted: &[(&CheckpointRecord, PathBuf)]) -> anyhow::Result<usize> {
+    let mut missing: HashMap<&str, Vec<(&CheckpointRecord, &Path)>> = HashMap::new();
+    for (record, path) in wanted {
+        if matches!(std::fs::read(path), Ok(bytes) if sha256_hex(&bytes) == record.sha256) {
+            continue;
+        }
+        if let Some(cleanup) = &record.cleanup_id {
+            bail!(
+                "the weights of checkpoint {} were removed by `hptune clean` ({cleanup}); its record stays in {}. \
+                 Train the configuration again to get weights",
+                record.checkpoint_id,
+                store.path().display()
+            );
+        }
+        missing.entry(record.sha256.as_str()).or_default().push((record, path));
     }
-    let bytes = store.checkpoint_file(&record.sha256)?.with_context(|| {
-        format!("the bytes of checkpoint {} are not in {}", record.checkpoint_id, store.path().display())
+    let shas: Vec<&str> = missing.keys().copied().collect();
+    let mut written = 0;
+    store.each_checkpoint_file(&shas, |sha, bytes| {
+        for (_, path) in missing.remove(sha.as_str()).unwrap_or_default() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            crate::files::write_atomic(path, &bytes)?;
+            written += 1;
+        }
+        anyhow::Ok(())
     })?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some((record, _)) = missing.into_values().flatten().next() {
+        bail!("the bytes of checkpoint {} are not in {}", record.checkpoint_id, store.path().display());
     }
-    crate::files::write_atomic(path, &bytes)
+    Ok(written)
 }
 
 fn from_bytes(

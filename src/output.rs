@@ -58,8 +58,26 @@ pub fn write(format: Format, schema: SchemaRef, batches: Batches, out: &mut dyn 
             writeln!(out)?;
             Ok(rows)
         }
-        Format::Parquet => anyhow::bail!("parquet is written to a file by the store, not to a stream"),
+        Format::Parquet => anyhow::bail!("parquet is written to a file (write_parquet), not to a stream"),
     }
+}
+
+/// Writes a streamed result to a Parquet file (Snappy-compressed, as DuckDB writes it); returns
+/// the number of rows.
+pub fn write_parquet(schema: SchemaRef, batches: Batches, file: std::fs::File) -> anyhow::Result<u64> {
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::Compression;
+    use parquet::file::properties::WriterProperties;
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let mut w = ArrowWriter::try_new(file, schema, Some(props))?;
+    let mut rows = 0;
+    for batch in batches {
+        let batch = batch.context("reading the query result")?;
+        rows += batch.num_rows() as u64;
+        w.write(&batch)?;
+    }
+    w.close()?;
+    Ok(rows)
 }
 
 /// CSV has no lists, structs or maps: such a column is written as its text, `[1, 2]` as DuckDB's

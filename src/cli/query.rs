@@ -4,7 +4,6 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use crate::output::{self, Format};
 use crate::store::{self, Store};
@@ -25,19 +24,13 @@ pub struct Args {
     pub format: Option<Format>,
 
     /// Write the result to this file instead of standard output.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "list")]
     pub output: Option<PathBuf>,
 }
 
 pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     if args.list {
-        let mut table = Table::new();
-        table.load_preset(UTF8_FULL_CONDENSED).set_header(["view", "what it holds"]);
-        for v in store::VIEWS {
-            table.add_row([v.name, v.description()]);
-        }
-        println!("{table}");
-        return Ok(());
+        return list(args.format);
     }
     if let Some(path) = &args.output {
         crate::files::refuse_database(path, store.path(), "--output")?;
@@ -63,7 +56,8 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     match (format, &args.output) {
         (Format::Parquet, None) => bail!("--format parquet writes a file: add --output FILE.parquet"),
         (Format::Parquet, Some(path)) => {
-            let rows = store.query_to_parquet(&sql, path)?;
+            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            let rows = store.query_arrow(&sql, |schema, batches| output::write_parquet(schema, batches, file))?;
             eprintln!("wrote {rows} rows to {}", path.display());
         }
         (_, Some(path)) => {
@@ -85,6 +79,29 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             out.flush()?;
         }
     }
+    Ok(())
+}
+
+/// The named views, in any format but Parquet: a table on a terminal, CSV or JSON otherwise.
+fn list(format: Option<Format>) -> anyhow::Result<()> {
+    use duckdb::arrow::array::{RecordBatch, StringArray};
+    use duckdb::arrow::datatypes::{DataType, Field, Schema};
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Csv });
+    if format == Format::Parquet {
+        bail!("--list prints to standard output: use --format table, csv or json");
+    }
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("view", DataType::Utf8, false),
+        Field::new("what it holds", DataType::Utf8, false),
+    ]));
+    let names = StringArray::from_iter_values(store::VIEWS.iter().map(|v| v.name));
+    let descriptions = StringArray::from_iter_values(store::VIEWS.iter().map(|v| v.description()));
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![std::sync::Arc::new(names), std::sync::Arc::new(descriptions)])?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    output::write(format, schema, &mut std::iter::once(Ok(batch)), &mut out)?;
+    out.flush()?;
     Ok(())
 }
 

@@ -160,7 +160,7 @@ fn model_check(store: &Store) -> anyhow::Result<Check> {
     Ok(match super::backtest::recorded_model(store)? {
         Some((_, record, why)) => {
             let file = Path::new(&record.path);
-            if file.exists() || store.checkpoint_file(&record.sha256)?.is_some() {
+            if file.exists() || store.has_checkpoint_file(&record.sha256)? {
                 check("backtest", "model", Status::Ok, why)
             } else {
                 check(

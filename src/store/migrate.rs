@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 16, name: "provenance", sql: include_str!("../../migrations/0016_provenance.sql") },
     Migration { version: 17, name: "tags_notes", sql: include_str!("../../migrations/0017_tags_notes.sql") },
     Migration { version: 18, name: "warm_start", sql: include_str!("../../migrations/0018_warm_start.sql") },
+    Migration {
+        version: 19,
+        name: "checkpoint_bytes_uncompressed",
+        sql: include_str!("../../migrations/0019_checkpoint_bytes_uncompressed.sql"),
+    },
 ];
 
 impl Migration {

@@ -303,28 +303,12 @@ impl Store {
         let sql = user_sql::statement(sql)?;
         let conn = self.existing_reader()?;
         let result = (|| {
-            user_sql::sandbox(&conn, None)?;
+            user_sql::sandbox(&conn)?;
             let mut stmt = conn.prepare(sql).map_err(user_sql::hint)?;
             let mut stream = stmt.stream_arrow([]).map_err(user_sql::hint)?;
             let schema = stream.get_schema();
             sink(schema, &mut stream)
         })();
-        conn.discard();
-        result
-    }
-
-    /// Writes the result of a user's `sql` to a Parquet file with DuckDB's own writer (streamed);
-    /// the user's SQL can reach no file but that one.
-    pub fn query_to_parquet(&self, sql: &str, out: &Path) -> Result<u64> {
-        let sql = user_sql::statement(sql)?;
-        let out = std::path::absolute(out).map_err(|e| StoreError::NotFound(format!("{}: {e}", out.display())))?;
-        let conn = self.existing_reader()?;
-        let result = user_sql::sandbox(&conn, Some(&out)).map_err(StoreError::from).and_then(|()| {
-            let target = out.to_string_lossy().replace('\'', "''");
-            conn.execute(&format!("COPY ({sql}) TO '{target}' (FORMAT parquet)"), [])
-                .map(|n| n as u64)
-                .map_err(user_sql::hint)
-        });
         conn.discard();
         result
     }

@@ -22,7 +22,7 @@ impl Store {
         let sql = user_sql::statement(sql)?;
         let conn = self.existing_reader()?;
         let result = (|| -> Result<Vec<(String, usize)>> {
-            user_sql::sandbox(&conn, None)?;
+            user_sql::sandbox(&conn)?;
             let mut stmt = conn
                 .prepare(&format!("SELECT DISTINCT study_name, number FROM ({sql}) ORDER BY 1, 2"))
                 .map_err(|e| {

@@ -1,5 +1,7 @@
 //! Training runs, per-epoch metrics and checkpoint references.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 use duckdb::{params, Connection, OptionalExt};
 
@@ -250,24 +252,41 @@ impl Store {
     }
 
     pub fn epoch_metrics(&self, run_id: &str) -> Result<Vec<EpochMetrics>> {
+        Ok(self.epoch_metrics_where("run_id = ?", run_id)?.into_iter().map(|(_, m)| m).collect())
+    }
+
+    /// The epochs of every trial of a study, by run id, in one read.
+    pub fn study_epoch_metrics(&self, study_name: &str) -> Result<HashMap<String, Vec<EpochMetrics>>> {
+        let mut runs: HashMap<String, Vec<EpochMetrics>> = HashMap::new();
+        for (run, m) in self.epoch_metrics_where(STUDY_RUNS, study_name)? {
+            runs.entry(run).or_default().push(m);
+        }
+        Ok(runs)
+    }
+
+    fn epoch_metrics_where(&self, condition: &str, value: &str) -> Result<Vec<(String, EpochMetrics)>> {
         let conn = self.reader()?;
         let rows = conn
-            .prepare("SELECT epoch, train_loss, val_loss, val_accuracy, seconds FROM epoch_metrics WHERE run_id = ? ORDER BY epoch")?
-            .query_map([run_id], |r| {
-                Ok(EpochMetrics {
-                    epoch: r.get::<_, i32>(0)? as usize,
-                    train_loss: r.get(1)?,
-                    val_loss: r.get(2)?,
-                    val_accuracy: r.get(3)?,
-                    seconds: r.get(4)?,
-                })
+            .prepare(&format!(
+                "SELECT run_id, epoch, train_loss, val_loss, val_accuracy, seconds FROM epoch_metrics
+                 WHERE {condition} ORDER BY run_id, epoch"
+            ))?
+            .query_map([value], |r| {
+                Ok((
+                    r.get(0)?,
+                    EpochMetrics {
+                        epoch: r.get::<_, i32>(1)? as usize,
+                        train_loss: r.get(2)?,
+                        val_loss: r.get(3)?,
+                        val_accuracy: r.get(4)?,
+                        seconds: r.get(5)?,
+                    },
+                ))
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
-    /// Points the checkpoint records under folder `from` to the same files under `to` (absolute
-    /// paths), after the folder was moved aside, so lineage survives.
     /// Renews the heartbeat of `worker`'s running training and extended runs.
     pub fn heartbeat_runs(&self, worker: &str) -> Result<()> {
         renew_runs(&*self.writer()?, worker)
@@ -311,6 +330,8 @@ impl Store {
         Ok(failed)
     }
 
+    /// Points the checkpoint records under folder `from` to the same files under `to` (absolute
+    /// paths), after the folder was moved aside, so lineage survives.
     pub fn relocate_checkpoints(&self, from: &str, to: &str) -> Result<usize> {
         let conn = self.writer()?;
         let n = conn.execute(
@@ -322,6 +343,16 @@ impl Store {
 
     pub fn checkpoints(&self, run_id: &str) -> Result<Vec<CheckpointRecord>> {
         self.checkpoints_where("run_id = ?", run_id)
+    }
+
+    /// The newest checkpoint of every trial of a study, by run id, in one read.
+    pub fn study_checkpoints(&self, study_name: &str) -> Result<HashMap<String, CheckpointRecord>> {
+        let mut runs = HashMap::new();
+        for record in self.checkpoints_where(STUDY_RUNS, study_name)? {
+            // Newest first: the first of a run is the one kept.
+            runs.entry(record.run_id.clone()).or_insert(record);
+        }
+        Ok(runs)
     }
 
     /// The checkpoint recorded for a file path (absolute), if any.
@@ -341,9 +372,34 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("no checkpoint {checkpoint_id} in {}", self.path.display())))
     }
 
-    pub fn checkpoint_file(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+    /// Whether the database holds a checkpoint file's bytes (without reading them).
+    pub fn has_checkpoint_file(&self, sha256: &str) -> Result<bool> {
         let conn = self.reader()?;
-        Ok(conn.query_row("SELECT bytes FROM checkpoint_files WHERE sha256 = ?", [sha256], |r| r.get(0)).optional()?)
+        Ok(conn
+            .query_row("SELECT count(*) FROM checkpoint_files WHERE sha256 = ?", [sha256], |r| r.get::<_, i64>(0))?
+            > 0)
+    }
+
+    /// The stored bytes of the given checkpoint files, each passed to `each` as it is read.
+    pub fn each_checkpoint_file<E: From<StoreError>>(
+        &self,
+        shas: &[&str],
+        mut each: impl FnMut(String, Vec<u8>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let conn = self.reader()?;
+        // A batch at a time: DuckDB holds a query's result whole, and a study's checkpoints can
+        // be hundreds of megabytes.
+        for batch in shas.chunks(64) {
+            let marks = vec!["?"; batch.len()].join(", ");
+            let mut stmt = conn
+                .prepare(&format!("SELECT sha256, bytes FROM checkpoint_files WHERE sha256 IN ({marks})"))
+                .map_err(StoreError::from)?;
+            let mut rows = stmt.query(duckdb::params_from_iter(batch)).map_err(StoreError::from)?;
+            while let Some(row) = rows.next().map_err(StoreError::from)? {
+                each(row.get(0).map_err(StoreError::from)?, row.get(1).map_err(StoreError::from)?)?;
+            }
+        }
+        Ok(())
     }
 
     fn checkpoints_where(&self, condition: &str, value: &str) -> Result<Vec<CheckpointRecord>> {
@@ -369,6 +425,9 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// The condition on `run_id` that keeps the runs of one study's trials.
+const STUDY_RUNS: &str = "run_id IN (SELECT run_id FROM trials WHERE study_name = ?)";
 
 /// Records a run as started (status running).
 pub(super) fn insert_run(conn: &Connection, r: &NewRun) -> Result<()> {

@@ -2,8 +2,6 @@
 //! connection with DuckDB's external access off and its configuration locked, so that it can
 //! read the record and nothing else (no COPY to files, ATTACH, INSTALL/LOAD, reading files).
 
-use std::path::Path;
-
 use duckdb::Connection;
 
 use super::StoreError;
@@ -81,13 +79,9 @@ fn skip_comments(mut s: &str) -> &str {
     }
 }
 
-/// Turns external access off on `conn` (except for `allowed`, the file hptune itself writes) and
+/// Turns external access off on `conn` and
 /// locks the configuration. The connection must be discarded afterwards.
-pub fn sandbox(conn: &Connection, allowed: Option<&Path>) -> duckdb::Result<()> {
-    if let Some(path) = allowed {
-        let path = path.to_string_lossy().replace('\'', "''");
-        conn.execute_batch(&format!("SET allowed_paths = ['{path}']"))?;
-    }
+pub fn sandbox(conn: &Connection) -> duckdb::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     conn.execute_batch(&format!(
         "SET threads = {threads}; SET enable_external_access = false; SET lock_configuration = true"

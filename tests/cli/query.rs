@@ -11,6 +11,12 @@ fn list_names_every_view_with_its_description() {
         assert!(!v.description().is_empty(), "{} has no description", v.name);
         assert!(out.contains(&v.description()[..20]), "{out}");
     }
+    // Piped, the list is CSV like any result, and --format json gives one object per view.
+    assert!(out.starts_with("view,what it holds\n"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&["query", "--list", "--format", "json"])).unwrap();
+    let names: Vec<&str> = json.as_array().unwrap().iter().map(|v| v["view"].as_str().unwrap()).collect();
+    let expected: Vec<&str> = hptune::store::VIEWS.iter().map(|v| v.name).collect();
+    assert_eq!(names, expected);
 }
 
 #[test]
@@ -103,16 +109,29 @@ fn parquet_and_csv_files_hold_the_whole_result() {
     env.ok(&["query", sql, "--format", "parquet", "--output", pq.to_str().unwrap()]);
     let csv = env.path("out.csv");
     env.ok(&["query", sql, "--output", csv.to_str().unwrap()]);
+    // The Parquet file as DuckDB itself reads it (Python's duckdb, the peer).
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let read = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import duckdb, sys; print(*duckdb.execute(f\"SELECT count(*), sum(close), min(date)::VARCHAR, \
+                       typeof(any_value(ticker)) FROM read_parquet('{sys.argv[1]}')\").fetchone())",
+        ])
+        .arg(&pq)
+        .output()
+        .unwrap();
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
     let conn = read_only(&env.db);
-    let (n, total): (i64, f64) = conn
-        .query_row(&format!("SELECT count(*), sum(close) FROM read_parquet('{}')", pq.display()), [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+    let expected: (i64, f64, String) = conn
+        .query_row(&format!("SELECT count(*), sum(close), min(date)::VARCHAR FROM ({sql})"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .unwrap();
-    let expected: (i64, f64) = conn
-        .query_row(&format!("SELECT count(*), sum(close) FROM ({sql})"), [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap();
-    assert_eq!((n, total), expected);
+    let got = String::from_utf8(read.stdout).unwrap();
+    let fields: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(fields[0].parse::<i64>().unwrap(), expected.0, "{got}");
+    assert!((fields[1].parse::<f64>().unwrap() - expected.1).abs() < 1e-6 * expected.1.abs(), "{got}");
+    assert_eq!((fields[2], fields[3]), (expected.2.as_str(), "VARCHAR"), "{got}");
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count() as i64, expected.0 + 1);
     assert!(text.starts_with("date,ticker,close\n"));

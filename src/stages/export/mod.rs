@@ -146,13 +146,25 @@ fn create_dir(dir: &Path) -> anyhow::Result<()> {
 /// is missing or differs) and returns its JSON entry: where it is and its sha256. A checkpoint
 /// whose weights `hptune clean` removed gets no file, and its entry says which cleanup took them.
 fn place_checkpoint(store: &Store, record: &CheckpointRecord, dir: &Path) -> anyhow::Result<serde_json::Value> {
-    if let Some(cleanup) = &record.cleanup_id {
-        return Ok(serde_json::json!({"path": null, "sha256": record.sha256, "cleaned_by": cleanup}));
+    Ok(place_checkpoints(store, &[(record, dir.to_path_buf())])?.remove(0))
+}
+
+/// [`place_checkpoint`] for many, with one read of the database for all their bytes.
+fn place_checkpoints(store: &Store, places: &[(&CheckpointRecord, PathBuf)]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut entries = Vec::with_capacity(places.len());
+    let mut wanted = Vec::new();
+    for (record, dir) in places {
+        if let Some(cleanup) = &record.cleanup_id {
+            entries.push(serde_json::json!({"path": null, "sha256": record.sha256, "cleaned_by": cleanup}));
+            continue;
+        }
+        create_dir(dir)?;
+        let file = std::fs::canonicalize(dir)?.join(checkpoint::FILE);
+        entries.push(serde_json::json!({"path": file.to_string_lossy(), "sha256": record.sha256}));
+        wanted.push((*record, file));
     }
-    create_dir(dir)?;
-    let file = std::fs::canonicalize(dir)?.join(checkpoint::FILE);
-    checkpoint::ensure(store, record, &file)?;
-    Ok(serde_json::json!({"path": file.to_string_lossy(), "sha256": record.sha256}))
+    checkpoint::ensure_all(store, &wanted)?;
+    Ok(entries)
 }
 
 /// Mean and sample standard deviation of fold scores (0 for a single fold); none for no folds.

@@ -2,19 +2,20 @@
 //! `optimization_study.db` (Optuna's storage) and each trial's checkpoint.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::json;
 
-use super::{create_dir, place_checkpoint, write_json};
+use super::{create_dir, place_checkpoints, write_json};
 use crate::layout;
+use crate::model::EpochMetrics;
 use crate::plot::{Chart, Mark, Panel, Series, XTicks, BLACK, BLUE, GREY, ORANGE, RED};
 use crate::search::space::Distribution;
 use crate::search::Phase;
 use crate::search::Space;
 use crate::states::TrialState;
-use crate::store::{optuna_sqlite, Store, StudyRecord, TrialRecord};
+use crate::store::{optuna_sqlite, CheckpointRecord, Store, StudyRecord, TrialRecord};
 
 /// The file and JSON pointer that name the study a tuning folder belongs to.
 pub const OWNER: (&str, &str) = (layout::TRIAL_RESULTS, "/study");
@@ -26,14 +27,20 @@ pub fn tuning(store: &Store, study_name: &str, dir: &Path) -> anyhow::Result<()>
     let space = Space::from_toml(&study.space_toml).map_err(|e| anyhow::anyhow!("{e}"))?;
     let trials = store.trials(study_name)?;
     create_dir(dir)?;
-    let mut checkpoints = HashMap::new();
-    for t in &trials {
-        let Some(run) = &t.run_id else { continue };
-        if let Some(record) = store.checkpoints(run)?.into_iter().next() {
-            let place = layout::trial_checkpoint_dir(dir, study_name, t.number);
-            checkpoints.insert(t.number, place_checkpoint(store, &record, &place)?);
-        }
-    }
+    // One read each for the study's checkpoints and epochs: a file with a year of studies costs
+    // this export what this study holds.
+    let records = store.study_checkpoints(study_name)?;
+    let epochs = store.study_epoch_metrics(study_name)?;
+    let places: Vec<(usize, (&CheckpointRecord, PathBuf))> = trials
+        .iter()
+        .filter_map(|t| {
+            let record = records.get(t.run_id.as_ref()?)?;
+            Some((t.number, (record, layout::trial_checkpoint_dir(dir, study_name, t.number))))
+        })
+        .collect();
+    let (numbers, places): (Vec<usize>, Vec<_>) = places.into_iter().unzip();
+    let checkpoints: HashMap<usize, serde_json::Value> =
+        numbers.into_iter().zip(place_checkpoints(store, &places)?).collect();
     // Seed trials (`--warm-start`) are not trials of the study: the exports name them.
     let seeds: Vec<serde_json::Value> = store
         .seeds(study_name)?
@@ -46,7 +53,7 @@ pub fn tuning(store: &Store, study_name: &str, dir: &Path) -> anyhow::Result<()>
     write_json(&dir.join(layout::HISTORY_JSON), &history(&study, &trials))?;
     crate::files::write_atomic(&dir.join(layout::HISTORY_PNG), &history_chart(&study.study_name, &trials).png()?)?;
     crate::files::write_atomic(&dir.join(layout::SLICES_PNG), &slices_chart(&space, &trials).png()?)?;
-    let optuna: Vec<optuna_sqlite::Trial> = trials.iter().map(|t| optuna_trial(store, &space, t)).collect();
+    let optuna: Vec<optuna_sqlite::Trial> = trials.iter().map(|t| optuna_trial(&space, t, &epochs)).collect();
     // `hptune note` on the study and on its trials' runs, as optuna-dashboard shows notes; the
     // export numbers its trials 1, 2, ... in this order.
     let mut system_attrs = vec![(SAMPLER_ATTR.into(), json!(study.sampler).to_string())];
@@ -141,7 +148,7 @@ pub const SAMPLER_ATTR: &str = "hptune:sampler";
 /// A trial as Optuna stores it: parameters in Optuna's internal representation with their
 /// distributions, the per-epoch validation accuracy as intermediate values, and the value (a
 /// PRUNED trial's is its last intermediate value, as Optuna records it).
-fn optuna_trial(store: &Store, space: &Space, t: &TrialRecord) -> optuna_sqlite::Trial {
+fn optuna_trial(space: &Space, t: &TrialRecord, epochs: &HashMap<String, Vec<EpochMetrics>>) -> optuna_sqlite::Trial {
     let params = space
         .params
         .iter()
@@ -153,8 +160,8 @@ fn optuna_trial(store: &Store, space: &Space, t: &TrialRecord) -> optuna_sqlite:
     let intermediate: Vec<(usize, f64)> = t
         .run_id
         .as_ref()
-        .and_then(|r| store.epoch_metrics(r).ok())
-        .map(|ms| ms.into_iter().map(|m| (m.epoch, m.val_accuracy)).collect())
+        .and_then(|r| epochs.get(r))
+        .map(|ms| ms.iter().map(|m| (m.epoch, m.val_accuracy)).collect())
         .unwrap_or_default();
     let value = match t.state {
         TrialState::Complete => t.value,
