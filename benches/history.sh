@@ -62,6 +62,7 @@ measure "report (newest runs, whole history)" "$bin" --db "$db" report --out "$w
 printf '%-44s %8.2f MB page\n' "" "$(echo "$(stat -c %s "$work/report.html") / 1000000" | bc -l)"
 rm -rf "$work/export"
 measure "export tune (the newest study)" "$bin" --db "$db" export tune --to "$work/export"
+rm -rf "$work/export"
 measure "export (all five stages, newest runs)" "$bin" --db "$db" export --to "$work/export"
 measure "diff --last 2" "$bin" --db "$db" diff --last 2
 cp "$db" "$work/resume.db"
