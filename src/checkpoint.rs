@@ -111,8 +111,8 @@ pub fn ensure(store: &Store, record: &CheckpointRecord, path: &Path) -> anyhow::
 }
 
 /// [`ensure`] for many checkpoints, with the bytes of all that need writing read from the database
-/// in one pass (DuckDB decompresses a stored block of checkpoints whole, so one read a file would
-/// cost each file the whole block). Returns how many files it wrote.
+/// together (`Store::each_checkpoint_file`) rather than one query a file. Returns how many files it
+/// wrote.
 pub fn ensure_all(store: &Store, wanted: &[(&CheckpointRecord, PathBuf)]) -> anyhow::Result<usize> {
     let mut missing: HashMap<&str, Vec<(&CheckpointRecord, &Path)>> = HashMap::new();
     for (record, path) in wanted {

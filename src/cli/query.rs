@@ -55,17 +55,21 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
     });
     match (format, &args.output) {
         (Format::Parquet, None) => bail!("--format parquet writes a file: add --output FILE.parquet"),
-        (Format::Parquet, Some(path)) => {
-            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-            let rows = store.query_arrow(&sql, |schema, batches| output::write_parquet(schema, batches, file))?;
-            eprintln!("wrote {rows} rows to {}", path.display());
-        }
         (_, Some(path)) => {
-            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-            let mut out = std::io::BufWriter::new(file);
-            let rows = store.query_arrow(&sql, |schema, batches| output::write(format, schema, batches, &mut out))?;
-            out.flush().with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {rows} rows to {}", path.display());
+            // Written beside the file and renamed when whole: a refused statement or a failed read
+            // leaves an earlier file at that path as it was.
+            let partial = crate::files::partial_path(path);
+            let written = write_file(store, &sql, format, &partial);
+            match written {
+                Ok(rows) => {
+                    std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote {rows} rows to {}", path.display());
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(e);
+                }
+            }
         }
         (_, None) => {
             // The whole result first, then the file is let go, and only then standard output,
@@ -80,6 +84,18 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A query's whole result in a file, in any format.
+fn write_file(store: &Store, sql: &str, format: Format, path: &std::path::Path) -> anyhow::Result<u64> {
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    if format == Format::Parquet {
+        return store.query_arrow(sql, |schema, batches| output::write_parquet(schema, batches, file));
+    }
+    let mut out = std::io::BufWriter::new(file);
+    let rows = store.query_arrow(sql, |schema, batches| output::write(format, schema, batches, &mut out))?;
+    out.flush().with_context(|| format!("writing {}", path.display()))?;
+    Ok(rows)
 }
 
 /// The named views, in any format but Parquet: a table on a terminal, CSV or JSON otherwise.
