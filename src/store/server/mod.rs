@@ -10,6 +10,7 @@
 //! short: a worker samples and trains outside them. Each worker thread holds its own connection,
 //! and a dropped connection is opened again on the next call.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::NaiveDateTime;
@@ -1074,16 +1075,24 @@ fn read_trials(
          WHERE t.study_id = $1",
         &[&study_id],
     )?;
+    // Each trial's attributes and parameters, grouped once: a claim reads the whole study, so its
+    // cost must grow with the rows, not with trials x rows.
+    let mut attrs_of: HashMap<i32, Vec<(&str, &str)>> = HashMap::with_capacity(rows.len());
+    for a in &attrs {
+        attrs_of.entry(a.get(0)).or_default().push((a.get(1), a.get(2)));
+    }
+    let mut params_of: HashMap<i32, Vec<(&str, Option<f64>)>> = HashMap::with_capacity(rows.len());
+    for p in &params {
+        params_of.entry(p.get(0)).or_default().push((p.get(1), p.get(2)));
+    }
     let resolved = study.sampler.resolve(space);
     let mut trials = Vec::with_capacity(rows.len());
     for r in rows {
         let trial_id: i32 = r.get(0);
         let number = r.get::<_, i32>(1) as usize;
+        let own_attrs = attrs_of.get(&trial_id).map_or(&[][..], Vec::as_slice);
         let attr = |key: &str| -> Option<Json> {
-            attrs
-                .iter()
-                .find(|a| a.get::<_, i32>(0) == trial_id && a.get::<_, &str>(1) == key)
-                .and_then(|a| serde_json::from_str(a.get::<_, &str>(2)).ok())
+            own_attrs.iter().find(|(k, _)| *k == key).and_then(|(_, v)| serde_json::from_str(v).ok())
         };
         let phase = attr(PHASE_ATTR)
             .and_then(|p| p.as_str().and_then(crate::search::Phase::parse))
@@ -1116,10 +1125,9 @@ fn read_trials(
             params: Default::default(),
             heartbeat_age_s: r.get::<_, Option<f64>>(6).unwrap_or(0.0),
         };
-        for p in params.iter().filter(|p| p.get::<_, i32>(0) == trial_id) {
-            let name: &str = p.get(1);
+        for &(name, value) in params_of.get(&trial_id).map_or(&[][..], Vec::as_slice) {
             let Some(param) = space.params.iter().find(|s| s.name == name) else { continue };
-            let Some(value) = p.get::<_, Option<f64>>(2).and_then(|v| param.dist.from_optuna(v)) else { continue };
+            let Some(value) = value.and_then(|v| param.dist.from_optuna(v)) else { continue };
             record.params.insert(name.to_string(), value);
         }
         trials.push((trial_id, record));
