@@ -17,24 +17,16 @@ sizes=("${@:-1000}")
 more=20
 cargo build --release --quiet
 bin=${HPTUNE_BIN:-"$(realpath "${CARGO_TARGET_DIR:-target}")/release/hptune"}
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
-work=$(mktemp -d)
-as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd "$work" && runuser -u postgres -- "$@"); else "$@"; fi; }
-[ "$(id -u)" -eq 0 ] && chown postgres "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_pg "$pgbin/initdb" -D "$work/pg" -A trust > /dev/null
-as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start -o "-p $port -k $work -c listen_addresses=127.0.0.1" > /dev/null
-trap 'as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop > /dev/null; rm -rf "$work"' EXIT
-psql() { as_pg "$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -d h -Atq -v ON_ERROR_STOP=1 "$@"; }
-as_pg "$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -Atq -c "CREATE DATABASE h"
-url="postgresql://postgres@127.0.0.1:$port/h"
+. benches/throwaway_pg.sh
+psql -c "CREATE DATABASE h"
+pq() { psql -d h -v ON_ERROR_STOP=1 "$@"; }
 
 "$bin" --db "$work/seed.db" -q data synth --tickers 3 --days 200 --seed 1 --name tiny > /dev/null
 printf '[model_type]\ntype = "categorical"\nchoices = ["mlp"]\n\n[hidden_size]\ntype = "int"\nlow = 8\nhigh = 16\nstep = 8\n\n[seq_len]\ntype = "int"\nlow = 2\nhigh = 4\n\n[learning_rate]\ntype = "float"\nlow = 1e-4\nhigh = 1e-2\nlog = true\n' > "$work/space.toml"
 cp "$work/seed.db" "$work/base.db"
-"$bin" --db "$work/base.db" -q tune --storage "$url" --study s --trials "$base" --epochs 1 --dataset tiny \
+"$bin" --db "$work/base.db" -q tune --storage "$(url h)" --study s --trials "$base" --epochs 1 --dataset tiny \
   --space "$work/space.toml" --out "$work/out-base" > /dev/null 2>&1
-study=$(psql -c "SELECT study_id FROM studies WHERE study_name = 's'")
+study=$(pq -c "SELECT study_id FROM studies WHERE study_name = 's'")
 
 # Sums "costs: NAME: N events, S s, longest L s" over a log: prints "events seconds".
 cost() { sed -nE "s/^costs: $1: ([0-9]+) events, ([0-9.]+) s(, longest [0-9.]+ s)?$/\1 \2/p" "$2" |
@@ -42,9 +34,9 @@ cost() { sed -nE "s/^costs: $1: ([0-9]+) events, ([0-9.]+) s(, longest [0-9.]+ s
 
 printf '%8s %12s %18s %12s %14s\n' trials "wall s/trial" "server ms/claim" "sampler ms" "server calls"
 for size in "${sizes[@]}"; do
-  have=$(psql -c "SELECT count(*) FROM trials WHERE study_id = $study")
+  have=$(pq -c "SELECT count(*) FROM trials WHERE study_id = $study")
   # Copies of the first BASE trials, numbered after the last one, until the study holds SIZE.
-  psql > /dev/null <<SQL
+  pq > /dev/null <<SQL
 CREATE TEMP TABLE copies AS
 SELECT t.trial_id AS old_id, c, t.number + $have + (c - 1) * $base AS number,
        (SELECT max(trial_id) FROM trials) + row_number() OVER (ORDER BY c, t.trial_id) AS new_id
@@ -71,10 +63,10 @@ INSERT INTO hptune_checkpoints (checkpoint_id, trial_id, role, epoch, path, sha2
 SELECT setval('trials_trial_id_seq', (SELECT max(trial_id) FROM trials));
 ANALYZE;
 SQL
-  now=$(psql -c "SELECT count(*) FROM trials WHERE study_id = $study AND state IN ('COMPLETE', 'PRUNED')")
+  now=$(pq -c "SELECT count(*) FROM trials WHERE study_id = $study AND state IN ('COMPLETE', 'PRUNED')")
   cp "$work/seed.db" "$work/w$size.db"
   start=$(date +%s.%N)
-  "$bin" --db "$work/w$size.db" --verbose tune --storage "$url" --study s --trials $(( now + more )) --jobs 1 \
+  "$bin" --db "$work/w$size.db" --verbose tune --storage "$(url h)" --study s --trials $(( now + more )) --jobs 1 \
     --out "$work/out-$size" > /dev/null 2> "$work/log-$size"
   end=$(date +%s.%N)
   read -r claims lock_s < <(cost "study server: wait for the study lock" "$work/log-$size")

@@ -17,17 +17,7 @@ counts=("${@:-1}")
 [ $# -eq 0 ] && counts=(1 4 16 64)
 cargo build --release --quiet
 bin="$(realpath "${CARGO_TARGET_DIR:-target}")/release/hptune"
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
-work=$(mktemp -d)
-as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd "$work" && runuser -u postgres -- "$@"); else "$@"; fi; }
-[ "$(id -u)" -eq 0 ] && chown postgres "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_pg "$pgbin/initdb" -D "$work/pg" -A trust > /dev/null
-as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start \
-  -o "-p $port -k $work -c listen_addresses=127.0.0.1 -c max_connections=300" > /dev/null
-trap 'as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop > /dev/null; rm -rf "$work"' EXIT
-psql() { as_pg "$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -Atq "$@"; }
-url() { echo "postgresql://postgres@127.0.0.1:$port/$1"; }
+. benches/throwaway_pg.sh
 
 "$bin" --db "$work/seed.db" -q data synth --tickers 3 --days 200 --seed 1 --name tiny > /dev/null
 printf '[model_type]\ntype = "categorical"\nchoices = ["mlp"]\n\n[hidden_size]\ntype = "int"\nlow = 8\nhigh = 16\nstep = 8\n\n[seq_len]\ntype = "int"\nlow = 2\nhigh = 4\n' > "$work/space.toml"
