@@ -17,6 +17,11 @@ order (`enqueue_trial`), so that the wall times compare the execution alone; wit
 tool's sampler draws its own, as a user runs them, and what the draws cost weighs as much as the
 speed of either.
 
+THREADS is the machine's cores each tool may use: PyTorch runs one trial at a time on THREADS
+threads, hptune runs `--jobs THREADS` trials side by side on one thread each (RAYON_NUM_THREADS=1,
+what `--jobs` sets itself when the variable is unset; THREADS rayon threads for each of THREADS
+trials would run 4 busy threads on 2 cores).
+
 Each run is a whole process, timed from start to end (imports, data, every trial): a fresh
 `hptune tune` in an empty folder, and a fresh Python process running `--one`. Runs alternate
 (hptune, then Python, per seed) so that the machine's drift falls on both.
@@ -217,7 +222,7 @@ def one(args):
 
 def hptune(bin_path, trials, seed, threads, epochs):
     with tempfile.TemporaryDirectory() as work:
-        env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+        env = dict(os.environ, RAYON_NUM_THREADS="1")
         started = time.perf_counter()
         subprocess.run([bin_path, "tune", "--trials", str(trials), "--seed", str(seed), "--jobs", str(threads),
                         "--epochs", str(epochs)], cwd=work, env=env, check=True, capture_output=True)

@@ -22,6 +22,7 @@ const O: usize = 20;
 
 fn main() -> anyhow::Result<()> {
     hptune::keep_freed_memory();
+    hptune::candle_ops_inline();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let x: Vec<f32> = (0..N * T * I).map(|_| StandardNormal.sample(&mut rng)).collect();
     let y: Vec<f32> = (0..N * O).map(|_| if rng.gen::<f64>() < 0.5 { 1.0 } else { 0.0 }).collect();

@@ -2,6 +2,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     hptune::keep_freed_memory();
+    hptune::candle_ops_inline();
     // A closed standard output (`hptune data list | head -1`) ends the process quietly, as it
     // does other Unix tools, instead of a panic in println!.
     // SAFETY: restoring the default action of a signal before any other thread starts.
