@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::NaiveDateTime;
+use itertools::Itertools;
 use postgres::{Client, GenericClient, NoTls, Transaction};
 use serde_json::{json, Value as Json};
 
@@ -1077,14 +1078,10 @@ fn read_trials(
     )?;
     // Each trial's attributes and parameters, grouped once: a claim reads the whole study, so its
     // cost must grow with the rows, not with trials x rows.
-    let mut attrs_of: HashMap<i32, Vec<(&str, &str)>> = HashMap::with_capacity(rows.len());
-    for a in &attrs {
-        attrs_of.entry(a.get(0)).or_default().push((a.get(1), a.get(2)));
-    }
-    let mut params_of: HashMap<i32, Vec<(&str, Option<f64>)>> = HashMap::with_capacity(rows.len());
-    for p in &params {
-        params_of.entry(p.get(0)).or_default().push((p.get(1), p.get(2)));
-    }
+    let attrs_of: HashMap<i32, Vec<(&str, &str)>> =
+        attrs.iter().map(|a| (a.get(0), (a.get(1), a.get(2)))).into_group_map();
+    let params_of: HashMap<i32, Vec<(&str, Option<f64>)>> =
+        params.iter().map(|p| (p.get(0), (p.get(1), p.get(2)))).into_group_map();
     let resolved = study.sampler.resolve(space);
     let mut trials = Vec::with_capacity(rows.len());
     for r in rows {
