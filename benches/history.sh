@@ -48,8 +48,8 @@ measure() { # label command...
 
 measure "query best-config" "$bin" --db "$db" query best-config
 views=$("$bin" --db "$db" query --list --format csv | tail -n +2 | cut -d, -f1)
-# A view as a terminal shows it (every row computed and counted, the first and last 20 printed),
-# then every row written out as CSV.
+# A view as a terminal shows it (up to 1,000,000 rows read and counted, the first and last 20
+# printed; past that the first 40), then every row written out as CSV.
 for v in $views; do
   measure "query $v" "$bin" --db "$db" query "$v" --format table --output "$work/view.txt"
   measure "  every row as CSV" "$bin" --db "$db" query "$v" --format csv --output "$work/view.csv"

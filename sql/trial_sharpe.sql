@@ -8,12 +8,13 @@ CREATE OR REPLACE MACRO hptune_phi(x) AS
         * exp(-x * x / 2)));
 CREATE OR REPLACE VIEW trial_sharpe AS
 -- One pass over the outcomes: the central moments come from the raw ones (returns are small and
--- their mean smaller still, so nothing cancels), not from a window that sorts every row.
+-- their mean smaller still, so nothing cancels), not from a window that sorts every row; the
+-- powers as products (`^` is pow(): 0.73 of the 0.93 s a year's 18.8 M rows took).
 WITH moments AS (
-    SELECT t.study_name, t.number, count(*) AS days, avg(o.ret) AS mean_ret, stddev_samp(o.ret) AS sd,
-           avg(o.ret ^ 2) AS r2, avg(o.ret ^ 3) AS r3, avg(o.ret ^ 4) AS r4
+    SELECT t.study_name, t.number, count(*) AS days, avg(o.r) AS mean_ret, stddev_samp(o.r) AS sd,
+           avg(o.r * o.r) AS r2, avg(o.r * o.r * o.r) AS r3, avg((o.r * o.r) * (o.r * o.r)) AS r4
     FROM trials t
-    JOIN outcomes o ON o.source = t.run_id
+    JOIN (SELECT source, ret::DOUBLE AS r FROM outcomes) o ON o.source = t.run_id
     WHERE t.state = 'COMPLETE'
     GROUP BY ALL
 ), central AS (

@@ -63,7 +63,8 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
             match written {
                 Ok(rows) => {
                     std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))?;
-                    eprintln!("wrote {rows} rows to {}", path.display());
+                    let what = if format == Format::Table { "a table of " } else { "" };
+                    eprintln!("wrote {what}{rows} rows to {}", path.display());
                 }
                 Err(e) => {
                     let _ = std::fs::remove_file(&partial);
@@ -87,7 +88,7 @@ pub fn run(args: Args, store: &Store) -> anyhow::Result<()> {
 }
 
 /// A query's whole result in a file, in any format.
-fn write_file(store: &Store, sql: &str, format: Format, path: &std::path::Path) -> anyhow::Result<u64> {
+fn write_file(store: &Store, sql: &str, format: Format, path: &std::path::Path) -> anyhow::Result<output::Rows> {
     let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     if format == Format::Parquet {
         return store.query_arrow(sql, |schema, batches| output::write_parquet(schema, batches, file));

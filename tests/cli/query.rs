@@ -149,6 +149,11 @@ fn a_long_table_shows_its_ends_and_counts_the_rest() {
     assert!(out.contains("│ 19 ") || out.contains("│    19 "), "{out}");
     assert!(out.contains("99999"), "{out}");
     assert!(!out.contains(" 20 │") && !out.contains("│ 99979 "), "{out}");
+    // Past a million rows the table stops reading: the first 40 rows, and no count it cannot know.
+    let long = env.ok(&["query", "SELECT range AS i FROM range(1000041)", "--format", "table"]);
+    assert!(long.contains("more than 1000000 rows (the first 40 shown"), "{long}");
+    assert!(long.contains("│ 39 ") || long.contains("│      39 "), "{long}");
+    assert!(!long.contains(" 40 │") && !long.contains("1000040"), "{long}");
     let short = env.ok(&["query", "SELECT 42 AS answer", "--format", "table"]);
     assert!(short.contains("42") && short.contains("1 row"), "{short}");
 }
