@@ -1,7 +1,9 @@
 -- Per study, its best trial against each baseline scored on the same validation dates (always up, majority, repeat today, logistic regression): accuracy on the dates both have, and who wins.
 CREATE OR REPLACE VIEW baseline_comparison AS
 WITH best AS (
-    SELECT study_name, arg_max(run_id, value) AS run_id, arg_max(number, value) AS number, max(value) AS value
+    -- The best trial as everywhere else: the highest value, the first trial among equals.
+    SELECT study_name, first(run_id ORDER BY value DESC, number) AS run_id,
+           first(number ORDER BY value DESC, number) AS number, max(value) AS value
     FROM trials WHERE state = 'COMPLETE' GROUP BY 1
 ), paired AS (
     SELECT b.study_name, b.name, b.description, avg(t.hit) AS trial_accuracy, avg(o.hit) AS baseline_accuracy,
