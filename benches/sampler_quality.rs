@@ -37,7 +37,7 @@ fn study(f: &functions::TestFunction, sampler: Sampler, seed: u64, budget: usize
     let mut history: Vec<Past> = Vec::new();
     let (mut best_seen, mut best_true) = (f64::INFINITY, f64::INFINITY);
     for number in 0..budget {
-        let params = suggest(&f.space, &plan, (seed, sampler), number, false, &history).params;
+        let params = suggest(&f.space, &plan, (seed, sampler), number, false, &history, None).params;
         let truth = (f.f)(&params);
         let seen = if noisy { truth + f.noise * functions::standard_normal(seed, number as u64) } else { truth };
         if seen < best_seen {
@@ -150,7 +150,8 @@ fn main() {
         for &n in sizes {
             let history: Vec<Past> = (0..n)
                 .map(|i| {
-                    let params = suggest(&f.space, &PhasePlan::split(n + 100), (1, sampler), i, false, &[]).params;
+                    let params =
+                        suggest(&f.space, &PhasePlan::split(n + 100), (1, sampler), i, false, &[], None).params;
                     let value = (f.f)(&params);
                     Past { params, outcome: Outcome::Value(value) }
                 })
@@ -159,7 +160,7 @@ fn main() {
             let reps = if n >= 1_000 || sampler != Sampler::Tpe { 3 } else { 20 };
             let start = Instant::now();
             for r in 0..reps {
-                std::hint::black_box(suggest(&f.space, &plan, (1, sampler), n + r, false, &history));
+                std::hint::black_box(suggest(&f.space, &plan, (1, sampler), n + r, false, &history, None));
             }
             println!("{sampler:<4} {n:>6} trials: {:>9.3} ms", start.elapsed().as_secs_f64() * 1e3 / reps as f64);
         }

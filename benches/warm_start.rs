@@ -58,7 +58,7 @@ fn run(
         // As `hptune tune` reads them: the seeds in the Bayesian phase only.
         let seeded = if plan.phase_of(number) == Phase::Bayesian { seeds } else { &[] };
         let past: Vec<Past> = seeded.iter().cloned().chain(history.iter().cloned()).collect();
-        let params = suggest(&f.space, &plan, (seed, Sampler::Auto), number, false, &past).params;
+        let params = suggest(&f.space, &plan, (seed, Sampler::Auto), number, false, &past, None).params;
         let value = objective(&params);
         history.push(Past { params: params.clone(), outcome: Outcome::Value(value) });
         own.push((params, value));

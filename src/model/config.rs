@@ -192,6 +192,17 @@ impl ModelConfig {
         }
     }
 
+    /// What an epoch of training costs, relative to other configurations on the same panel (see
+    /// `NetShape::window_cost`): a pooled model trains on one window per ticker and date, a joint
+    /// one on one per date.
+    pub fn epoch_cost(&self, width: usize, tickers: usize) -> f64 {
+        let windows = match self.layout {
+            Layout::Joint => 1.0,
+            Layout::Pooled => tickers as f64,
+        };
+        windows * self.shape(width, tickers).window_cost(self.batch_size)
+    }
+
     /// The training settings, with every random draw seeded by `seed`.
     pub fn settings(&self, seed: u64) -> super::TrainSettings {
         super::TrainSettings {

@@ -36,6 +36,31 @@ pub struct NetShape {
     pub dropout: f64,
 }
 
+/// What one matrix product of a batch costs beyond its multiply-adds (the call, packing, the
+/// elementwise pass that follows it, the optimiser's share), in multiply-adds: fitted to the
+/// measured epochs of 12 of the default space's models on one thread, which `window_cost` then
+/// puts within 2.7x of their times over a range of 500x (docs/benchmarks.md, "Cost-aware GP").
+const PRODUCT_OVERHEAD: f64 = 5e5;
+
+impl NetShape {
+    /// What training on one window costs, in multiply-adds: those of its forward pass (the
+    /// backward pass is about twice as dear for every model), plus its share of the fixed cost of
+    /// each matrix product its batch of `batch` windows runs (an RNN runs one per layer and step).
+    pub fn window_cost(&self, batch: usize) -> f64 {
+        let [i, h, s, o, l] =
+            [self.inputs, self.hidden_size, self.seq_len, self.outputs, self.num_layers].map(|v| v as f64);
+        let (macs, products) = match self.model_type {
+            ModelType::Linear | ModelType::Mlp if self.num_layers == 0 => (s * i * o, 1.0),
+            ModelType::Linear | ModelType::Mlp => (s * i * h + (l - 1.0) * h * h + h * o, l + 1.0),
+            ModelType::Lstm | ModelType::Gru => {
+                let gates = if self.model_type == ModelType::Lstm { 4.0 } else { 3.0 };
+                (gates * h * s * ((i + h) + (l - 1.0) * 2.0 * h) + h * o, l * (1.0 + s) + 1.0)
+            }
+        };
+        macs + PRODUCT_OVERHEAD * products / batch.max(1) as f64
+    }
+}
+
 pub struct Net {
     pub shape: NetShape,
     /// Parameters in creation order, with their PyTorch-style names.
@@ -391,6 +416,38 @@ mod tests {
 
     use super::{Net, NetShape};
     use crate::model::ModelType;
+
+    /// A window's cost grows with every size of the model and falls with the batch, and ranks
+    /// the default space's models as their training measures (docs/benchmarks.md, "Cost-aware
+    /// GP"): a linear model, an MLP, a small LSTM, a 3-layer LSTM.
+    #[test]
+    fn a_window_costs_more_in_a_bigger_model_and_less_in_a_bigger_batch() {
+        let shape = |model_type, hidden_size, num_layers, seq_len| NetShape {
+            model_type,
+            seq_len,
+            inputs: 10,
+            outputs: 1,
+            hidden_size,
+            num_layers,
+            dropout: 0.0,
+        };
+        let cost = |s: NetShape| s.window_cost(64);
+        for m in [ModelType::Mlp, ModelType::Lstm, ModelType::Gru] {
+            let base = shape(m, 32, 2, 10);
+            assert!(cost(shape(m, 64, 2, 10)) > cost(base));
+            assert!(cost(shape(m, 32, 3, 10)) > cost(base));
+            assert!(cost(shape(m, 32, 2, 20)) > cost(base));
+            assert!(base.window_cost(32) > base.window_cost(128));
+        }
+        assert!(cost(shape(ModelType::Lstm, 32, 2, 10)) > cost(shape(ModelType::Gru, 32, 2, 10)));
+        let ranked = [
+            shape(ModelType::Mlp, 16, 0, 5),
+            shape(ModelType::Mlp, 64, 2, 10),
+            shape(ModelType::Lstm, 16, 1, 10),
+            shape(ModelType::Lstm, 112, 3, 10),
+        ];
+        assert!(ranked.windows(2).all(|p| cost(p[0]) < cost(p[1])));
+    }
 
     /// Inference over the weights in place, its batches split across 1 and 2 threads, gives
     /// the logits of candle's own ops (the step-by-step reference), for every model type.

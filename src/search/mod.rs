@@ -137,7 +137,23 @@ pub struct Suggestion {
     pub params: Params,
 }
 
-/// Parameters for trial `number` of a study, the model-based phases with `sampler`.
+/// What a trial with these parameters costs to run, in any unit (only ratios count), for the GP
+/// to weigh improvement against: `model::ModelConfig::epoch_cost` for a study of models.
+pub type TrialCost<'a> = &'a dyn Fn(&Params) -> f64;
+
+/// The exponent of the cost in the GP's acquisition for trial `number`: 1 at the first model-based
+/// trial, falling linearly to 0 at the end of the budget (CArBO's cost cooling, in trials): the
+/// search looks for improvement per unit of cost first, and for improvement alone by the end.
+pub fn cost_weight(plan: &PhasePlan, number: usize) -> f64 {
+    let (total, start) = (plan.total() as f64, plan.random as f64);
+    if total <= start {
+        return 0.0;
+    }
+    ((total - number as f64) / (total - start)).clamp(0.0, 1.0)
+}
+
+/// Parameters for trial `number` of a study, the model-based phases with `sampler`, the GP's
+/// weighing each point by `cost` (see `cost_weight`) where it is given.
 /// Deterministic in (seed, number, history).
 pub fn suggest(
     space: &Space,
@@ -146,6 +162,7 @@ pub fn suggest(
     number: usize,
     maximize: bool,
     history: &[Past],
+    cost: Option<TrialCost>,
 ) -> Suggestion {
     let phase = plan.phase_of(number);
     let loss = |v: f64| if maximize { -v } else { v };
@@ -185,7 +202,24 @@ pub fn suggest(
             space.bounds()
         };
         match sampler.resolve(space) {
-            Sampler::Gp => (SampledBy::Gp, gp::suggest(space, &observations, &region, &mut rng)),
+            Sampler::Gp => {
+                let log_cost = cost.map(|cost| {
+                    move |x: &[f64]| {
+                        let params: Params = space
+                            .params
+                            .iter()
+                            .zip(x)
+                            .map(|(p, &u)| (p.name.clone(), p.dist.from_internal(u)))
+                            .collect();
+                        cost(&params).ln()
+                    }
+                });
+                let price = gp::Price {
+                    log_cost: log_cost.as_ref().map(|f| f as gp::LogCost),
+                    alpha: cost_weight(plan, number),
+                };
+                (SampledBy::Gp, gp::suggest(space, &observations, &region, &price, &mut rng))
+            }
             _ => (SampledBy::Tpe, tpe::suggest(space, &observations, &region, &mut rng)),
         }
     };

@@ -250,7 +250,7 @@ fn create_study(store: &Store, home: StudyHome, req: &Request) -> anyhow::Result
                     "tpe": {"n_ei_candidates": search::tpe::N_CANDIDATES, "gamma": "min(ceil(0.1 n), 25)", "constant_liar": true,
                             "model": "numeric parameters jointly, categorical ones independently"},
                     "gp": {"kernel": "ARD Matern-5/2 (Hamming for categorical parameters), fitted noise", "fit": "max log marginal likelihood + priors, L-BFGS",
-                           "acquisition": "log expected improvement", "n_candidates": search::gp::N_CANDIDATES, "running_trials": "kriging believer"},
+                           "acquisition": "log expected improvement less w log(epoch cost), w from 1 at the first model-based trial to 0 at the last", "n_candidates": search::gp::N_CANDIDATES, "running_trials": "kriging believer"},
                     "pruner": {"kind": "median", "n_startup_trials": PRUNE_STARTUP_TRIALS, "n_warmup_steps": PRUNE_WARMUP_EPOCHS,
                                "metric": "val_accuracy", "enabled": req.pruning},
                 })
@@ -400,6 +400,11 @@ fn worker_loop(trial: &Trial, space: &Space, worker: &str, progress: &Progress) 
     .into_iter()
     .map(|s| Past { params: s.params, outcome: Outcome::Value(s.value) })
     .collect();
+    // A trial's cost for the GP: its epoch's (every parameter of a checked space makes a valid
+    // configuration).
+    let cost = |params: &Params| {
+        trial_config(params, study.epochs).map_or(1.0, |c| c.epoch_cost(trial.table.width(), trial.table.tickers.len()))
+    };
     loop {
         crate::interrupt::check()?;
         let claim = home.claim_trial(study, worker, study.n_trials.max(10), |number, trials| {
@@ -420,7 +425,7 @@ fn worker_loop(trial: &Trial, space: &Space, worker: &str, progress: &Progress) 
                 if crate::interrupt::injected("slow-sampler") {
                     std::thread::sleep(std::time::Duration::from_millis(300));
                 }
-                search::suggest(space, &study.plan, (study.seed, study.sampler), number, true, &past)
+                search::suggest(space, &study.plan, (study.seed, study.sampler), number, true, &past, Some(&cost))
             })
         })?;
         let Some((number, search::Suggestion { phase, params, .. })) = claim else {

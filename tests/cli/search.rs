@@ -19,7 +19,7 @@ proptest! {
         let plan = PhasePlan::split(total);
         let mut history: Vec<Past> = Vec::new();
         for number in 0..total {
-            let s = suggest(&func.space, &plan, (seed, sampler), number, false, &history);
+            let s = suggest(&func.space, &plan, (seed, sampler), number, false, &history, None);
             prop_assert_eq!(s.phase, plan.phase_of(number));
             let finished = history.iter().filter(|p| matches!(p.outcome, Outcome::Value(_))).count();
             let model = if gp { SampledBy::Gp } else { SampledBy::Tpe };
@@ -44,7 +44,7 @@ proptest! {
 fn the_default_space_round_trips_every_value() {
     let space = Space::default_space();
     let plan = PhasePlan::split(20);
-    let params = suggest(&space, &plan, (3, Sampler::Tpe), 0, true, &[]).params;
+    let params = suggest(&space, &plan, (3, Sampler::Tpe), 0, true, &[], None).params;
     assert_eq!(params.len(), space.params.len());
     for p in &space.params {
         let v = &params[&p.name];
@@ -53,12 +53,12 @@ fn the_default_space_round_trips_every_value() {
     }
     // Deterministic in (seed, number, history).
     assert_eq!(
-        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]),
-        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[])
+        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[], None),
+        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[], None)
     );
     assert_ne!(
-        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[]).params,
-        suggest(&space, &plan, (4, Sampler::Tpe), 7, true, &[]).params
+        suggest(&space, &plan, (3, Sampler::Tpe), 7, true, &[], None).params,
+        suggest(&space, &plan, (4, Sampler::Tpe), 7, true, &[], None).params
     );
 }
 
@@ -71,21 +71,21 @@ fn the_gp_sampler_repeats_and_starts_from_the_quasi_random_design() {
     let plan = PhasePlan { random: 3, bayesian: 20, finetune: 0 };
     let mut history: Vec<Past> = Vec::new();
     for number in 0..8 {
-        let params = suggest(&func.space, &plan, (5, Sampler::Gp), number, false, &history).params;
+        let params = suggest(&func.space, &plan, (5, Sampler::Gp), number, false, &history, None).params;
         let value = (func.f)(&params);
         history.push(Past { params, outcome: Outcome::Value(value) });
     }
-    let next = |seed| suggest(&func.space, &plan, (seed, Sampler::Gp), 8, false, &history);
+    let next = |seed| suggest(&func.space, &plan, (seed, Sampler::Gp), 8, false, &history, None);
     assert_eq!(next(5), next(5));
     assert_eq!(next(5).sampled_by, SampledBy::Gp);
     assert_ne!(next(5).params, next(6).params);
-    assert_ne!(next(5).params, suggest(&func.space, &plan, (5, Sampler::Tpe), 8, false, &history).params);
+    assert_ne!(next(5).params, suggest(&func.space, &plan, (5, Sampler::Tpe), 8, false, &history, None).params);
     // No finished trial yet: the Halton point, whatever the sampler.
     let running: Vec<Past> =
         history.iter().map(|p| Past { params: p.params.clone(), outcome: Outcome::Running }).collect();
     for number in [3, 9] {
-        let gp = suggest(&func.space, &plan, (5, Sampler::Gp), number, false, &running);
-        assert_eq!(gp, suggest(&func.space, &plan, (5, Sampler::Tpe), number, false, &running));
+        let gp = suggest(&func.space, &plan, (5, Sampler::Gp), number, false, &running, None);
+        assert_eq!(gp, suggest(&func.space, &plan, (5, Sampler::Tpe), number, false, &running, None));
         assert_eq!(gp.sampled_by, SampledBy::Halton);
     }
     assert_eq!(Sampler::Auto.resolve(&Space::default_space()), Sampler::Gp);
@@ -110,12 +110,12 @@ fn a_failed_point_is_not_proposed_again() {
     let sampler = Sampler::Gp;
     let mut history: Vec<Past> = Vec::new();
     for number in 0..5 {
-        let params = suggest(&space, &plan, (2, sampler), number, false, &history).params;
+        let params = suggest(&space, &plan, (2, sampler), number, false, &history, None).params;
         history.push(Past { outcome: Outcome::Value(f(&params)), params });
     }
     let mut failed = Vec::new();
     for number in 5..10 {
-        let params = suggest(&space, &plan, (2, sampler), number, false, &history).params;
+        let params = suggest(&space, &plan, (2, sampler), number, false, &history, None).params;
         assert!(!failed.contains(&params), "{sampler} proposed a failed point again: {params:?} after {failed:?}");
         failed.push(params.clone());
         history.push(Past { params, outcome: Outcome::Failed });
@@ -209,7 +209,7 @@ fn tpe_beats_quasi_random_search() {
     let run = |f: &functions::TestFunction, plan: &PhasePlan, seed: u64| {
         let mut history: Vec<Past> = Vec::new();
         for number in 0..budget {
-            let params = suggest(&f.space, plan, (seed, Sampler::Tpe), number, false, &history).params;
+            let params = suggest(&f.space, plan, (seed, Sampler::Tpe), number, false, &history, None).params;
             let value = (f.f)(&params);
             history.push(Past { params, outcome: Outcome::Value(value) });
         }
@@ -232,4 +232,58 @@ fn tpe_beats_quasi_random_search() {
         let halton = median((0..7).map(|s| run(&f, &random, s)).collect());
         assert!(tpe < halton, "{}: TPE {tpe} not below quasi-random {halton}", f.name);
     }
+}
+
+/// With a cost, the GP spends its model-based trials where improvement is cheap: a dear choice
+/// that does not change the value is drawn far less often than without the cost while the cost
+/// weighs (its weight at least 3/4), less often over the whole budget, and the best found is as
+/// good.
+#[test]
+fn a_cost_steers_the_gp_to_cheap_points_that_do_as_well() {
+    let space = Space::from_toml(
+        "[x]\ntype = \"float\"\nlow = 0.0\nhigh = 1.0\n\n[y]\ntype = \"float\"\nlow = 0.0\nhigh = 1.0\n\n\
+         [size]\ntype = \"categorical\"\nchoices = [\"small\", \"large\"]\n",
+    )
+    .unwrap();
+    let f = |p: &hptune::search::Params| {
+        (p["x"].as_f64().unwrap() - 0.3).powi(2) + (p["y"].as_f64().unwrap() - 0.7).powi(2)
+    };
+    let cost = |p: &hptune::search::Params| if p["size"] == "large" { 100.0 } else { 1.0 };
+    let plan = PhasePlan::split(30);
+    // (dear draws while the weight is at least 3/4, dear draws in all, best value)
+    let run = |seed: u64, cost: Option<hptune::search::TrialCost>| {
+        let (mut history, mut early, mut all): (Vec<Past>, usize, usize) = (Vec::new(), 0, 0);
+        for number in 0..plan.total() {
+            let s = suggest(&space, &plan, (seed, Sampler::Gp), number, false, &history, cost);
+            if s.sampled_by == SampledBy::Gp && s.params["size"] == "large" {
+                all += 1;
+                early += usize::from(hptune::search::cost_weight(&plan, number) >= 0.75);
+            }
+            history.push(Past { outcome: Outcome::Value(f(&s.params)), params: s.params });
+        }
+        let best = history.iter().filter_map(|p| if let Outcome::Value(v) = p.outcome { Some(v) } else { None });
+        (early, all, best.fold(f64::INFINITY, f64::min))
+    };
+    let (mut priced, mut free) = ((0, 0), (0, 0));
+    for seed in 1..=3 {
+        let ((early_p, all_p, best_p), (early_f, all_f, best_f)) = (run(seed, Some(&cost)), run(seed, None));
+        assert!(best_p < 1e-3 && best_f < 1e-3, "seed {seed}: best {best_p} with the cost, {best_f} without");
+        priced = (priced.0 + early_p, priced.1 + all_p);
+        free = (free.0 + early_f, free.1 + all_f);
+    }
+    assert!(
+        4 * priced.0 <= free.0 && priced.1 < free.1,
+        "the dear choice drawn {priced:?} times with the cost, {free:?} without"
+    );
+}
+
+/// The cost's weight: 1 at the first model-based trial, falling to 0 by the last.
+#[test]
+fn the_cost_weight_cools_over_the_budget() {
+    let plan = PhasePlan::split(30);
+    let w: Vec<f64> = (0..30).map(|n| hptune::search::cost_weight(&plan, n)).collect();
+    assert_eq!(w[plan.random], 1.0);
+    assert!(w.windows(2).all(|p| p[1] <= p[0]), "{w:?}");
+    assert!(w[29] < 0.05, "{w:?}");
+    assert_eq!(hptune::search::cost_weight(&PhasePlan { random: 1, bayesian: 0, finetune: 0 }, 0), 0.0);
 }
