@@ -203,17 +203,7 @@ pub fn suggest(
         };
         match sampler.resolve(space) {
             Sampler::Gp => {
-                let log_cost = cost.map(|cost| {
-                    move |x: &[f64]| {
-                        let params: Params = space
-                            .params
-                            .iter()
-                            .zip(x)
-                            .map(|(p, &u)| (p.name.clone(), p.dist.from_internal(u)))
-                            .collect();
-                        cost(&params).ln()
-                    }
-                });
+                let log_cost = cost.map(|cost| move |x: &[f64]| cost(&space.params_at(x)).ln());
                 let price = gp::Price {
                     log_cost: log_cost.as_ref().map(|f| f as gp::LogCost),
                     alpha: cost_weight(plan, number),
@@ -223,6 +213,5 @@ pub fn suggest(
             _ => (SampledBy::Tpe, tpe::suggest(space, &observations, &region, &mut rng)),
         }
     };
-    let params = space.params.iter().zip(x).map(|(p, u)| (p.name.clone(), p.dist.from_internal(u))).collect();
-    Suggestion { phase, sampled_by, params }
+    Suggestion { phase, sampled_by, params: space.params_at(&x) }
 }

@@ -203,6 +203,11 @@ impl Space {
         Ok(Self { params })
     }
 
+    /// The parameters at a point in internal coordinates (ints and steps rounded).
+    pub fn params_at(&self, x: &[f64]) -> Params {
+        self.params.iter().zip(x).map(|(p, &u)| (p.name.clone(), p.dist.from_internal(u))).collect()
+    }
+
     /// (low, high) of each parameter's internal coordinate.
     pub fn bounds(&self) -> Vec<(f64, f64)> {
         self.params.iter().map(|p| p.dist.bounds()).collect()
