@@ -136,6 +136,23 @@ fn holder(message: &str) -> String {
     }
 }
 
+/// Opens `path` with the record's settings.
+pub(crate) fn open(path: &Path, writable: bool) -> duckdb::Result<Connection> {
+    let mode = if writable { AccessMode::ReadWrite } else { AccessMode::ReadOnly };
+    // One thread: the record's statements are a few rows each, and waking DuckDB's worker
+    // threads for each cost more than it gave (measured: 1.5 -> 0.8 ms per update).
+    // `hptune query` raises it for the user's SQL (`user_sql::sandbox`).
+    let config = Config::default().access_mode(mode)?.threads(1)?;
+    let conn = Connection::open_with_flags(path, config)?;
+    if writable {
+        // zstd off (a setting DuckDB 1.2 takes by SET only): it fetches one BLOB of a zstd block
+        // by decompressing the block from its start, which made each checkpoint read cost up to
+        // 0.2 s in a large file (migration 0019).
+        conn.execute_batch("SET disabled_compression_methods = 'zstd'")?;
+    }
+    Ok(conn)
+}
+
 /// Lends the process's connection to `path`, opening it when needed: read-write when `writable`,
 /// else read-only unless a read-write one is already open. Returns the connection and whether it
 /// was opened now (so the caller checks the schema once per open). Waits for other processes'
@@ -170,20 +187,9 @@ pub(crate) fn acquire(path: &Path, writable: bool, timeout: Option<Duration>) ->
     let mut said = start;
     let mut delay = Duration::from_millis(2);
     loop {
-        let mode = if writable { AccessMode::ReadWrite } else { AccessMode::ReadOnly };
-        // One thread: the record's statements are a few rows each, and waking DuckDB's worker
-        // threads for each cost more than it gave (measured: 1.5 -> 0.8 ms per update).
-        // `hptune query` raises it for the user's SQL (`user_sql::sandbox`).
-        let config = Config::default().access_mode(mode)?.threads(1)?;
         let attempt = Instant::now();
-        match Connection::open_with_flags(path, config) {
+        match open(path, writable) {
             Ok(conn) => {
-                if writable {
-                    // zstd off (a setting DuckDB 1.2 takes by SET only): it fetches one BLOB of a
-                    // zstd block by decompressing the block from its start, which made each
-                    // checkpoint read cost up to 0.2 s in a large file (migration 0019).
-                    conn.execute_batch("SET disabled_compression_methods = 'zstd'")?;
-                }
                 costs::add(costs::Cost::StoreOpen, attempt.elapsed());
                 let now = Instant::now();
                 if writable {

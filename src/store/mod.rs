@@ -89,6 +89,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("could not put the compacted copy of {path} in its place ({source}); the file is as it was")]
     Compact { path: PathBuf, source: std::io::Error },
+    #[error("could not create {path} ({source})")]
+    Create { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
     Duckdb { path: PathBuf, source: duckdb::Error },
     #[error(transparent)]
@@ -159,6 +161,7 @@ impl Store {
 
     /// A read-write connection on an up-to-date schema. A new file gets the shipped datasets.
     fn writer(&self) -> Result<Conn> {
+        self.create_if_missing()?;
         let (mut conn, opened) = conn::acquire(&self.path, true, self.lock_timeout)?;
         if opened {
             if let Err(e) = self.set_up(&mut conn) {
@@ -169,9 +172,39 @@ impl Store {
         Ok(conn)
     }
 
+    /// Makes the database when the file is missing: it is set up under a private name beside it
+    /// and then linked to its name, so that no process ever opens a half-made file. (DuckDB
+    /// creates a new file before it locks it; a second process that opened it in between read an
+    /// empty header: "not a valid DuckDB database file".) Of processes that make it at once, the
+    /// first link wins and the others' files are removed.
+    fn create_if_missing(&self) -> Result<()> {
+        if self.path.exists() {
+            return Ok(());
+        }
+        let private = crate::files::partial_path(&self.path);
+        let made = (|| {
+            let _ = std::fs::remove_file(&private);
+            let mut conn =
+                conn::open(&private, true).map_err(|source| StoreError::Duckdb { path: self.path.clone(), source })?;
+            self.set_up(&mut conn)
+            // Closing checkpoints: the file is whole, without a write-ahead log.
+        })()
+        .and_then(|()| match std::fs::hard_link(&private, &self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            // A file system without hard links: a rename, which another process making the
+            // file at the same instant could replace (nothing is in it yet to lose).
+            Err(_) if !self.path.exists() => std::fs::rename(&private, &self.path)
+                .map_err(|source| StoreError::Create { path: self.path.clone(), source }),
+            _ => Ok(()),
+        });
+        let _ = std::fs::remove_file(&private);
+        let _ = std::fs::remove_file(private.with_extension("partial.wal"));
+        made
+    }
+
     /// Brings a file just opened read-write up to date: migrations, views, and the shipped
     /// datasets in a new file.
-    fn set_up(&self, conn: &mut Conn) -> Result<()> {
+    fn set_up(&self, conn: &mut Connection) -> Result<()> {
         let created = migrate::run(conn, &self.path)?;
         views::apply(conn)?;
         if created {

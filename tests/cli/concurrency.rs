@@ -62,6 +62,31 @@ fn two_importing_processes_both_succeed() {
     assert_eq!(rows, 2 * 100 * 3000);
 }
 
+/// Processes that find no database all make it at the same instant, and each opens a whole file.
+/// DuckDB creates a file (truncating it) before it locks it: a second creator emptied the first's
+/// header, or an opener read the empty one ("not a valid DuckDB database file").
+#[test]
+fn processes_that_make_the_file_at_once_all_open_it_whole() {
+    let reference = Env::new();
+    reference.ok(&["data", "list"]);
+    let shipped: i64 = reference.sql_one("SELECT count(*) FROM datasets");
+    for _ in 0..5 {
+        let env = Env::new();
+        let children: Vec<_> = (0..6)
+            .map(|_| env.cmd().args(["data", "list"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap())
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let n: i64 = env.sql_one("SELECT count(*) FROM datasets");
+        assert_eq!(n, shipped);
+        let left: Vec<_> =
+            std::fs::read_dir(env.path("")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(left, ["experiments.db"], "the private files of the processes that lost are removed");
+    }
+}
+
 #[test]
 fn a_bounded_wait_says_what_it_waited_for() {
     let env = Env::new();
