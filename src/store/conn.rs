@@ -143,7 +143,13 @@ pub(crate) fn open(path: &Path, writable: bool) -> duckdb::Result<Connection> {
     // threads for each cost more than it gave (measured: 1.5 -> 0.8 ms per update).
     // `hptune query` raises it for the user's SQL (`user_sql::sandbox`).
     let config = Config::default().access_mode(mode)?.threads(1)?;
-    let conn = Connection::open_with_flags(path, config)?;
+    // The type named in the path: without it DuckDB reads the file's header to learn its type
+    // before it takes the lock, and then opens with those bytes: a process that checkpointed in
+    // between had freed the blocks they point to ("Could not read enough bytes from file" beside
+    // four workers). Named, nothing is read before the lock, and a ':' in the path stays a path.
+    let mut named = std::ffi::OsString::from("duckdb:");
+    named.push(path);
+    let conn = Connection::open_with_flags(named, config)?;
     if writable {
         // zstd off (a setting DuckDB 1.2 takes by SET only): it fetches one BLOB of a zstd block
         // by decompressing the block from its start, which made each checkpoint read cost up to

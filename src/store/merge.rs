@@ -52,7 +52,7 @@ impl Store {
         }
         let mut conn = self.writer()?;
         let quoted = other.to_string_lossy().replace('\'', "''");
-        conn.execute_batch(&format!("ATTACH '{quoted}' AS merge_src (READ_ONLY)"))
+        conn.execute_batch(&format!("ATTACH '{quoted}' AS merge_src (READ_ONLY, TYPE duckdb)"))
             .map_err(|e| StoreError::Duckdb { path: other.to_path_buf(), source: e })?;
         let result = copy(&mut conn, other, dry_run);
         let _ = conn.execute_batch("DETACH merge_src");
