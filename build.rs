@@ -11,7 +11,11 @@ fn git(args: &[&str]) -> Option<String> {
 fn main() {
     let commit = match git(&["rev-parse", "HEAD"]) {
         Some(head) if !head.is_empty() => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            // Without optional locks: a plain `git status` rewrites the index to refresh its
+            // stat data, which changed the index this script watches, so the next cargo command
+            // ran it again and recompiled hptune (a minute each time).
+            let dirty = git(&["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{head}-dirty")
             } else {
@@ -22,13 +26,12 @@ fn main() {
     };
     println!("cargo:rustc-env=HPTUNE_COMMIT={commit}");
     // Again when HEAD moves (a commit, a checkout) or a tracked file changes.
-    for path in ["HEAD", "index", "packed-refs"] {
-        if let Some(p) = git(&["rev-parse", "--git-path", path]) {
-            println!("cargo:rerun-if-changed={p}");
-        }
-    }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(p) = git(&["rev-parse", "--git-path", &branch]) {
+    // Only files that exist: cargo counts a missing one as changed, and reran this script and
+    // recompiled hptune on every command (a checkout without `packed-refs`). A branch whose loose
+    // ref is missing is in `packed-refs`, which then exists.
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    for path in ["HEAD", "index", "packed-refs"].into_iter().chain(branch.as_deref()) {
+        if let Some(p) = git(&["rev-parse", "--git-path", path]).filter(|p| std::path::Path::new(p).exists()) {
             println!("cargo:rerun-if-changed={p}");
         }
     }
