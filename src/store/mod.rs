@@ -220,9 +220,7 @@ impl Store {
     /// A read-only connection (or the read-write one this process holds). Creates or upgrades
     /// the file first when it needs it.
     fn reader(&self) -> Result<Conn> {
-        if !self.path.exists() {
-            drop(self.writer()?);
-        }
+        self.create_if_missing()?;
         let (conn, opened) = self.open_read_only()?;
         if !opened {
             return Ok(conn);
