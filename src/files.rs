@@ -38,9 +38,7 @@ pub fn refuse_database(out: &Path, db: &Path, flag: &str) -> anyhow::Result<()> 
         })
     };
     let identity = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-    let mut wal = db.as_os_str().to_owned();
-    wal.push(".wal");
-    for target in [db.to_path_buf(), PathBuf::from(wal)] {
+    for target in [db.to_path_buf(), wal_path(db)] {
         let same_path = resolve(out).is_some_and(|o| Some(o) == resolve(&target));
         let same_file = identity(out).is_some_and(|o| Some(o) == identity(&target));
         if same_path || same_file {
@@ -79,6 +77,13 @@ pub fn check_writable(dir: &Path) -> anyhow::Result<()> {
         .tempfile_in(existing)
         .map(drop)
         .with_context(|| format!("cannot write under {}: choose another --out", dir.display()))
+}
+
+/// DuckDB's write-ahead log beside the database file `db`.
+pub fn wal_path(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push(".wal");
+    PathBuf::from(wal)
 }
 
 /// A temporary name beside `path`, unique to this process, for writers that need a path (DuckDB's

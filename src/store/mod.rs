@@ -198,7 +198,7 @@ impl Store {
             _ => Ok(()),
         });
         let _ = std::fs::remove_file(&private);
-        let _ = std::fs::remove_file(private.with_extension("partial.wal"));
+        let _ = std::fs::remove_file(crate::files::wal_path(&private));
         made
     }
 
